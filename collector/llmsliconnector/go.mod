@@ -1,0 +1,3 @@
+module github.com/llmotel/llmotel/collector/llmsliconnector
+
+go 1.25

@@ -1,0 +1,53 @@
+"""Fail when source code spells a telemetry name the registry does not define.
+
+Scans quoted strings in src/ (Python) and collector/ (Go) that look like gen_ai.* or llmotel.*
+names. Python module paths (llmotel.providers...) and logger names are not telemetry names and
+are skipped when they name an existing module. Generated files are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import ROOT, _load  # noqa: E402
+
+NAME = re.compile(r"""["'`]((?:gen_ai|llmotel|openai\.response)\.[a-z0-9_.]+)["'`]""")
+ALLOWED_PREFIXES = ("llmotel.sim",)  # the simulator's own module / logger names
+
+
+def _module_names() -> set[str]:
+    src = ROOT / "src"
+    names = set()
+    for path in src.rglob("*.py"):
+        rel = path.relative_to(src).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.add(".".join(parts))
+    return names
+
+
+def main() -> int:
+    attrs, metrics, spans = _load()
+    known = {a.id for a in attrs} | {m.name for m in metrics}
+    modules = _module_names()
+    bad: list[str] = []
+    files = list((ROOT / "src").rglob("*.py")) + list((ROOT / "collector").rglob("*.go"))
+    for path in files:
+        if path.name in ("_semconv.py", "generated_semconv.go"):
+            continue
+        for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            for name in NAME.findall(line):
+                if name in known or name in modules or name.startswith(ALLOWED_PREFIXES):
+                    continue
+                bad.append(f"{path.relative_to(ROOT)}:{lineno}: '{name}' is not in semconv/registry")
+    for line in bad:
+        print(line, file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""What one LLM call looked like, as plain data: the contract between the modules.
+
+Data flows one way:
+
+    providers/<x>.py  (patch point; reads requests, responses, chunks)  -> LLMRequest / LLMResponse
+    capture.py        (timestamps of one call)                           -> CallCapture
+    server_timing.py  (what the server said about its own timing)        -> ServerTiming
+    phases.py         (the phase model)                                  -> list[Phase]
+    energy.py         (energy/carbon)                                    -> EnergyEstimate
+    spans.py          (the only place that creates spans)
+
+Nothing here imports OpenTelemetry or a provider SDK. All times are ``time.perf_counter_ns()``
+values (monotonic) except ``CallCapture.start_wall_ns``, which anchors them to wall-clock time
+so spans can be emitted with explicit timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+PhaseName = Literal["retries", "queue", "prefill", "first_token", "decode"]
+PhaseSource = Literal["server", "client", "estimated"]
+
+
+@dataclass(slots=True)
+class LLMRequest:
+    """The request, as the provider module read it from the caller's arguments (never mutated)."""
+
+    provider: str  # gen_ai.provider.name: openai, anthropic, azure.ai.openai, vllm, ...
+    operation: str  # gen_ai.operation.name: chat, text_completion, embeddings, ...
+    request_model: str
+    server_address: str = ""
+    server_port: int = 0
+    stream: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    # Keyed hash of system prompt + tool definitions (never the text) and its approximate token length.
+    prefix_fingerprint: str = ""
+    prefix_tokens: int = 0
+    # Region learned before the call (base URL data-residency prefix or configuration) and how.
+    region: str = ""
+    region_source: str = ""
+    user: str = ""  # the request's user / safety_identifier; used as tenant only if configured
+    input_messages_json: str = ""  # only filled when content capture is on
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts with the GenAI convention's meaning: input_tokens INCLUDES cache reads and writes."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_write_5m_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    source: Literal["provider", "estimated"] = "provider"
+
+
+@dataclass(slots=True)
+class LLMResponse:
+    """What the provider module read from the response body, stream events and headers."""
+
+    response_id: str = ""
+    response_model: str = ""
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    system_fingerprint: str = ""
+    service_tier: str = ""
+    region: str = ""  # region the response revealed (usage.inference_geo, x-ms-region, cf-ray suffix)
+    region_source: str = ""
+    tool_names: list[str] = field(default_factory=list)  # tools the model asked to call
+    truncated: bool = False
+    status_code: int = 0
+    # Response headers, lower-cased names. Read for rate limits, server timing and region only;
+    # never exported as such (request headers are never read at all).
+    headers: dict[str, str] = field(default_factory=dict)
+    # Server timing found in the body (llama.cpp "timings", vLLM "metrics"), raw.
+    body_timing: dict[str, object] = field(default_factory=dict)
+    output_messages_json: str = ""  # only filled when content capture is on
+
+
+@dataclass(slots=True)
+class CallCapture:
+    """Timestamps of one call, in perf_counter_ns. 0 means "not observed"."""
+
+    start_wall_ns: int = 0  # time.time_ns() at call start; anchors the monotonic values below
+    start_ns: int = 0  # call entered
+    attempt_start_ns: int = 0  # the attempt that answered was sent (== start_ns without retries)
+    headers_ns: int = 0  # response headers received (stream object returned)
+    first_content_ns: int = 0  # first chunk carrying content / tool-call / thinking delta
+    last_chunk_ns: int = 0
+    end_ns: int = 0  # body read / stream ended / error raised
+    chunk_count: int = 0
+    content_chunk_count: int = 0
+    max_gap_ns: int = 0
+    stall_count: int = 0
+    resend_count: int = 0
+    abandoned: bool = False
+
+
+@dataclass(slots=True)
+class ServerTiming:
+    """What a server said about its own timing, in seconds; None where it said nothing."""
+
+    format: str = "none"  # tgi | llama_cpp | vllm | openai_processing_ms | none
+    queue_s: float | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
+    time_per_token_s: float | None = None
+    total_s: float | None = None  # upper bound of server time (openai-processing-ms, TGI total)
+    cached_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class Phase:
+    name: PhaseName
+    start_ns: int  # perf_counter_ns
+    end_ns: int
+    source: PhaseSource
+    confidence: float = 1.0
+
+
+@dataclass(slots=True)
+class EnergyEstimate:
+    wh: float
+    wh_min: float
+    wh_max: float
+    gco2e: float | None
+    gco2e_min: float | None
+    gco2e_max: float | None
+    grid_intensity: float | None  # gCO2e/kWh
+    grid_region: str
+    pue: float
+    method: str
+    model_size_source: str
+    source: str = "estimated"
