@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from pathlib import Path
@@ -19,8 +20,6 @@ def machine() -> str:
         )
     except (OSError, StopIteration):
         cpu = platform.processor() or "unknown CPU"
-    import os
-
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
