@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import ROOT, _load  # noqa: E402
+from generate import ROOT, _load
 
 NAME = re.compile(r"""["'`]((?:gen_ai|llmotel|openai\.response)\.[a-z0-9_.]+)["'`]""")
 ALLOWED_PREFIXES = ("llmotel.sim",)  # the simulator's own module / logger names
@@ -31,7 +31,7 @@ def _module_names() -> set[str]:
 
 
 def main() -> int:
-    attrs, metrics, spans = _load()
+    attrs, metrics, _spans = _load()
     known = {a.id for a in attrs} | {m.name for m in metrics}
     modules = _module_names()
     bad: list[str] = []

@@ -156,7 +156,7 @@ def render_python(attrs: list[Attribute], metrics: list[Metric], spans: list[Spa
     out.append("    {")
     out += [f'        "{a.id}",' for a in attrs]
     out += ["    }", ")", ""]
-    out.append("# Released GenAI name -> newest name, used when OTEL_SEMCONV_STABILITY_OPT_IN has gen_ai_latest_experimental.")
+    out.append("# Released GenAI name -> newest name (OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental).")
     out.append("LATEST_EXPERIMENTAL_RENAMES: Final[dict[str, str]] = {")
     out += [f'    "{a.id}": "{a.latest_experimental}",' for a in attrs if a.latest_experimental]
     out += ["}", ""]
@@ -179,7 +179,8 @@ def render_python(attrs: list[Attribute], metrics: list[Metric], spans: list[Spa
 
 
 def render_go(attrs: list[Attribute], metrics: list[Metric], spans: list[Span]) -> str:
-    out = [f"// {HEADER}", "", "// Package semconv holds the attribute and metric names llmotel emits.", "package semconv", ""]
+    out = [f"// {HEADER}", "", "// Package semconv holds the attribute and metric names llmotel emits."]
+    out += ["package semconv", ""]
     out.append("// Attribute names.")
     out.append("const (")
     for a in attrs:
@@ -224,6 +225,9 @@ def _go_float(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+_RULE6 = "| --- | --- | --- | --- | --- | --- |"
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -236,14 +240,14 @@ def render_docs(attrs: list[Attribute], metrics: list[Metric], spans: list[Span]
     out += ["", "## Spans", "", "| name | kind | meaning |", "| --- | --- | --- |"]
     for s in spans:
         out.append(f"| `{s.name}` | {s.kind} | {_md(s.brief)} |")
-    out += ["", "## Attributes", "", "| attribute | type | unit | requirement | follows | meaning |", "| --- | --- | --- | --- | --- | --- |"]
+    out += ["", "## Attributes", "", "| attribute | type | unit | requirement | follows | meaning |", _RULE6]
     for a in attrs:
         typ = a.type if not a.members else "enum: " + ", ".join(f"`{m}`" for m in a.members)
         follows = a.convention or "llmotel (this registry)"
         if a.latest_experimental:
             follows += f"; *renamed* to `{a.latest_experimental}` in latest_experimental"
         out.append(f"| `{a.id}` | {typ} | {a.unit} | {a.requirement_level} | {_md(follows)} | {_md(a.brief)} |")
-    out += ["", "## Metrics", "", "| metric | instrument | unit | emitted by | buckets | meaning |", "| --- | --- | --- | --- | --- | --- |"]
+    out += ["", "## Metrics", "", "| metric | instrument | unit | emitted by | buckets | meaning |", _RULE6]
     for m in metrics:
         buckets = ", ".join(_go_float(b) for b in m.buckets)
         out.append(f"| `{m.name}` | {m.instrument} | {m.unit} | {m.emitter} | {buckets} | {_md(m.brief)} |")

@@ -299,7 +299,7 @@ ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(
     }
 )
 
-# Released GenAI name -> newest name, used when OTEL_SEMCONV_STABILITY_OPT_IN has gen_ai_latest_experimental.
+# Released GenAI name -> newest name (OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental).
 LATEST_EXPERIMENTAL_RENAMES: Final[dict[str, str]] = {
     "gen_ai.openai.response.service_tier": "openai.response.service_tier",
     "gen_ai.openai.response.system_fingerprint": "openai.response.system_fingerprint",
