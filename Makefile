@@ -23,7 +23,7 @@ semconv-check: setup
 	$(PY) semconv/check_usage.py
 
 lint: setup
-	$(VENV)/bin/ruff check src tests semconv bench examples
+	$(VENV)/bin/ruff check .
 
 typecheck: setup
 	$(VENV)/bin/mypy --strict src/llmotel
