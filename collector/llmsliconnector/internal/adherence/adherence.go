@@ -1,0 +1,141 @@
+// Package adherence scores how far the tools an agent run executed are from the plans it announced.
+//
+// It is pure (no collector dependencies) and implements the one definition written in docs/agents.md;
+// the Python SDK (src/llmotel/adherence.py) implements the same one, and both are tested against
+// semconv/adherence_cases.json.
+package adherence
+
+// Revision is one announced plan and the tools executed while it was in force (until the next
+// re-plan or the end of the run). Planned lists the steps still to do when it was announced.
+type Revision struct {
+	Planned  []string
+	Executed []string
+}
+
+// Result holds the scores of one agent run.
+type Result struct {
+	Ordered   float64 // sum LCS(plan, executed) / sum plan length, in [0, 1]
+	Precision float64 // |planned set ∩ executed set| / |executed set|
+	Recall    float64 // |planned set ∩ executed set| / |planned set|
+	Skipped   int     // planned steps never executed
+	Extra     int     // executed tools not matched by a planned step
+	Reordered int     // matched steps that are not in the longest common subsequence
+	Replans   int     // revisions after the first
+}
+
+// Score scores a run from its revisions (in announcement order) and the tools executed before the
+// first plan. It never panics and does not retain or modify its arguments.
+func Score(unplanned []string, revisions []Revision) Result {
+	var plannedTotal, lcsTotal, skipped, reordered int
+	extra := len(unplanned)
+	plannedSet := map[string]struct{}{}
+	executedSet := make(map[string]struct{}, len(unplanned))
+	for _, name := range unplanned {
+		executedSet[name] = struct{}{}
+	}
+	last := len(revisions) - 1
+	for r, rev := range revisions {
+		plan := rev.Planned
+		if r != last {
+			plan = EffectivePlan(rev.Planned, rev.Executed)
+		}
+		m := Matched(plan, rev.Executed)
+		l := LCS(plan, rev.Executed)
+		plannedTotal += len(plan)
+		lcsTotal += l
+		skipped += len(plan) - m
+		extra += len(rev.Executed) - m
+		reordered += m - l
+		for _, name := range plan {
+			plannedSet[name] = struct{}{}
+		}
+		for _, name := range rev.Executed {
+			executedSet[name] = struct{}{}
+		}
+	}
+
+	res := Result{Skipped: skipped, Extra: extra, Reordered: reordered}
+	if len(revisions) > 1 {
+		res.Replans = len(revisions) - 1
+	}
+	switch {
+	case plannedTotal > 0:
+		res.Ordered = float64(lcsTotal) / float64(plannedTotal)
+	case len(executedSet) == 0:
+		res.Ordered = 1
+	}
+	common := 0
+	for name := range plannedSet {
+		if _, ok := executedSet[name]; ok {
+			common++
+		}
+	}
+	res.Precision = ratio(common, len(executedSet))
+	res.Recall = ratio(common, len(plannedSet))
+	return res
+}
+
+// ratio is n/d, or 1 when d is 0 (nothing to be imprecise or to miss about).
+func ratio(n, d int) float64 {
+	if d == 0 {
+		return 1
+	}
+	return float64(n) / float64(d)
+}
+
+// EffectivePlan is a superseded revision's plan cut after the last step that was executed while it
+// was in force: step i counts as executed when its occurrence number among planned[:i+1] is at most
+// the number of times that tool appears in executed. Later steps were dropped by the re-plan.
+func EffectivePlan(planned, executed []string) []string {
+	available := counts(executed)
+	seen := make(map[string]int, len(planned))
+	end := 0
+	for i, step := range planned {
+		seen[step]++
+		if seen[step] <= available[step] {
+			end = i + 1
+		}
+	}
+	return planned[:end]
+}
+
+// Matched is the size of the multiset intersection of planned and executed.
+func Matched(planned, executed []string) int {
+	available := counts(executed)
+	n := 0
+	for _, step := range planned {
+		if available[step] > 0 {
+			available[step]--
+			n++
+		}
+	}
+	return n
+}
+
+// LCS is the length of the longest common subsequence, O(len(a)*len(b)) time, O(len(b)) memory.
+func LCS(a, b []string) int {
+	if len(a) == 0 || len(b) == 0 {
+		return 0
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for _, x := range a {
+		for j, y := range b {
+			if x == y {
+				cur[j+1] = prev[j] + 1
+			} else {
+				cur[j+1] = max(prev[j+1], cur[j])
+			}
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func counts(names []string) map[string]int {
+	m := make(map[string]int, len(names))
+	for _, name := range names {
+		m[name]++
+	}
+	return m
+}

@@ -1,0 +1,77 @@
+"""The shared adherence case table (also read by the Go tests) and properties of the scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llmotel.adherence import Revision, effective_plan, lcs, matched, score
+
+CASES_PATH = Path(__file__).resolve().parent.parent / "semconv" / "adherence_cases.json"
+TABLE: dict[str, Any] = json.loads(CASES_PATH.read_text())
+CASES: list[dict[str, Any]] = TABLE["cases"]
+
+
+def test_table_is_big_enough_and_names_are_unique() -> None:
+    names = [c["name"] for c in CASES]
+    assert len(names) >= 15
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_shared_case(case: dict[str, Any]) -> None:
+    revisions = [Revision(r["planned"], r["executed"]) for r in case["revisions"]]
+    got = score(revisions, case["unplanned"])
+    want = case["expect"]
+    tol = TABLE["tolerance"]
+    for key in ("ordered", "precision", "recall"):
+        assert getattr(got, key) == pytest.approx(want[key], abs=tol), key
+    for key in ("skipped", "extra", "reordered", "replans"):
+        assert getattr(got, key) == want[key], key
+
+
+def test_lcs_known_values() -> None:
+    assert lcs("ABCBDAB", "BDCABA") == 4  # the textbook example (CLRS)
+    assert lcs([], ["a"]) == 0
+    assert lcs(["a", "b"], ["b", "a"]) == 1
+
+
+def test_effective_plan_cuts_after_last_executed_step() -> None:
+    assert list(effective_plan(["a", "b", "c", "d"], ["a", "b"])) == ["a", "b"]
+    assert list(effective_plan(["a", "b", "c"], ["c"])) == ["a", "b", "c"]
+    assert list(effective_plan(["a", "a", "b"], ["a"])) == ["a"]
+    assert list(effective_plan(["a", "b"], [])) == []
+
+
+names = st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), max_size=8)
+
+
+@given(st.lists(st.tuples(names, names), max_size=4), names)
+def test_invariants(pairs: list[tuple[list[str], list[str]]], unplanned: list[str]) -> None:
+    got = score([Revision(p, e) for p, e in pairs], unplanned)
+    assert 0.0 <= got.ordered <= 1.0
+    assert 0.0 <= got.precision <= 1.0
+    assert 0.0 <= got.recall <= 1.0
+    assert min(got.skipped, got.extra, got.reordered, got.replans) >= 0
+    executed_total = len(unplanned) + sum(len(e) for _, e in pairs)
+    assert len(got.executed) == executed_total
+    # Every effective step is either matched or skipped; every executed tool either matched or extra.
+    matched_total = len(got.planned) - got.skipped
+    assert matched_total == executed_total - got.extra
+    assert got.reordered <= matched_total
+    # The final revision is never cut.
+    if pairs:
+        assert list(got.planned[len(got.planned) - len(pairs[-1][0]) :]) == pairs[-1][0] or not pairs[-1][0]
+
+
+@given(names, names)
+def test_single_revision_perfect_iff_identical(planned: list[str], executed: list[str]) -> None:
+    got = score([Revision(planned, executed)])
+    perfect = got.ordered == 1.0 and got.skipped == 0 and got.extra == 0 and got.reordered == 0
+    assert perfect == (planned == executed)
+    assert matched(planned, executed) == matched(executed, planned)
