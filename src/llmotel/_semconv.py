@@ -37,6 +37,7 @@ LLMOTEL_AGENT_ADHERENCE_ORDERED: Final = "llmotel.agent.adherence.ordered"
 LLMOTEL_AGENT_ADHERENCE_PRECISION: Final = "llmotel.agent.adherence.precision"
 LLMOTEL_AGENT_ADHERENCE_RECALL: Final = "llmotel.agent.adherence.recall"
 LLMOTEL_AGENT_EXECUTED_TOOLS: Final = "llmotel.agent.executed_tools"
+LLMOTEL_AGENT_PLANNED_TOOLS: Final = "llmotel.agent.planned_tools"
 LLMOTEL_AGENT_REPLANS: Final = "llmotel.agent.replans"
 LLMOTEL_AGENT_STEPS_EXTRA: Final = "llmotel.agent.steps.extra"
 LLMOTEL_AGENT_STEPS_REORDERED: Final = "llmotel.agent.steps.reordered"
@@ -68,6 +69,7 @@ LLMOTEL_PHASE_FIRST_TOKEN_OBSERVED: Final = "llmotel.phase.first_token.observed"
 LLMOTEL_PHASE_MODEL_SAMPLES: Final = "llmotel.phase.model.samples"
 LLMOTEL_PHASE_NAME: Final = "llmotel.phase.name"
 LLMOTEL_PHASE_SOURCE: Final = "llmotel.phase.source"
+LLMOTEL_PLAN_ARGUMENTS: Final = "llmotel.plan.arguments"
 LLMOTEL_PLAN_REVISION: Final = "llmotel.plan.revision"
 LLMOTEL_PLAN_STEPS: Final = "llmotel.plan.steps"
 LLMOTEL_PLAN_TOOLS: Final = "llmotel.plan.tools"
@@ -91,6 +93,7 @@ LLMOTEL_SLI_REASON: Final = "llmotel.sli.reason"
 LLMOTEL_SLI_STEP_KIND: Final = "llmotel.sli.step.kind"
 LLMOTEL_STREAM_ABANDONED: Final = "llmotel.stream.abandoned"
 LLMOTEL_TENANT_ID: Final = "llmotel.tenant.id"
+LLMOTEL_TOOL_PLANNED: Final = "llmotel.tool.planned"
 LLMOTEL_USAGE_CACHE_WRITE_1H_INPUT_TOKENS: Final = "llmotel.usage.cache_write.1h.input_tokens"
 LLMOTEL_USAGE_CACHE_WRITE_5M_INPUT_TOKENS: Final = "llmotel.usage.cache_write.5m.input_tokens"
 LLMOTEL_USAGE_SOURCE: Final = "llmotel.usage.source"
@@ -134,6 +137,7 @@ AttributeName = Literal[
     "llmotel.agent.adherence.precision",
     "llmotel.agent.adherence.recall",
     "llmotel.agent.executed_tools",
+    "llmotel.agent.planned_tools",
     "llmotel.agent.replans",
     "llmotel.agent.steps.extra",
     "llmotel.agent.steps.reordered",
@@ -165,6 +169,7 @@ AttributeName = Literal[
     "llmotel.phase.model.samples",
     "llmotel.phase.name",
     "llmotel.phase.source",
+    "llmotel.plan.arguments",
     "llmotel.plan.revision",
     "llmotel.plan.steps",
     "llmotel.plan.tools",
@@ -188,6 +193,7 @@ AttributeName = Literal[
     "llmotel.sli.step.kind",
     "llmotel.stream.abandoned",
     "llmotel.tenant.id",
+    "llmotel.tool.planned",
     "llmotel.usage.cache_write.1h.input_tokens",
     "llmotel.usage.cache_write.5m.input_tokens",
     "llmotel.usage.source",
@@ -234,6 +240,7 @@ ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(
         "llmotel.agent.adherence.precision",
         "llmotel.agent.adherence.recall",
         "llmotel.agent.executed_tools",
+        "llmotel.agent.planned_tools",
         "llmotel.agent.replans",
         "llmotel.agent.steps.extra",
         "llmotel.agent.steps.reordered",
@@ -265,6 +272,7 @@ ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(
         "llmotel.phase.model.samples",
         "llmotel.phase.name",
         "llmotel.phase.source",
+        "llmotel.plan.arguments",
         "llmotel.plan.revision",
         "llmotel.plan.steps",
         "llmotel.plan.tools",
@@ -288,6 +296,7 @@ ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(
         "llmotel.sli.step.kind",
         "llmotel.stream.abandoned",
         "llmotel.tenant.id",
+        "llmotel.tool.planned",
         "llmotel.usage.cache_write.1h.input_tokens",
         "llmotel.usage.cache_write.5m.input_tokens",
         "llmotel.usage.source",
