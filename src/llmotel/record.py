@@ -121,6 +121,8 @@ class Phase:
     end_ns: int
     source: PhaseSource
     confidence: float = 1.0
+    # Calls of this key the phase model had learned from when it split this one (llmotel.phase.model.samples).
+    samples: int = 0
 
 
 @dataclass(slots=True)
