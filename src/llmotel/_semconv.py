@@ -89,6 +89,7 @@ LLMOTEL_SERVER_PROCESSING_TIME: Final = "llmotel.server.processing_time"
 LLMOTEL_SERVER_REGION: Final = "llmotel.server.region"
 LLMOTEL_SERVER_REGION_SOURCE: Final = "llmotel.server.region.source"
 LLMOTEL_SERVER_TIMING_FORMAT: Final = "llmotel.server.timing.format"
+LLMOTEL_SLI_METRIC: Final = "llmotel.sli.metric"
 LLMOTEL_SLI_REASON: Final = "llmotel.sli.reason"
 LLMOTEL_SLI_STEP_KIND: Final = "llmotel.sli.step.kind"
 LLMOTEL_STREAM_ABANDONED: Final = "llmotel.stream.abandoned"
@@ -189,6 +190,7 @@ AttributeName = Literal[
     "llmotel.server.region",
     "llmotel.server.region.source",
     "llmotel.server.timing.format",
+    "llmotel.sli.metric",
     "llmotel.sli.reason",
     "llmotel.sli.step.kind",
     "llmotel.stream.abandoned",
@@ -292,6 +294,7 @@ ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(
         "llmotel.server.region",
         "llmotel.server.region.source",
         "llmotel.server.timing.format",
+        "llmotel.sli.metric",
         "llmotel.sli.reason",
         "llmotel.sli.step.kind",
         "llmotel.stream.abandoned",
@@ -363,10 +366,13 @@ METRIC_LLMOTEL_SLI_REQUEST_DURATION: Final = "llmotel.sli.request.duration"
 METRIC_LLMOTEL_SLI_REQUESTS: Final = "llmotel.sli.requests"
 METRIC_LLMOTEL_SLI_REVISION_CHANGES: Final = "llmotel.sli.revision.changes"
 METRIC_LLMOTEL_SLI_REVISION_DISTINCT: Final = "llmotel.sli.revision.distinct"
+METRIC_LLMOTEL_SLI_SERIES_OVERFLOWED: Final = "llmotel.sli.series.overflowed"
 METRIC_LLMOTEL_SLI_SPANS_REJECTED: Final = "llmotel.sli.spans.rejected"
 METRIC_LLMOTEL_SLI_STALLS: Final = "llmotel.sli.stalls"
 METRIC_LLMOTEL_SLI_TENANT_DEMAND: Final = "llmotel.sli.tenant.demand"
+METRIC_LLMOTEL_SLI_TENANT_DEMAND_SHARE: Final = "llmotel.sli.tenant.demand_share"
 METRIC_LLMOTEL_SLI_TENANT_SERVICE: Final = "llmotel.sli.tenant.service"
+METRIC_LLMOTEL_SLI_TENANT_SERVICE_SHARE: Final = "llmotel.sli.tenant.service_share"
 METRIC_LLMOTEL_SLI_TENANT_SLOWDOWN: Final = "llmotel.sli.tenant.slowdown"
 METRIC_LLMOTEL_SLI_TIME_PER_OUTPUT_TOKEN: Final = "llmotel.sli.time_per_output_token"
 METRIC_LLMOTEL_SLI_TIME_TO_FIRST_TOKEN: Final = "llmotel.sli.time_to_first_token"
