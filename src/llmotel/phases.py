@@ -5,24 +5,116 @@ Contract (spans.py relies on it):
   intervals are contiguous: the first starts at ``capture.start_ns``, each starts where the previous
   ended, the last ends at ``capture.end_ns``. Durations are >= 0.
 - Each phase says its source: ``server`` (reported by the server), ``client`` (measured between two
-  observed events) or ``estimated`` (inferred; ``confidence`` < 1).
+  observed events, or a measured interval minus server-reported parts) or ``estimated`` (inferred by
+  the model; ``confidence`` < 1). ``samples`` says how many calls of the key the model had learned from.
 - Never raises for odd input (missing usage, zero-length calls, clocks that went backwards).
 
-This first version uses cold-start priors only; the learned model (issue: phase model) replaces the
-internals of ``PhaseModel`` behind the same signature.
+Method (long form, with when not to trust it: docs/phases.md):
+- TTFT (attempt sent -> first content chunk) = queue + prefill + first_token, where first_token is
+  "end of prefill -> first content chunk": the first decode step plus network and framing overhead.
+- Streams measure TTFT and decode directly. Server-reported parts are used exactly; the rest of TTFT
+  is split with the learned lower envelope (phase_calibration.py): prefill = a*uncached + k*cached,
+  first_token = fixed overhead (with the idle decode step replaced by this call's measured one), and
+  queue = what is left, clipped at zero.
+- Non-streaming calls see only the total: decode is estimated from the time per output token that
+  streams of the same key taught (or the server's, or the non-streaming envelope's, or the prior),
+  and the remainder is split as above.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import math
+import os
+import threading
+from typing import Any
+
+from llmotel.phase_calibration import STATE_ENV, Calibrator, Coefficients, Key
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
-# Cold-start priors, low confidence. Placeholder figures until the phase-model issue lands.
-_PRIOR_PREFILL_S_PER_TOKEN = 0.0002
-_PRIOR_TPOT_S = 0.02
-_PRIOR_CONFIDENCE = 0.2
+_log = logging.getLogger(__name__)
+
+_NS = 1e9
+# Below this many streaming samples of a key, non-streaming calls use the non-streaming envelope.
+_MIN_STREAM_SAMPLES = 10
+_EXTRAPOLATION_PENALTY = 0.7
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return low if value < low else high if value > high else value
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and value >= 0.0 else None
+
+
+class _Window:
+    """queue / prefill / first_token durations (s) of the span before decode, with sources."""
+
+    __slots__ = ("f", "f_src", "p", "p_src", "q", "q_src")
+
+    def __init__(self) -> None:
+        self.q = self.p = self.f = 0.0
+        self.q_src: PhaseSource = "estimated"
+        self.p_src: PhaseSource = "estimated"
+        self.f_src: PhaseSource = "estimated"
+
+
+def split_window(
+    window_s: float,
+    queue_srv: float | None,
+    prefill_srv: float | None,
+    prefill_est: float,
+    first_token_est: float,
+    server_bound_s: float | None,
+    remainder_source: PhaseSource,
+) -> _Window:
+    """Split a measured interval into queue + prefill + first_token that add up to it exactly.
+
+    Server-reported parts are used as reported (only shrunk if they exceed the interval); the model
+    fills the rest; queue is what the model does not explain, clipped at zero. ``server_bound_s``
+    (openai-processing-ms) caps queue + prefill. ``remainder_source`` labels first_token when both
+    queue and prefill came from the server (the measured interval minus reported parts).
+    """
+    w = _Window()
+    t = max(window_s, 0.0)
+    prefill_est = max(prefill_est, 0.0)
+    first_token_est = max(first_token_est, 0.0)
+    if queue_srv is not None and prefill_srv is not None:
+        w.q = min(queue_srv, t)
+        w.p = min(prefill_srv, t - w.q)
+        w.q_src = w.p_src = "server"
+        w.f_src = remainder_source
+    elif prefill_srv is not None:
+        w.p = min(prefill_srv, t)
+        w.q = max(0.0, t - w.p - first_token_est)
+        w.p_src = "server"
+    elif queue_srv is not None:
+        w.q = min(queue_srv, t)
+        rest = t - w.q
+        model = prefill_est + first_token_est
+        w.p = rest * prefill_est / model if model > 0 else 0.0
+        w.q_src = "server"
+    else:
+        w.q = max(0.0, t - prefill_est - first_token_est)
+        rest = t - w.q
+        model = prefill_est + first_token_est
+        w.p = prefill_est if model <= rest else (rest * prefill_est / model if model > 0 else 0.0)
+    if server_bound_s is not None and w.q_src != "server":
+        # The server cannot have queued and prefilled for longer than it says it worked.
+        w.q = min(w.q, max(0.0, server_bound_s - w.p))
+    w.f = max(0.0, t - w.q - w.p)
+    return w
 
 
 class PhaseModel:
+    """Splits calls into phases and learns, per key, from every call it splits. Thread-safe."""
+
+    def __init__(self, calibrator: Calibrator | None = None, *, learn: bool = True) -> None:
+        self.calibrator = calibrator if calibrator is not None else Calibrator()
+        self.learn = learn
+
     def split(
         self,
         request: LLMRequest,
@@ -31,30 +123,226 @@ class PhaseModel:
         server: ServerTiming,
     ) -> list[Phase]:
         """Never raises; see the module docstring for the tiling guarantee."""
+        try:
+            return self._split(request, response, capture, server)
+        except Exception:
+            _log.debug("llmotel: phase model failed; emitting one estimated phase set", exc_info=True)
+            return _fallback(capture)
+
+    def _split(
+        self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming
+    ) -> list[Phase]:
         start = capture.start_ns
         end = max(capture.end_ns, start)
+        attempt = _clamp(capture.attempt_start_ns or start, start, end)
         phases: list[Phase] = []
-        attempt = min(max(capture.attempt_start_ns, start), end)
         if attempt > start:
             phases.append(Phase("retries", start, attempt, "client", 1.0))
+
+        key: Key = (
+            request.provider,
+            request.server_address,
+            response.response_model or request.request_model,
+            response.region or request.region,
+        )
         usage = response.usage
+        input_tokens = max(usage.input_tokens or 0, 0)
+        cached = usage.cache_read_tokens if usage.cache_read_tokens is not None else server.cached_tokens
+        cached = max(min(cached or 0, input_tokens), 0)
+        uncached = input_tokens - cached
+        output = usage.output_tokens if usage.output_tokens is not None else capture.content_chunk_count
+        output = max(output or 0, 0)
+        co = self.calibrator.coefficients(key)
+        queue_srv = _finite(server.queue_s)
+        prefill_srv = _finite(server.prefill_s)
+        bound = _finite(server.total_s)
+
         first = capture.first_content_ns
-        decode_source: PhaseSource
-        if attempt <= first <= end:
-            decode_start, decode_source = first, "client"
-        else:
-            tokens = usage.output_tokens or 0
-            decode_start, decode_source = max(attempt, end - int(tokens * _PRIOR_TPOT_S * 1e9)), "estimated"
-        uncached = max(0, (usage.input_tokens or 0) - (usage.cache_read_tokens or 0))
-        prefill_ns = min(int(uncached * _PRIOR_PREFILL_S_PER_TOKEN * 1e9), decode_start - attempt)
-        # Without the learned model there is no queue evidence: queue is empty, the rest of TTFT is first_token.
-        prefill_end = attempt + prefill_ns
-        low = _PRIOR_CONFIDENCE
-        phases.append(Phase("queue", attempt, attempt, "estimated", low))
-        phases.append(Phase("prefill", attempt, prefill_end, "estimated", low))
-        phases.append(Phase("first_token", prefill_end, decode_start, "estimated", low))
-        phases.append(Phase("decode", decode_start, end, decode_source, 1.0 if decode_source == "client" else low))
+        if first > 0 and attempt <= first <= end:
+            return self._split_stream(phases, key, co, capture, attempt, first, end, uncached, cached, output,
+                                      queue_srv, prefill_srv, bound)
+        return self._split_total(phases, key, co, server, attempt, end, uncached, cached, output,
+                                 queue_srv, prefill_srv, bound)
+
+    def _split_stream(
+        self,
+        phases: list[Phase],
+        key: Key,
+        co: Coefficients,
+        capture: CallCapture,
+        attempt: int,
+        first: int,
+        end: int,
+        uncached: int,
+        cached: int,
+        output: int,
+        queue_srv: float | None,
+        prefill_srv: float | None,
+        bound: float | None,
+    ) -> list[Phase]:
+        ttft = (first - attempt) / _NS
+        last = capture.last_chunk_ns if first <= capture.last_chunk_ns <= end else end
+        tpot = (last - first) / _NS / (output - 1) if output >= 2 and last > first else None
+        first_token_est = _first_token(co, tpot)
+        prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
+        # The queue left after a server-reported prefill depends on the overhead alone: trust it more.
+        conf = _confidence(co.confidence, co, uncached)
+        w = split_window(ttft, queue_srv, prefill_srv, prefill_est, first_token_est,
+                         bound, "client")
+        self._emit(phases, attempt, first, w, conf, co.samples, prefill_srv is not None)
+        phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
+        if self.learn and not capture.abandoned:
+            self.calibrator.observe_stream(key, uncached, cached, ttft, tpot)
         return phases
 
+    def _split_total(
+        self,
+        phases: list[Phase],
+        key: Key,
+        co: Coefficients,
+        server: ServerTiming,
+        attempt: int,
+        end: int,
+        uncached: int,
+        cached: int,
+        output: int,
+        queue_srv: float | None,
+        prefill_srv: float | None,
+        bound: float | None,
+    ) -> list[Phase]:
+        total = (end - attempt) / _NS
+        steps = max(output - 1, 0)
+        decode_srv = _finite(server.decode_s)
+        tpot_srv = _finite(server.time_per_token_s)
+        streams_taught = co.samples >= _MIN_STREAM_SAMPLES or co.total_samples == 0
+        decode_src: PhaseSource = "server"
+        if decode_srv is not None:
+            decode = decode_srv
+        elif tpot_srv is not None:
+            decode = tpot_srv * steps
+        else:
+            decode_src = "estimated"
+            decode = (co.time_per_output_token_s if streams_taught else co.total_s_per_output_token) * steps
+        decode = min(max(decode, 0.0), total)
+        if streams_taught:
+            first_token_est = _first_token(co, co.time_per_output_token_s if co.tpot_samples else None)
+            prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
+            conf, samples = _confidence(co.confidence, co, uncached), co.samples
+        else:
+            first_token_est = co.total_overhead_s + co.total_s_per_output_token
+            prefill_est = co.total_prefill_s_per_token * uncached + co.total_cache_read_s_per_token * cached
+            conf, samples = co.total_confidence, co.total_samples
+        bound_window = None if bound is None else max(0.0, bound - decode)
+        w = split_window(total - decode, queue_srv, prefill_srv, prefill_est, first_token_est,
+                         bound_window, "estimated")
+        # The first-token boundary was not observed: never claim more than an estimate for it.
+        decode_start = end - round(decode * _NS)
+        self._emit(phases, attempt, decode_start, w, conf, samples, prefill_srv is not None)
+        decode_conf = 1.0 if decode_src == "server" else conf
+        phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
+        if self.learn:
+            self.calibrator.observe_total(key, uncached, cached, output, total)
+        return phases
 
-DEFAULT_MODEL = PhaseModel()
+    @staticmethod
+    def _emit(
+        phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
+        prefill_known: bool,
+    ) -> None:
+        q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
+        p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
+        q_conf = 1.0 if w.q_src == "server" else ((1.0 + conf) / 2.0 if prefill_known else conf)
+        phases.append(Phase("queue", begin, q_end, w.q_src, q_conf, samples))
+        phases.append(Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples))
+        f_conf = 1.0 if w.f_src != "estimated" else (q_conf if prefill_known else conf)
+        phases.append(Phase("first_token", p_end, window_end, w.f_src, f_conf, samples))
+
+
+def _first_token(co: Coefficients, tpot_call: float | None) -> float:
+    """Fixed overhead, with the idle decode step it contains replaced by this call's decode step."""
+    overhead = co.overhead_s
+    if tpot_call is None or co.tpot_floor_s is None:
+        return overhead
+    network = max(0.0, overhead - co.tpot_floor_s)
+    return network + tpot_call
+
+
+def _confidence(base: float, co: Coefficients, uncached: int) -> float:
+    lo, hi = co.uncached_range
+    if co.samples and (uncached > 2.0 * hi or uncached < 0.5 * lo):
+        return base * _EXTRAPOLATION_PENALTY
+    return base
+
+
+def _fallback(capture: CallCapture) -> list[Phase]:
+    """A tiling set with everything before the end in the queue: only used if the model itself failed."""
+    start = capture.start_ns
+    end = max(capture.end_ns, start)
+    return [
+        Phase("queue", start, end, "estimated", 0.0),
+        Phase("prefill", end, end, "estimated", 0.0),
+        Phase("first_token", end, end, "estimated", 0.0),
+        Phase("decode", end, end, "estimated", 0.0),
+    ]
+
+
+_gauge_lock = threading.Lock()
+_gauge_registered: set[int] = set()
+
+
+def register_prefill_gauge(meter: Any = None, model: PhaseModel | None = None) -> None:
+    """Export ``llmotel.phase_model.prefill_time_per_token`` per key as an observable gauge.
+
+    ``meter`` defaults to the global MeterProvider's meter (a proxy until the app sets a provider);
+    ``model`` defaults to DEFAULT_MODEL. Idempotent per (meter, model). Never raises.
+    """
+    try:
+        from opentelemetry import metrics
+
+        from llmotel import _semconv as sc
+
+        model = model if model is not None else DEFAULT_MODEL
+        meter = meter if meter is not None else metrics.get_meter("llmotel")
+        token = hash((id(meter), id(model)))
+        with _gauge_lock:
+            if token in _gauge_registered:
+                return
+            _gauge_registered.add(token)
+        calibrator = model.calibrator
+
+        def observe(_options: metrics.CallbackOptions) -> list[metrics.Observation]:
+            return [
+                metrics.Observation(
+                    rate,
+                    {
+                        sc.GEN_AI_PROVIDER_NAME: key[0],
+                        sc.SERVER_ADDRESS: key[1],
+                        sc.GEN_AI_RESPONSE_MODEL: key[2],
+                        sc.LLMOTEL_SERVER_REGION: key[3],
+                    },
+                )
+                for key, rate in calibrator.prefill_rates()
+            ]
+
+        meter.create_observable_gauge(
+            sc.METRIC_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN,
+            callbacks=[observe],
+            unit="s",
+            description="Learned prefill seconds per uncached input token, per key.",
+        )
+    except Exception:
+        _log.debug("llmotel: could not register the prefill gauge", exc_info=True)
+
+
+def _default_model() -> PhaseModel:
+    """The process-wide model; with LLMOTEL_PHASE_MODEL_STATE set it loads and saves that file."""
+    path = os.environ.get(STATE_ENV) or None
+    model = PhaseModel(Calibrator(state_path=path))
+    if path:
+        atexit.register(model.calibrator.save, path)
+    return model
+
+
+DEFAULT_MODEL = _default_model()
+# Through the global MeterProvider's proxy: the gauge reports once the app sets a provider.
+register_prefill_gauge()

@@ -1,0 +1,427 @@
+"""The phase model's online learner: per key, the lower envelope of latency against token counts.
+
+Method (docs/phases.md has the long form):
+- A key is (provider, server address, resolved model, region). Keys live in an LRU of at most
+  ``max_keys``; a key's memory is bounded too (at most ``_MAX_BINS`` bins of ``_PER_BIN`` points).
+- For streams, TTFT = overhead + queue + prefill. Calls that did not queue are the fastest for their
+  size, so the *lower envelope* of TTFT against (uncached input tokens, cache-read tokens) is
+  ``overhead + a * uncached + k * cached``: intercept = fixed overhead, slope ``a`` = prefill seconds per
+  uncached token, ``k`` = the (small) cost of a cache read. Queue = what the envelope does not explain.
+- The envelope is kept as binned minima (bins on a log scale of each token count, the few points with
+  the smallest residual kept per bin) and fitted by a low expectile regression (tau = 0.1: points above
+  the line weigh 9x less than points below it) with a weak pull towards the cold-start prior, so a key
+  seen only at one prompt size still gets a sane split. Coefficients are kept non-negative and a cache
+  read never costs more than an uncached token.
+- Decode: streams give time per output token directly; an exponentially weighted mean (recent load) is
+  kept for non-streaming calls of the same key.
+- Non-streaming calls see only the total, so they feed a second envelope of total time against
+  (uncached, cached, output tokens); it is used for keys that never stream.
+- Old points expire after ``_MAX_AGE`` calls of their key, so a server that became slower (diurnal
+  contention) is followed, not hidden under an old minimum.
+
+Thread-safe (one lock per learner; the work under it is O(bins) and a refit at most every few calls).
+Never raises from ``observe_*``/``coefficients``; persistence errors are logged at debug and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from llmotel.phase_priors import Prior, prior
+
+_log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str, str]  # provider, server address, resolved model, region
+
+STATE_ENV = "LLMOTEL_PHASE_MODEL_STATE"
+_STATE_VERSION = 1
+
+_TAU = 0.1  # expectile of the envelope fit
+_FIT_ITERATIONS = 6
+_PRIOR_WEIGHT = 0.02  # the prior counts as this fraction of one point: it only settles what the data cannot
+_PER_BIN = 3
+_MAX_BINS = 48
+_MAX_AGE = 4096  # calls of a key after which a stored point expires
+_EAGER_FIT_SAMPLES = 64  # below this many calls the fit is refreshed on every change
+_LAZY_FIT_EVERY = 8  # above it, at most once per this many calls
+_TPOT_ALPHA = 0.1
+# The idle decode step is the lowest time per output token seen; it drifts up this much per stream so
+# a server that became slower for good is followed.
+_TPOT_FLOOR_DRIFT = 1.001
+_SAVE_EVERY = 200  # learned calls between two writes of the state file
+
+
+@dataclass(frozen=True, slots=True)
+class Coefficients:
+    """What the learner believes about one key now, in seconds. ``samples`` counts learned calls."""
+
+    overhead_s: float
+    prefill_s_per_token: float
+    cache_read_s_per_token: float
+    time_per_output_token_s: float  # recent (exponentially weighted) time per output token of streams
+    tpot_floor_s: float | None  # lowest time per output token seen lately: the idle decode step
+    samples: int  # streaming calls in the TTFT envelope
+    tpot_samples: int  # streams that taught a time per output token
+    total_samples: int  # non-streaming calls in the total-time envelope
+    confidence: float  # of the TTFT split, in [0, 1]
+    # Non-streaming envelope: total = total_overhead + a*uncached + k*cached + per_output*output.
+    total_overhead_s: float
+    total_prefill_s_per_token: float
+    total_cache_read_s_per_token: float
+    total_s_per_output_token: float
+    total_confidence: float
+    uncached_range: tuple[float, float]  # span of uncached tokens the TTFT envelope has seen
+    prior: Prior
+
+
+def _log_bin(value: float, per_octave: int) -> int:
+    return 0 if value < 1.0 else 1 + int(per_octave * math.log2(value))
+
+
+def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting on a small dense system; None if singular."""
+    n = len(rhs)
+    m = [[*row, rhs[i]] for i, row in enumerate(matrix)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[pivot][col]) < 1e-300:
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        for r in range(col + 1, n):
+            f = m[r][col] / m[col][col]
+            if f:
+                for c in range(col, n + 1):
+                    m[r][c] -= f * m[col][c]
+    out = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        s = m[r][n] - sum(m[r][c] * out[c] for c in range(r + 1, n))
+        out[r] = s / m[r][r]
+    return out
+
+
+class _Envelope:
+    """Binned minima of t against features x, and the low-expectile line through them.
+
+    Features are non-negative token counts; ``theta`` = [intercept, slope per feature]. Every
+    coefficient is kept >= 0; ``cap`` pairs (i, j) keep theta[i] <= theta[j] (cache read <= uncached).
+    """
+
+    __slots__ = ("_bins", "_cap", "_dirty", "_last_fit", "_per_octave", "_prior", "count", "theta")
+
+    def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
+        self._prior = prior_theta
+        self._per_octave = per_octave
+        self._cap = cap
+        self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int]]] = {}
+        self._dirty = False
+        self._last_fit = 0
+        self.count = 0
+        self.theta = list(prior_theta)
+
+    def _residual(self, x: tuple[float, ...], t: float) -> float:
+        theta = self.theta
+        return t - sum(theta[i + 1] * x[i] for i in range(len(x)))
+
+    def add(self, x: tuple[float, ...], t: float) -> None:
+        self.count += 1
+        seq = self.count
+        key = tuple(_log_bin(v, p) for v, p in zip(x, self._per_octave, strict=True))
+        points = self._bins.get(key)
+        if points is None:
+            if len(self._bins) >= _MAX_BINS:
+                # Evict the bin whose newest point is oldest: it describes a size no longer sent.
+                stale = min(self._bins, key=lambda k: max(p[2] for p in self._bins[k]))
+                del self._bins[stale]
+            self._bins[key] = [(x, t, seq)]
+            self._dirty = True
+            return
+        if points and points[0][2] < seq - _MAX_AGE:
+            points[:] = [p for p in points if p[2] >= seq - _MAX_AGE]
+        if len(points) < _PER_BIN:
+            points.append((x, t, seq))
+            self._dirty = True
+            return
+        r_new = self._residual(x, t)
+        worst = max(range(len(points)), key=lambda i: self._residual(points[i][0], points[i][1]))
+        if r_new < self._residual(points[worst][0], points[worst][1]):
+            points[worst] = (x, t, seq)
+            self._dirty = True
+
+    def refresh(self) -> None:
+        """Refit if the envelope changed (every change while young, then at most every few calls)."""
+        if not self._dirty:
+            return
+        if self.count > _EAGER_FIT_SAMPLES and self.count - self._last_fit < _LAZY_FIT_EVERY:
+            return
+        self._dirty = False
+        self._last_fit = self.count
+        points = [(x, t) for pts in self._bins.values() for x, t, _ in pts]
+        theta = self._fit(points)
+        if theta is not None:
+            self.theta = theta
+
+    def points(self) -> Iterable[tuple[tuple[float, ...], float]]:
+        for pts in self._bins.values():
+            for x, t, _ in pts:
+                yield x, t
+
+    def _fit(self, points: list[tuple[tuple[float, ...], float]]) -> list[float] | None:
+        if not points:
+            return None
+        dims = len(self._prior)
+        # Scale of each feature, so the prior's pull is "one typical point" whatever the units.
+        scale = [1.0] + [
+            max(1.0, sum(x[i] for x, _ in points) / len(points)) for i in range(dims - 1)
+        ]
+        weights = [1.0] * len(points)
+        fixed: set[int] = set()
+        theta = list(self._prior)
+        for _ in range(_FIT_ITERATIONS):
+            solved = self._weighted_solve(points, weights, scale, fixed)
+            if solved is None:
+                return None
+            theta = solved
+            for i, (x, t) in enumerate(points):
+                r = t - theta[0] - sum(theta[j + 1] * x[j] for j in range(dims - 1))
+                weights[i] = _TAU if r > 0 else 1.0 - _TAU
+        return theta
+
+    def _weighted_solve(
+        self,
+        points: list[tuple[tuple[float, ...], float]],
+        weights: list[float],
+        scale: list[float],
+        fixed: set[int],
+    ) -> list[float] | None:
+        dims = len(self._prior)
+        for _ in range(dims + 1):  # active set: pin negative coefficients to 0 and solve again
+            free = [i for i in range(dims) if i not in fixed]
+            a = [[0.0] * len(free) for _ in free]
+            b = [0.0] * len(free)
+            for (x, t), w in zip(points, weights, strict=True):
+                full = (1.0, *x)
+                row = [full[i] for i in free]
+                for r, vr in enumerate(row):
+                    b[r] += w * vr * t
+                    for c, vc in enumerate(row):
+                        a[r][c] += w * vr * vc
+            for r, i in enumerate(free):
+                lam = _PRIOR_WEIGHT * scale[i] * scale[i]
+                a[r][r] += lam
+                b[r] += lam * self._prior[i]
+            solved = _solve(a, b) if free else []
+            if solved is None:
+                return None
+            theta = [0.0] * dims
+            for r, i in enumerate(free):
+                theta[i] = solved[r]
+            negative = [i for i in free if theta[i] < 0.0]
+            if not negative:
+                if self._cap is not None:
+                    lo, hi = self._cap
+                    theta[lo] = min(theta[lo], theta[hi])
+                return theta
+            fixed = fixed | set(negative)
+        return None
+
+
+class _KeyState:
+    __slots__ = ("prior", "total", "tpot", "tpot_floor", "tpot_n", "ttft", "u_max", "u_min")
+
+    def __init__(self, p: Prior) -> None:
+        self.prior = p
+        # TTFT envelope: [overhead, s/uncached token, s/cached token]; bins 2/octave on uncached, 1 on cached.
+        self.ttft = _Envelope([p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token], (2, 1), (2, 1))
+        # Total-time envelope of non-streaming calls: + s/output token (bins 1/octave on output).
+        self.total = _Envelope(
+            [p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token, p.time_per_output_token_s],
+            (2, 1, 1),
+            (2, 1),
+        )
+        self.tpot = p.time_per_output_token_s
+        self.tpot_n = 0
+        self.tpot_floor: float | None = None
+        self.u_min = math.inf
+        self.u_max = 0.0
+
+
+def _confidence(samples: int, base: float, spread: float) -> float:
+    """Grows from the prior's confidence to ~0.9 with samples; halved while all sizes look alike."""
+    if samples <= 0:
+        return base
+    learned = 0.9 * samples / (samples + 30.0)
+    coverage = 1.0 if spread >= 4.0 else 0.5 + 0.5 * max(0.0, math.log2(max(spread, 1.0))) / 2.0
+    return max(base, learned * coverage)
+
+
+class Calibrator:
+    """Bounded per-key learner. ``observe_*`` teach it; ``coefficients`` reads it. Never raises."""
+
+    def __init__(self, max_keys: int = 128, state_path: str | None = None) -> None:
+        self._keys: OrderedDict[Key, _KeyState] = OrderedDict()
+        self._max_keys = max(1, max_keys)
+        self._lock = threading.Lock()
+        self._state_path: str | None = None
+        self._unsaved = 0
+        if state_path:
+            self.load(state_path)
+        self._state_path = state_path
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _state(self, key: Key) -> _KeyState:
+        state = self._keys.get(key)
+        if state is None:
+            state = _KeyState(prior(key[2], key[1]))
+            self._keys[key] = state
+            if len(self._keys) > self._max_keys:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(key)
+        return state
+
+    def observe_stream(
+        self, key: Key, uncached: int, cached: int, ttft_s: float, tpot_s: float | None
+    ) -> None:
+        """Teach one streaming call: its TTFT (send -> first content) and time per output token."""
+        if not (ttft_s >= 0.0 and math.isfinite(ttft_s)):
+            return
+        with self._lock:
+            state = self._state(key)
+            state.ttft.add((float(max(uncached, 0)), float(max(cached, 0))), ttft_s)
+            state.u_min = min(state.u_min, float(uncached))
+            state.u_max = max(state.u_max, float(uncached))
+            if tpot_s is not None and tpot_s >= 0.0 and math.isfinite(tpot_s):
+                state.tpot = tpot_s if state.tpot_n == 0 else state.tpot + _TPOT_ALPHA * (tpot_s - state.tpot)
+                state.tpot_n += 1
+                floor = state.tpot_floor
+                state.tpot_floor = tpot_s if floor is None else min(floor * _TPOT_FLOOR_DRIFT, tpot_s)
+        self._maybe_save()
+
+    def observe_total(self, key: Key, uncached: int, cached: int, output: int, total_s: float) -> None:
+        """Teach one non-streaming call: send -> body read, with its token counts."""
+        if not (total_s >= 0.0 and math.isfinite(total_s)):
+            return
+        with self._lock:
+            state = self._state(key)
+            state.total.add((float(max(uncached, 0)), float(max(cached, 0)), float(max(output, 0))), total_s)
+        self._maybe_save()
+
+    def coefficients(self, key: Key) -> Coefficients:
+        with self._lock:
+            state = self._state(key)
+            state.ttft.refresh()
+            state.total.refresh()
+            p = state.prior
+            ttft, total = state.ttft, state.total
+            spread = state.u_max / max(state.u_min, 1.0) if ttft.count else 1.0
+            t_spread = max((x[0] for x, _ in total.points()), default=1.0) / max(
+                min((x[0] for x, _ in total.points()), default=1.0), 1.0
+            )
+            return Coefficients(
+                overhead_s=ttft.theta[0],
+                prefill_s_per_token=ttft.theta[1],
+                cache_read_s_per_token=ttft.theta[2],
+                time_per_output_token_s=state.tpot,
+                tpot_floor_s=state.tpot_floor,
+                samples=ttft.count,
+                tpot_samples=state.tpot_n,
+                total_samples=total.count,
+                confidence=_confidence(ttft.count, p.confidence, spread),
+                total_overhead_s=total.theta[0],
+                total_prefill_s_per_token=total.theta[1],
+                total_cache_read_s_per_token=total.theta[2],
+                total_s_per_output_token=total.theta[3],
+                total_confidence=_confidence(total.count, p.confidence, t_spread),
+                uncached_range=(state.u_min if ttft.count else 0.0, state.u_max),
+                prior=p,
+            )
+
+    def prefill_rates(self) -> list[tuple[Key, float]]:
+        """(key, learned prefill s/token) for every key with streaming samples; for the gauge."""
+        with self._lock:
+            out = []
+            for key, state in self._keys.items():
+                state.ttft.refresh()
+                if state.ttft.count:
+                    out.append((key, state.ttft.theta[1]))
+            return out
+
+    # --- opt-in persistence -------------------------------------------------------------------
+
+    def _maybe_save(self) -> None:
+        if not self._state_path:
+            return
+        self._unsaved += 1
+        if self._unsaved >= _SAVE_EVERY:
+            self.save(self._state_path)
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            keys = []
+            for key, state in self._keys.items():
+                keys.append(
+                    {
+                        "key": list(key),
+                        "ttft": [[list(x), t] for x, t in state.ttft.points()],
+                        "total": [[list(x), t] for x, t in state.total.points()],
+                        "tpot": state.tpot,
+                        "tpot_n": state.tpot_n,
+                        "tpot_floor": state.tpot_floor,
+                    }
+                )
+            return {"version": _STATE_VERSION, "keys": keys}
+
+    def save(self, path: str) -> None:
+        """Write the learned points atomically (temp file + rename). Never raises."""
+        try:
+            data = json.dumps(self.to_json(), separators=(",", ":"))
+            directory = os.path.dirname(os.path.abspath(path))
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".llmotel-phase-", suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                f.write(data)
+            os.replace(tmp, path)
+            self._unsaved = 0
+        except Exception:
+            _log.debug("llmotel: could not save phase model state to %s", path, exc_info=True)
+
+    def load(self, path: str) -> None:
+        """Re-teach points from a state file; a missing or malformed file is ignored. Never raises."""
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
+                return
+            for entry in data.get("keys", [])[-self._max_keys :]:
+                raw_key = entry["key"]
+                if not (isinstance(raw_key, list) and len(raw_key) == 4):
+                    continue
+                key: Key = (str(raw_key[0]), str(raw_key[1]), str(raw_key[2]), str(raw_key[3]))
+                tpot_n = int(entry.get("tpot_n", 0))
+                tpot = float(entry.get("tpot", 0.0))
+                raw_floor = entry.get("tpot_floor")
+                floor = float(raw_floor) if isinstance(raw_floor, (int, float)) else None
+                for x, t in entry.get("ttft", []):
+                    self.observe_stream(key, int(x[0]), int(x[1]), float(t), None)
+                for x, t in entry.get("total", []):
+                    self.observe_total(key, int(x[0]), int(x[1]), int(x[2]), float(t))
+                if tpot_n > 0 and math.isfinite(tpot) and tpot >= 0.0:
+                    with self._lock:
+                        state = self._state(key)
+                        state.tpot, state.tpot_n = tpot, tpot_n
+                        if floor is not None and math.isfinite(floor) and floor >= 0.0:
+                            state.tpot_floor = floor
+        except FileNotFoundError:
+            return
+        except Exception:
+            _log.debug("llmotel: ignoring unreadable phase model state %s", path, exc_info=True)

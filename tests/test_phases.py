@@ -1,0 +1,343 @@
+"""The phase model: tiling under any timings, clipping, server timing used exactly, learning, bounds."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmotel import server_timing
+from llmotel.phase_calibration import Calibrator
+from llmotel.phase_priors import model_params, prior
+from llmotel.phases import PhaseModel, register_prefill_gauge, split_window
+from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, ServerTiming, Usage
+
+NS = 1_000_000_000
+ORDER = ["queue", "prefill", "first_token", "decode"]
+KEY = ("openai", "127.0.0.1", "llama-3.1-8b-x", "")
+
+
+def _request(stream: bool = True) -> LLMRequest:
+    return LLMRequest(provider="openai", operation="chat", request_model="llama-3.1-8b",
+                      server_address="127.0.0.1", stream=stream)
+
+
+def _response(inp: int | None, out: int | None, cached: int | None = 0) -> LLMResponse:
+    return LLMResponse(response_model="llama-3.1-8b-x",
+                       usage=Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached))
+
+
+def _stream_capture(start: int, ttft_s: float, tpot_s: float, out: int) -> CallCapture:
+    first = start + round(ttft_s * NS)
+    end = first + round(tpot_s * max(out - 1, 0) * NS)
+    return CallCapture(start_ns=start, attempt_start_ns=start, headers_ns=start + 1000, first_content_ns=first,
+                       last_chunk_ns=end, end_ns=end, content_chunk_count=out, chunk_count=out)
+
+
+def _durations(phases: list[Phase]) -> dict[str, float]:
+    return {p.name: (p.end_ns - p.start_ns) / NS for p in phases}
+
+
+def assert_tiles(phases: list[Phase], capture: CallCapture) -> None:
+    names = [p.name for p in phases]
+    assert names in (ORDER, ["retries", *ORDER]), names
+    assert phases[0].start_ns == capture.start_ns
+    assert phases[-1].end_ns == max(capture.end_ns, capture.start_ns)
+    for a, b in zip(phases, phases[1:], strict=False):
+        assert a.end_ns == b.start_ns
+    for p in phases:
+        assert p.end_ns >= p.start_ns
+        assert p.source in ("server", "client", "estimated")
+        assert 0.0 <= p.confidence <= 1.0
+        assert p.samples >= 0
+
+
+def _train(model: PhaseModel, n: int, rng: random.Random, *, overhead: float = 0.004, per_token: float = 5e-5,
+           tpot: float = 0.02, queue_share: float = 0.5) -> None:
+    """Streams from a server with a known floor; half of them queue for a random time."""
+    for i in range(n):
+        u = rng.choice([64, 200, 500, 1000, 2000, 4000, 8000])
+        queue = rng.expovariate(1 / 0.05) if rng.random() < queue_share else 0.0
+        ttft = overhead + tpot + per_token * u + queue
+        cap = _stream_capture(i * 10 * NS, ttft, tpot, 40)
+        model.split(_request(), _response(u, 40), cap, ServerTiming())
+
+
+timing_ns = st.integers(min_value=-5 * NS, max_value=60 * NS)
+maybe_tokens = st.one_of(st.none(), st.integers(min_value=-10, max_value=200_000))
+maybe_seconds = st.one_of(st.none(), st.floats(min_value=-1.0, max_value=100.0), st.sampled_from([float("nan"), float("inf")]))
+
+
+@st.composite
+def server_timings(draw: st.DrawFn) -> ServerTiming:
+    return ServerTiming(
+        format=draw(st.sampled_from(["none", "tgi", "llama_cpp", "vllm", "openai_processing_ms"])),
+        queue_s=draw(maybe_seconds), prefill_s=draw(maybe_seconds), decode_s=draw(maybe_seconds),
+        time_per_token_s=draw(maybe_seconds), total_s=draw(maybe_seconds),
+        cached_tokens=draw(maybe_tokens),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    start=timing_ns, attempt=timing_ns, first=timing_ns, last=timing_ns, end=timing_ns,
+    inp=maybe_tokens, out=maybe_tokens, cached=maybe_tokens, stream=st.booleans(), server=server_timings(),
+    trained=st.booleans(), chunks=st.integers(min_value=0, max_value=5000),
+)
+def test_phases_tile_the_call_for_any_timings(
+    start: int, attempt: int, first: int, last: int, end: int, inp: int | None, out: int | None,
+    cached: int | None, stream: bool, server: ServerTiming, trained: bool, chunks: int,
+) -> None:
+    model = PhaseModel()
+    if trained:
+        _train(model, 30, random.Random(3))
+    cap = CallCapture(start_ns=start, attempt_start_ns=attempt, first_content_ns=first, last_chunk_ns=last,
+                      end_ns=end, content_chunk_count=chunks)
+    phases = model.split(_request(stream), _response(inp, out, cached), cap, server)
+    assert_tiles(phases, cap)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    window=st.floats(min_value=0, max_value=100), q=maybe_seconds, p=maybe_seconds,
+    pe=st.floats(min_value=0, max_value=100), fe=st.floats(min_value=0, max_value=100),
+    bound=st.one_of(st.none(), st.floats(min_value=0, max_value=100)),
+)
+def test_split_window_adds_up_and_never_goes_negative(
+    window: float, q: float | None, p: float | None, pe: float, fe: float, bound: float | None
+) -> None:
+    q = q if q is not None and q == q and 0 <= q < float("inf") else None
+    p = p if p is not None and p == p and 0 <= p < float("inf") else None
+    w = split_window(window, q, p, pe, fe, bound, "client")
+    assert min(w.q, w.p, w.f) >= 0.0
+    assert w.q + w.p + w.f == pytest.approx(window, abs=1e-9)
+
+
+def test_cold_start_uses_priors_with_low_confidence() -> None:
+    model = PhaseModel()
+    cap = _stream_capture(NS, 0.3, 0.02, 20)
+    phases = model.split(_request(), _response(2000, 20), cap, ServerTiming())
+    assert_tiles(phases, cap)
+    estimated = [p for p in phases if p.source == "estimated"]
+    assert [p.name for p in estimated] == ["queue", "prefill", "first_token"]
+    assert all(p.confidence <= 0.1 and p.samples == 0 for p in estimated)
+    decode = phases[-1]
+    assert (decode.source, decode.start_ns, decode.confidence) == ("client", cap.first_content_ns, 1.0)
+
+
+def test_learns_the_floor_and_attributes_the_rest_to_queue() -> None:
+    model = PhaseModel()
+    rng = random.Random(7)
+    _train(model, 300, rng)
+    co = model.calibrator.coefficients(KEY)
+    assert co.prefill_s_per_token == pytest.approx(5e-5, rel=0.1)
+    assert co.overhead_s == pytest.approx(0.024, rel=0.15)
+    assert co.samples == 300 and co.confidence > 0.7
+    # A call that queued 120 ms behind others: the model must find (most of) it.
+    cap = _stream_capture(10**13, 0.004 + 0.02 + 5e-5 * 1500 + 0.120, 0.02, 40)
+    phases = model.split(_request(), _response(1500, 40), cap, ServerTiming())
+    d = _durations(phases)
+    assert d["queue"] == pytest.approx(0.120, abs=0.01)
+    assert d["prefill"] == pytest.approx(5e-5 * 1500, abs=0.01)
+    assert all(p.samples == 300 for p in phases)
+
+
+def test_faster_than_the_envelope_clips_queue_at_zero() -> None:
+    model = PhaseModel()
+    _train(model, 200, random.Random(1))
+    cap = _stream_capture(10**13, 0.030, 0.02, 40)  # far below overhead + prefill of 8000 tokens
+    phases = model.split(_request(), _response(8000, 40), cap, ServerTiming())
+    assert_tiles(phases, cap)
+    d = _durations(phases)
+    assert d["queue"] == 0.0
+    assert d["prefill"] > 0.0 and d["first_token"] > 0.0
+
+
+def test_cache_reads_are_cheap_but_not_free() -> None:
+    model = PhaseModel()
+    rng = random.Random(5)
+    for i in range(400):
+        u = rng.choice([100, 400, 1600, 6400])
+        c = rng.choice([0, 0, 2048, 8192, 32768])
+        queue = rng.expovariate(1 / 0.05) if rng.random() < 0.5 else 0.0
+        ttft = 0.024 + 5e-5 * u + 5e-6 * c + queue
+        model.split(_request(), _response(u + c, 40, c), _stream_capture(i * NS, ttft, 0.02, 40), ServerTiming())
+    co = model.calibrator.coefficients(KEY)
+    assert 0.0 < co.cache_read_s_per_token < co.prefill_s_per_token
+    assert co.cache_read_s_per_token == pytest.approx(5e-6, rel=0.3)
+
+
+def test_server_timing_is_used_exactly_when_present() -> None:
+    model = PhaseModel()
+    _train(model, 50, random.Random(2))
+    cap = _stream_capture(10**13, 0.5, 0.02, 40)
+    server = ServerTiming(format="vllm", queue_s=0.2113, prefill_s=0.1007)
+    phases = model.split(_request(), _response(1000, 40), cap, server)
+    assert_tiles(phases, cap)
+    by = {p.name: p for p in phases}
+    assert by["queue"].end_ns - by["queue"].start_ns == round(0.2113 * NS)
+    assert by["prefill"].end_ns - by["prefill"].start_ns == round(0.1007 * NS)
+    assert (by["queue"].source, by["prefill"].source, by["first_token"].source) == ("server", "server", "client")
+    assert by["queue"].confidence == by["prefill"].confidence == 1.0
+
+
+def test_tgi_headers_through_the_parser_give_queue_and_prefill_from_the_server() -> None:
+    headers = {"x-queue-time": "150", "x-inference-time": "900", "x-time-per-token": "20",
+               "x-generated-tokens": "40", "x-total-time": "1060"}
+    server = server_timing.parse(headers, {})
+    assert server.format == "tgi"
+    model = PhaseModel()
+    cap = _stream_capture(10**13, 0.15 + 0.12 + 0.025, 0.02, 40)
+    phases = model.split(_request(), _response(1000, 40), cap, server)
+    by = {p.name: p for p in phases}
+    assert by["queue"].source == by["prefill"].source == "server"
+    assert by["queue"].end_ns - by["queue"].start_ns == round(server.queue_s * NS)  # type: ignore[operator]
+    assert by["prefill"].end_ns - by["prefill"].start_ns == round(server.prefill_s * NS)  # type: ignore[operator]
+
+
+def test_llama_cpp_gives_prefill_and_the_queue_is_estimated() -> None:
+    model = PhaseModel()
+    _train(model, 200, random.Random(4))
+    body = {"timings": {"prompt_ms": 75.0, "predicted_ms": 780.0, "predicted_per_token_ms": 20.0, "cache_n": 0}}
+    server = server_timing.parse({}, body)
+    cap = _stream_capture(10**13, 0.075 + 0.024 + 0.3, 0.02, 40)
+    phases = model.split(_request(), _response(1500, 40), cap, server)
+    assert_tiles(phases, cap)
+    by = {p.name: p for p in phases}
+    assert by["prefill"].source == "server"
+    assert by["prefill"].end_ns - by["prefill"].start_ns == round(0.075 * NS)
+    assert by["queue"].source == "estimated"
+    assert (by["queue"].end_ns - by["queue"].start_ns) / NS == pytest.approx(0.3, abs=0.01)
+
+
+def test_openai_processing_ms_bounds_queue_and_prefill() -> None:
+    model = PhaseModel()
+    _train(model, 200, random.Random(6))
+    # 2 s to the first token but the server says it worked 0.2 s: the rest is not server queue.
+    cap = _stream_capture(10**13, 2.0, 0.02, 40)
+    phases = model.split(_request(), _response(1000, 40), cap, ServerTiming(format="openai_processing_ms",
+                                                                              total_s=0.2))
+    assert_tiles(phases, cap)
+    d = _durations(phases)
+    assert d["queue"] + d["prefill"] <= 0.2 + 1e-9
+    assert d["first_token"] >= 1.8 - 1e-6
+
+
+def test_non_streaming_calls_reuse_what_streams_taught() -> None:
+    model = PhaseModel()
+    _train(model, 200, random.Random(8), tpot=0.03)
+    start = 10**13
+    total = 0.004 + 0.03 + 5e-5 * 1000 + 0.03 * 59 + 0.1  # 100 ms of queue
+    cap = CallCapture(start_ns=start, attempt_start_ns=start, headers_ns=start + round(total * NS),
+                      end_ns=start + round(total * NS))
+    phases = model.split(_request(False), _response(1000, 60), cap, ServerTiming())
+    assert_tiles(phases, cap)
+    d = _durations(phases)
+    assert d["decode"] == pytest.approx(0.03 * 59, rel=0.05)
+    assert d["queue"] == pytest.approx(0.1, abs=0.02)
+    assert phases[-1].source == "estimated" and phases[-1].samples == 200
+
+
+def test_non_streaming_only_keys_learn_their_own_envelope() -> None:
+    model = PhaseModel()
+    rng = random.Random(9)
+    for i in range(300):
+        u, out = rng.choice([100, 1000, 4000]), rng.choice([10, 40, 160])
+        queue = rng.expovariate(1 / 0.05) if rng.random() < 0.5 else 0.0
+        total = 0.024 + 5e-5 * u + 0.02 * (out - 1) + queue
+        cap = CallCapture(start_ns=i * NS * 10, attempt_start_ns=i * NS * 10, end_ns=i * NS * 10 + round(total * NS))
+        model.split(_request(False), _response(u, out), cap, ServerTiming())
+    co = model.calibrator.coefficients(KEY)
+    assert co.samples == 0 and co.total_samples == 300
+    assert co.total_s_per_output_token == pytest.approx(0.02, rel=0.1)
+    assert co.total_prefill_s_per_token == pytest.approx(5e-5, rel=0.2)
+
+
+def test_retries_are_client_measured_and_phases_follow_the_answering_attempt() -> None:
+    model = PhaseModel()
+    cap = _stream_capture(NS, 0.3, 0.02, 20)
+    cap.start_ns = NS - NS // 2
+    phases = model.split(_request(), _response(1000, 20), cap, ServerTiming())
+    assert_tiles(phases, cap)
+    assert phases[0].name == "retries" and phases[0].source == "client"
+    assert phases[0].end_ns == cap.attempt_start_ns
+
+
+def test_memory_is_bounded_by_keys_and_bins() -> None:
+    calibrator = Calibrator(max_keys=4)
+    model = PhaseModel(calibrator)
+    rng = random.Random(10)
+    for i in range(2000):
+        req = _request()
+        req.server_address = f"10.0.0.{i % 9}"
+        u = rng.randint(1, 1_000_000)
+        model.split(req, _response(u, 10, rng.randint(0, 100_000)), _stream_capture(i * NS, 0.5, 0.02, 10),
+                    ServerTiming())
+    assert len(calibrator) == 4
+    for state in calibrator._keys.values():
+        assert len(state.ttft._bins) <= 48
+        assert all(len(points) <= 3 for points in state.ttft._bins.values())
+
+
+def test_state_persists_across_processes_and_bad_files_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first = PhaseModel(Calibrator(state_path=str(path)))
+    _train(first, 150, random.Random(11))
+    first.calibrator.save(str(path))
+    second = PhaseModel(Calibrator(state_path=str(path)))
+    a, b = first.calibrator.coefficients(KEY), second.calibrator.coefficients(KEY)
+    assert b.prefill_s_per_token == pytest.approx(a.prefill_s_per_token, rel=0.05)
+    assert b.overhead_s == pytest.approx(a.overhead_s, rel=0.05)
+    assert b.tpot_floor_s == a.tpot_floor_s
+    for bad in ("{not json", json.dumps({"version": 1, "keys": [{"key": 3}]}), json.dumps([1, 2])):
+        path.write_text(bad)
+        assert len(Calibrator(state_path=str(path))) == 0
+
+
+def test_priors_come_from_the_model_name_or_say_they_do_not_know() -> None:
+    assert model_params("meta-llama/Llama-3.1-8B-Instruct") == 8e9
+    assert model_params("mixtral-8x7b") == 56e9
+    assert model_params("gpt-4o") is None
+    small, big, unknown = prior("llama-3.1-8b", "127.0.0.1"), prior("qwen2.5-72b", "api.x.com"), prior("gpt-4o", "")
+    assert small.prefill_s_per_token < big.prefill_s_per_token
+    assert small.overhead_s < big.overhead_s
+    assert unknown.confidence < small.confidence <= 0.1
+
+
+def test_prefill_gauge_reports_learned_rate_per_key() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    model = PhaseModel()
+    _train(model, 100, random.Random(12))
+    register_prefill_gauge(provider.get_meter("test"), model)
+    register_prefill_gauge(provider.get_meter("test"), model)  # idempotent
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        pt for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        if m.name == "llmotel.phase_model.prefill_time_per_token" for pt in m.data.data_points
+    ]
+    assert len(points) == 1
+    assert points[0].value == pytest.approx(model.calibrator.coefficients(KEY).prefill_s_per_token)
+    assert points[0].attributes is not None and points[0].attributes["server.address"] == "127.0.0.1"
+
+
+def test_split_is_cheap_enough_for_every_call() -> None:
+    import time
+
+    model = PhaseModel()
+    _train(model, 200, random.Random(13))
+    cap = _stream_capture(10**13, 0.2, 0.02, 40)
+    req, resp, server = _request(), _response(1000, 40), ServerTiming()
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        model.split(req, resp, cap, server)
+    per_call = (time.perf_counter() - t0) / 2000
+    assert per_call < 200e-6, per_call  # generous: CI machines are slow; typical is ~20 us
