@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -47,7 +48,7 @@ def assert_tiles(phases: list[Phase], capture: CallCapture) -> None:
     assert names in (ORDER, ["retries", *ORDER]), names
     assert phases[0].start_ns == capture.start_ns
     assert phases[-1].end_ns == max(capture.end_ns, capture.start_ns)
-    for a, b in zip(phases, phases[1:], strict=False):
+    for a, b in itertools.pairwise(phases):
         assert a.end_ns == b.start_ns
     for p in phases:
         assert p.end_ns >= p.start_ns
@@ -69,7 +70,9 @@ def _train(model: PhaseModel, n: int, rng: random.Random, *, overhead: float = 0
 
 timing_ns = st.integers(min_value=-5 * NS, max_value=60 * NS)
 maybe_tokens = st.one_of(st.none(), st.integers(min_value=-10, max_value=200_000))
-maybe_seconds = st.one_of(st.none(), st.floats(min_value=-1.0, max_value=100.0), st.sampled_from([float("nan"), float("inf")]))
+maybe_seconds = st.one_of(
+    st.none(), st.floats(min_value=-1.0, max_value=100.0), st.sampled_from([float("nan"), float("inf")])
+)
 
 
 @st.composite
