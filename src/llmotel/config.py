@@ -1,0 +1,148 @@
+"""llmotel settings: environment variables, overridable by keyword options.
+
+Every setting has an ``LLMOTEL_*`` variable (or the OpenTelemetry GenAI one where a standard exists).
+``load()`` reads them once; ``configure(**options)`` overrides them for this process (the instrumentors'
+keyword arguments go through it). A bad value raises ``ConfigError`` naming the key and the fix, at
+configuration time, never during an LLM call.
+
+| option                  | variable                                           | default |
+| ----------------------- | -------------------------------------------------- | ------- |
+| stall_threshold_s       | LLMOTEL_STALL_THRESHOLD_S                          | 2.0     |
+| region                  | LLMOTEL_REGION                                     | ""      |
+| tenant_from_user        | LLMOTEL_TENANT_FROM_USER                           | false   |
+| tenant_hash             | LLMOTEL_TENANT_HASH                                | false   |
+| tenant_resolver         | (code only)                                        | None    |
+| fingerprint_key         | LLMOTEL_FINGERPRINT_KEY                            | random per process |
+| propagate_trace_context | LLMOTEL_PROPAGATE_TRACE_CONTEXT                    | false   |
+| capture_content         | OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT | false   |
+| content_max_chars       | LLMOTEL_CONTENT_MAX_CHARS                          | 16384   |
+| latest_experimental     | OTEL_SEMCONV_STABILITY_OPT_IN (gen_ai_latest_experimental) | false |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TenantResolver = Callable[[], "str | None"]
+
+
+class ConfigError(ValueError):
+    """A setting has a value llmotel cannot use; the message names the key and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    stall_threshold_s: float = 2.0
+    region: str = ""
+    tenant_from_user: bool = False
+    tenant_hash: bool = False
+    tenant_resolver: TenantResolver | None = None
+    fingerprint_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    propagate_trace_context: bool = False
+    capture_content: bool = False
+    content_max_chars: int = 16384
+    latest_experimental: bool = False
+
+    @property
+    def stall_threshold_ns(self) -> int:
+        return int(self.stall_threshold_s * 1e9)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def _bool(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{key}={raw!r} is not a boolean; use true or false")
+
+
+def _positive_float(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a number; use seconds, e.g. {key}=2.0") from None
+    if not value > 0:
+        raise ConfigError(f"{key}={raw!r} must be > 0; use seconds, e.g. {key}=2.0")
+    return value
+
+
+def _positive_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not an integer; e.g. {key}=16384") from None
+    if value <= 0:
+        raise ConfigError(f"{key}={raw!r} must be > 0; e.g. {key}=16384")
+    return value
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Config:
+    """Read the settings from ``env`` (default ``os.environ``). Raises ConfigError on a bad value."""
+    env = os.environ if env is None else env
+    kw: dict[str, Any] = {}
+    if (v := env.get("LLMOTEL_STALL_THRESHOLD_S")) is not None:
+        kw["stall_threshold_s"] = _positive_float("LLMOTEL_STALL_THRESHOLD_S", v)
+    if v := env.get("LLMOTEL_REGION"):
+        kw["region"] = v.strip()
+    for key, name in (
+        ("LLMOTEL_TENANT_FROM_USER", "tenant_from_user"),
+        ("LLMOTEL_TENANT_HASH", "tenant_hash"),
+        ("LLMOTEL_PROPAGATE_TRACE_CONTEXT", "propagate_trace_context"),
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "capture_content"),
+    ):
+        if (v := env.get(key)) is not None:
+            kw[name] = _bool(key, v)
+    if v := env.get("LLMOTEL_FINGERPRINT_KEY"):
+        if len(v) < 16:
+            raise ConfigError("LLMOTEL_FINGERPRINT_KEY is shorter than 16 characters; use a random secret of 32+ chars")
+        kw["fingerprint_key"] = v.encode()
+    if (v := env.get("LLMOTEL_CONTENT_MAX_CHARS")) is not None:
+        kw["content_max_chars"] = _positive_int("LLMOTEL_CONTENT_MAX_CHARS", v)
+    opt_in = {part.strip() for part in env.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")}
+    kw["latest_experimental"] = "gen_ai_latest_experimental" in opt_in
+    return Config(**kw)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Config))
+_current: Config | None = None
+
+
+def get() -> Config:
+    """The active settings (read from the environment on first use)."""
+    global _current
+    if _current is None:
+        _current = from_env()
+    return _current
+
+
+def configure(**options: Any) -> Config:
+    """Override settings for this process; unknown keys and bad values raise ConfigError."""
+    global _current
+    unknown = set(options) - _FIELDS
+    if unknown:
+        raise ConfigError(f"unknown llmotel option(s) {sorted(unknown)}; valid options: {sorted(_FIELDS)}")
+    if "stall_threshold_s" in options:
+        options["stall_threshold_s"] = _positive_float("stall_threshold_s", str(options["stall_threshold_s"]))
+    if "fingerprint_key" in options and isinstance(options["fingerprint_key"], str):
+        options["fingerprint_key"] = options["fingerprint_key"].encode()
+    resolver = options.get("tenant_resolver")
+    if resolver is not None and not callable(resolver):
+        raise ConfigError("tenant_resolver must be a callable returning the tenant id (str) or None")
+    _current = dataclasses.replace(get(), **options)
+    return _current
+
+
+def reset() -> None:
+    """Forget overrides; the next ``get()`` re-reads the environment (tests use this)."""
+    global _current
+    _current = None

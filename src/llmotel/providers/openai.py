@@ -1,0 +1,393 @@
+"""OpenAI client (``openai`` 1.x-3.x): where to patch and how to read its requests, bodies and chunks.
+
+Covers chat.completions (create / parse / the .stream() helper, which goes through create),
+responses (create / parse / .stream()), completions.create, embeddings.create, sync and async,
+with_raw_response / with_streaming_response, and the client's retries (per-attempt send hook).
+Azure and OpenAI-compatible servers (vLLM, TGI, llama.cpp, SGLang) use the same path;
+``gen_ai.provider.name`` is chosen from the base URL. No span logic here (see llmotel.wrapping).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from llmotel import _semconv as sc
+from llmotel import config, fingerprint, region, server_timing
+from llmotel.record import LLMRequest, LLMResponse, Usage
+from llmotel.wrapping import Endpoint, LLMInstrumentor, Provider, SendHook, read_httpx_response
+
+# Hosts (suffixes) and URL hints -> gen_ai.provider.name. One entry per server family.
+_HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("openai.azure.com", "azure.ai.openai"),
+    ("cognitiveservices.azure.com", "azure.ai.openai"),
+    ("services.ai.azure.com", "azure.ai.openai"),
+    ("api.openai.com", "openai"),
+)
+_URL_HINTS: tuple[tuple[str, str], ...] = (
+    ("vllm", "vllm"),
+    ("tgi", "tgi"),
+    ("text-generation-inference", "tgi"),
+    ("llama", "llama_cpp"),
+    ("sglang", "sglang"),
+)
+
+
+def _provider_name(host: str, url: str) -> str:
+    for suffix, name in _HOST_SUFFIXES:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    lowered = url.lower()
+    for hint, name in _URL_HINTS:
+        if hint in lowered:
+            return name
+    return "openai"
+
+
+# Per client: (base_url object, provider, host, port, region) so the URL is parsed once, not per call.
+_BASE: weakref.WeakKeyDictionary[Any, tuple[Any, str, str, int, str]] = weakref.WeakKeyDictionary()
+
+
+def _base(instance: Any) -> tuple[str, str, int, str]:
+    client = instance._client
+    url = client.base_url
+    cached = _BASE.get(client)
+    if cached is not None and cached[0] is url:
+        return cached[1:]
+    host = str(url.host or "")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    entry = (url, _provider_name(host, str(url)), host, int(port), region.from_host(host))
+    with contextlib.suppress(TypeError):
+        _BASE[client] = entry
+    return entry[1:]
+
+
+def _given(value: Any) -> bool:
+    # openai's NOT_GIVEN / omit sentinels are falsy objects of their own classes; None means "not set" too.
+    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text_parts(content: Any) -> Iterable[str]:
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield part["text"]
+
+
+def _cap(text: str) -> str:
+    limit = config.get().content_max_chars
+    return text if len(text) <= limit else text[:limit]
+
+
+def _request(
+    operation: str, instance: Any, kwargs: dict[str, Any], system: list[str], tools: Any, messages: Any
+) -> LLMRequest:
+    provider, host, port, where = _base(instance)
+    model = kwargs.get("model")
+    max_tokens = kwargs.get("max_completion_tokens")
+    if not _given(max_tokens):
+        max_tokens = kwargs.get("max_tokens")
+    if not _given(max_tokens):
+        max_tokens = kwargs.get("max_output_tokens")
+    temperature = kwargs.get("temperature")
+    user = kwargs.get("user")
+    if not _given(user):
+        user = kwargs.get("safety_identifier")
+    req = LLMRequest(
+        provider=provider,
+        operation=operation,
+        request_model=model if isinstance(model, str) else "",
+        server_address=host,
+        server_port=port,
+        stream=kwargs.get("stream") is True,
+        max_tokens=_int(max_tokens),
+        temperature=float(temperature) if isinstance(temperature, (int, float)) and _given(temperature) else None,
+        user=user if isinstance(user, str) else "",
+    )
+    if where:
+        req.region, req.region_source = where, sc.LLMOTEL_SERVER_REGION_SOURCE_BASE_URL
+    if system or (_given(tools) and tools):
+        req.prefix_fingerprint, req.prefix_tokens = fingerprint.prefix(system, tools if _given(tools) else None)
+    if messages is not None and config.get().capture_content:
+        with contextlib.suppress(TypeError, ValueError):
+            req.input_messages_json = _cap(json.dumps(messages, default=str))
+    return req
+
+
+# ---- chat.completions ---------------------------------------------------------------------------
+
+
+def read_chat_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+    messages = kwargs.get("messages")
+    system: list[str] = []
+    if isinstance(messages, (list, tuple)):
+        for m in messages:
+            if isinstance(m, dict) and m.get("role") in ("system", "developer"):
+                system.extend(_text_parts(m.get("content")))
+    return _request("chat", instance, kwargs, system, kwargs.get("tools"), messages)
+
+
+def _body_timing(obj: Any, response: LLMResponse) -> None:
+    extra = getattr(obj, "model_extra", None)
+    if extra:
+        for key in server_timing.BODY_KEYS:
+            value = extra.get(key)
+            if isinstance(value, dict):
+                response.body_timing[key] = value
+
+
+def _chat_usage(usage: Any, response: LLMResponse) -> None:
+    u = Usage(input_tokens=_int(usage.prompt_tokens), output_tokens=_int(usage.completion_tokens))
+    details = getattr(usage, "prompt_tokens_details", None)
+    if details is not None:
+        u.cache_read_tokens = _int(getattr(details, "cached_tokens", None))
+    out_details = getattr(usage, "completion_tokens_details", None)
+    if out_details is not None:
+        u.reasoning_tokens = _int(getattr(out_details, "reasoning_tokens", None))
+    response.usage = u
+
+
+def _common(obj: Any, response: LLMResponse) -> None:
+    response.response_id = getattr(obj, "id", None) or ""
+    response.response_model = getattr(obj, "model", None) or ""
+    response.system_fingerprint = getattr(obj, "system_fingerprint", None) or ""
+    tier = getattr(obj, "service_tier", None)
+    response.service_tier = tier if isinstance(tier, str) else ""
+
+
+def _finish_reason(reason: Any, response: LLMResponse) -> None:
+    if reason:
+        response.finish_reasons.append(str(reason))
+        if reason == "length":
+            response.truncated = True
+
+
+def read_chat_result(result: Any, response: LLMResponse) -> None:
+    _common(result, response)
+    for choice in result.choices or ():
+        _finish_reason(choice.finish_reason, response)
+        message = choice.message
+        for tc in getattr(message, "tool_calls", None) or ():
+            fn = getattr(tc, "function", None)
+            if fn is not None and fn.name:
+                response.tool_names.append(fn.name)
+    if result.usage is not None:
+        _chat_usage(result.usage, response)
+    _body_timing(result, response)
+    if config.get().capture_content:
+        try:
+            out = [c.message.model_dump(exclude_none=True) for c in result.choices or ()]
+            response.output_messages_json = _cap(json.dumps(out, default=str))
+        except Exception:
+            pass
+
+
+def read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
+    """Hot path: one chat.completion.chunk. True if it carries content or a tool-call delta."""
+    if not response.response_id:
+        _common(chunk, response)
+    content = False
+    choices = chunk.choices
+    if choices:
+        for choice in choices:
+            delta = choice.delta
+            if delta is not None:
+                if delta.content or getattr(delta, "refusal", None):
+                    content = True
+                tool_calls = delta.tool_calls
+                if tool_calls:
+                    content = True
+                    for tc in tool_calls:
+                        fn = tc.function
+                        if fn is not None and fn.name:
+                            response.tool_names.append(fn.name)
+            if choice.finish_reason:
+                _finish_reason(choice.finish_reason, response)
+                _body_timing(chunk, response)
+    else:
+        _body_timing(chunk, response)
+    if chunk.usage is not None:
+        _chat_usage(chunk.usage, response)
+    return content
+
+
+# ---- completions (legacy) -----------------------------------------------------------------------
+
+
+def read_completion_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+    return _request("text_completion", instance, kwargs, [], None, kwargs.get("prompt"))
+
+
+def read_completion_result(result: Any, response: LLMResponse) -> None:
+    _common(result, response)
+    for choice in result.choices or ():
+        _finish_reason(choice.finish_reason, response)
+    if result.usage is not None:
+        _chat_usage(result.usage, response)
+    _body_timing(result, response)
+
+
+def read_completion_chunk(chunk: Any, response: LLMResponse) -> bool:
+    if not response.response_id:
+        _common(chunk, response)
+    content = False
+    for choice in chunk.choices or ():
+        if choice.text:
+            content = True
+        if choice.finish_reason:
+            _finish_reason(choice.finish_reason, response)
+            _body_timing(chunk, response)
+    if chunk.usage is not None:
+        _chat_usage(chunk.usage, response)
+    return content
+
+
+# ---- embeddings ---------------------------------------------------------------------------------
+
+
+def read_embeddings_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+    return _request("embeddings", instance, kwargs, [], None, None)
+
+
+def read_embeddings_result(result: Any, response: LLMResponse) -> None:
+    response.response_model = getattr(result, "model", None) or ""
+    usage = getattr(result, "usage", None)
+    if usage is not None:
+        response.usage = Usage(input_tokens=_int(usage.prompt_tokens))
+
+
+# ---- responses ----------------------------------------------------------------------------------
+
+
+def read_responses_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+    instructions = kwargs.get("instructions")
+    system = [instructions] if isinstance(instructions, str) else []
+    items = kwargs.get("input")
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and item.get("role") in ("system", "developer"):
+                system.extend(_text_parts(item.get("content")))
+    return _request("chat", instance, kwargs, system, kwargs.get("tools"), items)
+
+
+def read_responses_result(result: Any, response: LLMResponse) -> None:
+    response.response_id = getattr(result, "id", None) or ""
+    response.response_model = getattr(result, "model", None) or ""
+    tier = getattr(result, "service_tier", None)
+    response.service_tier = tier if isinstance(tier, str) else ""
+    status = getattr(result, "status", None)
+    incomplete = getattr(result, "incomplete_details", None)
+    reason = getattr(incomplete, "reason", None) if incomplete is not None else None
+    if reason == "max_output_tokens":
+        response.finish_reasons = ["length"]
+        response.truncated = True
+    elif status:
+        response.finish_reasons = ["stop" if status == "completed" else str(reason or status)]
+    response.tool_names = [
+        item.name for item in getattr(result, "output", None) or () if getattr(item, "type", "") == "function_call"
+    ]
+    usage = getattr(result, "usage", None)
+    if usage is not None:
+        u = Usage(input_tokens=_int(usage.input_tokens), output_tokens=_int(usage.output_tokens))
+        details = getattr(usage, "input_tokens_details", None)
+        if details is not None:
+            u.cache_read_tokens = _int(getattr(details, "cached_tokens", None))
+        out_details = getattr(usage, "output_tokens_details", None)
+        if out_details is not None:
+            u.reasoning_tokens = _int(getattr(out_details, "reasoning_tokens", None))
+        response.usage = u
+    _body_timing(result, response)
+
+
+_CONTENT_EVENTS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.audio.delta",
+    }
+)
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def read_responses_event(event: Any, response: LLMResponse) -> bool:
+    kind = event.type
+    if kind in _CONTENT_EVENTS:
+        return True
+    if kind in _FINAL_EVENTS:
+        read_responses_result(event.response, response)
+    elif kind == "response.created":
+        response.response_id = event.response.id or ""
+        response.response_model = event.response.model or ""
+    return False
+
+
+# ---- wiring -------------------------------------------------------------------------------------
+
+_CHAT = "openai.resources.chat.completions.completions"
+_RESPONSES = "openai.resources.responses.responses"
+_COMPLETIONS = "openai.resources.completions"
+_EMBEDDINGS = "openai.resources.embeddings"
+
+
+def _endpoints() -> tuple[Endpoint, ...]:
+    eps: list[Endpoint] = []
+    table = (
+        (_CHAT, "Completions", ("create", "parse"), read_chat_request, read_chat_result, read_chat_chunk),
+        (_RESPONSES, "Responses", ("create", "parse"), read_responses_request, read_responses_result,
+         read_responses_event),
+        (_COMPLETIONS, "Completions", ("create",), read_completion_request, read_completion_result,
+         read_completion_chunk),
+        (_EMBEDDINGS, "Embeddings", ("create",), read_embeddings_request, read_embeddings_result, None),
+    )
+    for module, cls, methods, req, res, ev in table:
+        for method in methods:
+            eps.append(Endpoint(module, f"{cls}.{method}", req, res, ev))
+            eps.append(Endpoint(module, f"Async{cls}.{method}", req, res, ev, is_async=True))
+    return tuple(eps)
+
+
+def build_provider() -> Provider:
+    import openai
+    from openai import _legacy_response, _response
+
+    raw_types: tuple[type, ...] = tuple(
+        t
+        for t in (
+            getattr(_legacy_response, "LegacyAPIResponse", None),
+            getattr(_response, "APIResponse", None),
+            getattr(_response, "AsyncAPIResponse", None),
+        )
+        if isinstance(t, type)
+    )
+    return Provider(
+        name="openai",
+        endpoints=_endpoints(),
+        send_hooks=(
+            SendHook("openai._base_client", "SyncAPIClient._send_request", read_httpx_response),
+            SendHook("openai._base_client", "AsyncAPIClient._send_request", read_httpx_response, is_async=True),
+        ),
+        stream_types=(openai.Stream,),
+        async_stream_types=(openai.AsyncStream,),
+        raw_types=raw_types,
+    )
+
+
+class OpenAIInstrumentor(LLMInstrumentor):
+    """``OpenAIInstrumentor().instrument(tracer_provider=..., meter_provider=..., **llmotel_options)``."""
+
+    dependencies = ("openai >= 1.40",)
+
+    def provider(self) -> Provider:
+        return build_provider()

@@ -1,0 +1,80 @@
+"""Rate-limit response headers -> span attributes. Table-driven (one row per header).
+
+OpenAI-style ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (reset as "6m0s", "1.5s", "20ms")
+and Anthropic ``anthropic-ratelimit-*`` (reset as RFC 3339). Never raises; unparsable values are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+from llmotel import _semconv as sc
+
+Kind = Literal["int", "reset"]
+
+HEADERS: tuple[tuple[str, str, Kind], ...] = (
+    ("x-ratelimit-limit-requests", sc.LLMOTEL_RATELIMIT_REQUESTS_LIMIT, "int"),
+    ("x-ratelimit-remaining-requests", sc.LLMOTEL_RATELIMIT_REQUESTS_REMAINING, "int"),
+    ("x-ratelimit-reset-requests", sc.LLMOTEL_RATELIMIT_REQUESTS_RESET, "reset"),
+    ("x-ratelimit-limit-tokens", sc.LLMOTEL_RATELIMIT_TOKENS_LIMIT, "int"),
+    ("x-ratelimit-remaining-tokens", sc.LLMOTEL_RATELIMIT_TOKENS_REMAINING, "int"),
+    ("x-ratelimit-reset-tokens", sc.LLMOTEL_RATELIMIT_TOKENS_RESET, "reset"),
+    ("anthropic-ratelimit-requests-limit", sc.LLMOTEL_RATELIMIT_REQUESTS_LIMIT, "int"),
+    ("anthropic-ratelimit-requests-remaining", sc.LLMOTEL_RATELIMIT_REQUESTS_REMAINING, "int"),
+    ("anthropic-ratelimit-requests-reset", sc.LLMOTEL_RATELIMIT_REQUESTS_RESET, "reset"),
+    ("anthropic-ratelimit-tokens-limit", sc.LLMOTEL_RATELIMIT_TOKENS_LIMIT, "int"),
+    ("anthropic-ratelimit-tokens-remaining", sc.LLMOTEL_RATELIMIT_TOKENS_REMAINING, "int"),
+    ("anthropic-ratelimit-tokens-reset", sc.LLMOTEL_RATELIMIT_TOKENS_RESET, "reset"),
+    ("anthropic-ratelimit-input-tokens-remaining", sc.LLMOTEL_RATELIMIT_INPUT_TOKENS_REMAINING, "int"),
+    ("anthropic-ratelimit-output-tokens-remaining", sc.LLMOTEL_RATELIMIT_OUTPUT_TOKENS_REMAINING, "int"),
+)
+HEADER_NAMES: frozenset[str] = frozenset(h for h, _, _ in HEADERS)
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3}
+
+
+def parse_reset(value: str, now_s: float | None = None) -> float | None:
+    """Seconds until reset from "6m0s" / "1.5s" / "20ms" / "12" / RFC 3339. None when unparsable."""
+    v = value.strip()
+    if not v:
+        return None
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(v)
+    if parts and "".join(n + u for n, u in parts) == v:
+        return sum(float(n) * _UNIT_S[u] for n, u in parts)
+    try:
+        when = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now_s is None else now_s))
+
+
+def attributes(headers: Mapping[str, str]) -> dict[str, int | float]:
+    """Rate-limit attributes present in ``headers`` (lower-case names). Never raises."""
+    out: dict[str, int | float] = {}
+    if not headers:
+        return out
+    for name, attr, kind in HEADERS:
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            if kind == "int":
+                out[attr] = int(float(raw))
+            else:
+                reset = parse_reset(raw)
+                if reset is not None:
+                    out[attr] = reset
+        except (ValueError, OverflowError):
+            continue
+    return out
