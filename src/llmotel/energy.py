@@ -241,7 +241,7 @@ def _estimate(model: str, region: str, usage: Usage, server_time_s: float | None
     state = _get_state()
     coeffs = state.coeffs(model or "")
     grid = state.grid(region or "")
-    server_s = server_time_s if server_time_s is not None and server_time_s >= 0 else None
+    server_s = server_time_s if server_time_s is not None and 0 <= server_time_s < math.inf else None
 
     def it_wh(bound: _Bound) -> float:
         seconds = server_s if server_s is not None else output_tokens * bound.latency_s_per_token
