@@ -218,7 +218,9 @@ def test_override_beats_the_shipped_table(tmp_path: Path, monkeypatch: pytest.Mo
     assert overridden.wh < shipped.wh
 
 
-def test_default_region_applies_when_the_call_region_is_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_region_applies_when_the_call_region_is_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(energy_config.ENV_VAR, str(_write(tmp_path, {"region": "SE", "pue": 1.05})))
     energy.reload()
     assert _est("llama-3.1-8b", region="").grid_region == "SE"
