@@ -231,6 +231,16 @@ def estimate(model: str, region: str, usage: Usage, server_time_s: float | None)
         return None
 
 
+def _it_wh(bound: _Bound, uncached: int, output_tokens: int, server_s: float | None) -> float:
+    """IT energy (Wh, before PUE) of one call for one model-size bound."""
+    seconds = output_tokens * bound.latency_s_per_token if server_s is None else server_s
+    return (
+        uncached * bound.prefill_wh_per_token
+        + output_tokens * bound.decode_wh_per_token
+        + seconds * bound.server_wh_per_s
+    )
+
+
 def _estimate(model: str, region: str, usage: Usage, server_time_s: float | None) -> EnergyEstimate | None:
     input_tokens = usage.input_tokens
     output_tokens = usage.output_tokens
@@ -243,16 +253,10 @@ def _estimate(model: str, region: str, usage: Usage, server_time_s: float | None
     grid = state.grid(region or "")
     server_s = server_time_s if server_time_s is not None and 0 <= server_time_s < math.inf else None
 
-    def it_wh(bound: _Bound) -> float:
-        seconds = server_s if server_s is not None else output_tokens * bound.latency_s_per_token
-        return (
-            uncached * bound.prefill_wh_per_token
-            + output_tokens * bound.decode_wh_per_token
-            + seconds * bound.server_wh_per_s
-        )
-
     pue = grid.pue
-    low, mid, high = it_wh(coeffs.low) * pue, it_wh(coeffs.mid) * pue, it_wh(coeffs.high) * pue
+    low = _it_wh(coeffs.low, uncached, output_tokens, server_s) * pue
+    mid = _it_wh(coeffs.mid, uncached, output_tokens, server_s) * pue
+    high = _it_wh(coeffs.high, uncached, output_tokens, server_s) * pue
     wh_min, wh_max = min(low, mid, high), max(low, mid, high)
     intensity = grid.intensity
     kwh_factor = None if intensity is None else intensity / 1000.0
