@@ -55,14 +55,19 @@ _current_run: ContextVar[AgentRun | None] = ContextVar("llmotel_agent_run", defa
 _current_planning: ContextVar[_Planning | None] = ContextVar("llmotel_agent_planning", default=None)
 
 
+_spans_module: Any = None
+
+
 def _tracer() -> trace.Tracer:
     """The tracer the LLM call spans use (so a tracer_provider given to the instrumentor covers agent spans too)."""
-    try:
+    global _spans_module
+    if _spans_module is None:
+        # Imported on first use: llmotel/__init__ imports this module before spans can be imported.
         from llmotel import spans
 
-        return spans._state.tracer
-    except Exception:  # pragma: no cover - spans module unavailable: fall back to the global provider
-        return trace.get_tracer("llmotel")
+        _spans_module = spans
+    tracer: trace.Tracer = _spans_module._state.tracer
+    return tracer
 
 
 def _capture_content() -> tuple[bool, int]:
