@@ -58,14 +58,14 @@ SERVER_POWER_W = 1200.0
 
 # --- Prefill (our addition): compute-bound, 2 x P_active FLOPs per token (Kaplan et al. 2020, arXiv:2001.08361,
 # forward pass). Energy per FLOP = H100 SXM board power 700 W / (989.4e12 dense BF16 FLOP/s x utilisation), both
-# from NVIDIA's H100 datasheet; utilisation 0.5 is an ASSUMPTION (typical prefill MFU on vLLM), see docs/energy.md.
+# from NVIDIA's H100 datasheet; the 0.5 utilisation is OUR ASSUMPTION for compute-bound prefill (docs/energy.md).
 H100_POWER_W = 700.0
 H100_BF16_FLOPS = 989.4e12
 PREFILL_UTILISATION = 0.5
 J_PER_FLOP = H100_POWER_W / (H100_BF16_FLOPS * PREFILL_UTILISATION)
 
-# --- PUE when neither the region nor the user says: EcoLogits' hyperscaler default. Cloud providers' fleet PUE as
-# quoted by Cloud Carbon Footprint (Methodology, Appendix I; Apache-2.0): AWS 1.135, GCP 1.1, Azure 1.125.
+# --- PUE when neither the region nor the user says: EcoLogits' hyperscaler default (methodology v1.0).
+# Cloud providers' fleet PUE as quoted by Cloud Carbon Footprint (Methodology, Appendix I; Apache-2.0).
 DEFAULT_PUE = 1.2
 PROVIDER_PUE = {"aws": 1.135, "gcp": 1.1, "azure": 1.125}
 

@@ -43,6 +43,8 @@ class LLMRequest:
     region_source: str = ""
     user: str = ""  # the request's user / safety_identifier; used as tenant only if configured
     input_messages_json: str = ""  # only filled when content capture is on
+    # False for calls that generate nothing (Anthropic count_tokens): the span gets no phase children.
+    emit_phases: bool = True
 
 
 @dataclass(slots=True)
