@@ -287,7 +287,7 @@ def _finish(
         attrs.update(_energy_attrs(request, response, where, timing))
     span.set_attributes(attrs)
     end_ns = max(capture.end_ns, capture.start_ns)
-    if answered:
+    if answered and request.emit_phases:
         try:
             phase_list = phases.DEFAULT_MODEL.split(request, response, capture, timing)
         except Exception:
