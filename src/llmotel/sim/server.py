@@ -439,6 +439,8 @@ class SimApp:
                         req.wall_first_chunk_sent = time.perf_counter()
                 if req.done and sent >= req.visible_tokens:
                     break
+                if req.done or min(req.visible_tokens, req.produced - req.reasoning_tokens) > sent:
+                    continue  # tokens arrived while we were writing or stalling: no wake-up will come for them
                 await req.wait_progress()
             tail = fmt.tail(fault.kind != "missing_usage", fault.kind == "wrong_type_usage")
             extra = body_timing(timing, req)
