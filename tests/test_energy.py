@@ -114,6 +114,28 @@ def test_server_time_drives_the_server_share() -> None:
 
 
 @pytest.mark.parametrize(
+    ("model", "source", "total_b"),
+    [
+        ("meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo", "table", 70.6),  # Together
+        ("llama3.1:8b", "table", 8.03),  # Ollama
+        ("@cf/meta/llama-3.1-8b-instruct", "table", 8.03),  # Cloudflare Workers AI
+        ("llama-3.3-70b-versatile", "table", 70.6),  # Groq
+        ("meta-llama/llama-3.1-405b-instruct:free", "table", 405),  # OpenRouter
+        ("Qwen/Qwen2.5-72B-Instruct", "table", 72.7),
+        ("mistralai/Mixtral-8x7B-Instruct-v0.1", "table", 46.7),
+        ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "table", 70.6),
+        ("meta.llama3-1-70b-instruct-v1:0", "name", 70),  # Bedrock spelling: the size comes from the name
+        ("accounts/fireworks/models/llama-v3p1-8b-instruct", "name", 8),
+        ("us.anthropic.claude-3-5-sonnet-20241022-v2:0", "undisclosed", 2000),
+        ("publishers/google/models/gemini-2.0-flash", "undisclosed", 2000),
+    ],
+)
+def test_provider_spellings_resolve(model: str, source: str, total_b: float) -> None:
+    size, found = energy._get_state()._resolve_size(model)
+    assert (found, size.total_max) == (source, total_b)
+
+
+@pytest.mark.parametrize(
     ("total_b", "gpus"), [(1, 1), (8.03, 1), (33, 1), (34, 2), (70.6, 4), (405, 16), (671, 32), (1800, 64)]
 )
 def test_gpu_count_is_a_power_of_two_that_holds_16_bit_weights(total_b: float, gpus: int) -> None:

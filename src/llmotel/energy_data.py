@@ -42,6 +42,7 @@ class GridIntensity:
 
 _SEPARATORS = re.compile(r"[\s_:/|@]+")
 _LETTER_DIGIT = re.compile(r"(?<=[a-z])(?=\d)")
+_WORD_DOT = re.compile(r"(?<=[a-z])\.|\.(?=[a-z])")  # "us.anthropic.claude" splits; "3.1" stays
 _SIZE_TOKEN = re.compile(r"^(\d+(?:\.\d+)?)b$")
 
 
@@ -49,11 +50,13 @@ def normalise_model(name: str) -> tuple[str, ...]:
     """Tokens of a model name: lower case, the last path segment, letters split from a following digit.
 
     "meta-llama/Llama-3.1-8B-Instruct" -> ("llama", "3.1", "8b", "instruct"); "Qwen3-30B-A3B" -> ("qwen", "3", "30b",
-    "a", "3b"). Keys in model_sizes.csv go through the same function, so either spelling matches.
+    "a", "3b"); "us.anthropic.claude-3-opus" -> ("us", "anthropic", "claude", "3", "opus"). Keys in model_sizes.csv
+    go through the same function, so either spelling matches.
     """
     text = name.strip().lower()
     text = text.rsplit("/", 1)[-1]
     text = _SEPARATORS.sub("-", text)
+    text = _WORD_DOT.sub("-", text)
     text = _LETTER_DIGIT.sub("-", text)
     return tuple(t for t in text.split("-") if t)
 
