@@ -214,7 +214,7 @@ class AgentRun:
 
     # -- tools -------------------------------------------------------------------------------------------------
     def tool(self, name: str | None = None, call_id: str | None = None) -> ToolScope:
-        """Like ``llmotel.tool`` but recorded on this run even where the context does not carry it (threads)."""
+        """Like the module-level ``tool()``, but recorded on this run even where the context lacks it (threads)."""
         return ToolScope(name, call_id, self)
 
     def _record_tool(self, name: str) -> tuple[int | None, bool]:
