@@ -20,9 +20,14 @@ def begin() -> CallCapture:
 
 
 def attempt_sent(cap: CallCapture, retries_taken: int) -> None:
-    """An HTTP attempt is about to be sent; the last one to be sent is the one that answered."""
-    cap.attempt_start_ns = _now()
-    cap.resend_count = retries_taken
+    """An HTTP attempt is about to be sent; the last one sent is the one that answered.
+
+    The first attempt starts with the call (request preparation counts as queue time), so a
+    ``retries`` phase exists only when the client re-sent.
+    """
+    if retries_taken:
+        cap.attempt_start_ns = _now()
+        cap.resend_count = retries_taken
 
 
 def headers_received(cap: CallCapture) -> None:

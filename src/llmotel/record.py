@@ -113,6 +113,7 @@ class ServerTiming:
     decode_s: float | None = None
     time_per_token_s: float | None = None
     total_s: float | None = None  # upper bound of server time (openai-processing-ms, TGI total)
+    inference_s: float | None = None  # prefill + all decoding, when only the sum is reported (TGI, vLLM)
     cached_tokens: int | None = None
 
 

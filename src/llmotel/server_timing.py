@@ -5,9 +5,11 @@ or an object in the response body / last stream chunk under ``body_key``), and w
 ``ServerTiming`` field with which scale to seconds. The first format with any key present wins.
 
 Formats (as the servers document them):
-- TGI: headers ``x-queue-time``, ``x-inference-time`` (prefill + decode), ``x-time-per-token``,
-  ``x-total-time`` (all ms), ``x-generated-tokens``.
-- llama.cpp: body/last chunk ``timings`` = {prompt_ms, predicted_ms, predicted_per_token_ms, cache_n}.
+- TGI: headers ``x-queue-time``, ``x-inference-time`` (prefill + all decoding), ``x-total-time`` (ms).
+  Its ``x-time-per-token`` is inference time / generated tokens (prefill included), so it is not read
+  as a decode time per token.
+- llama.cpp: body/last chunk ``timings`` = {prompt_ms, predicted_ms, predicted_per_token_ms, cache_n};
+  ``predicted_ms`` covers every generated token, the first included.
 - vLLM: body/last chunk ``metrics`` = {queue_time_ms, prefill_time_ms, decode_time_ms, ...}
   (second-valued ``time_in_queue`` etc. accepted too).
 - OpenAI: header ``openai-processing-ms`` bounds the server time (no split).
@@ -17,7 +19,7 @@ Formats (as the servers document them):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,18 +36,6 @@ class TimingFormat:
     body_key: str  # "" -> response headers
     # (ServerTiming field, candidate keys (first present wins), scale to seconds or 1 for counts)
     fields: tuple[tuple[str, tuple[str, ...], float], ...]
-    derive: Callable[[ServerTiming, Mapping[str, Any]], None] | None = None
-
-
-def _tgi_derive(t: ServerTiming, src: Mapping[str, Any]) -> None:
-    # x-inference-time covers prefill + decode; x-time-per-token * generated tokens is decode.
-    inference = _num(src.get("x-inference-time"))
-    generated = _num(src.get("x-generated-tokens"))
-    if inference is not None and t.time_per_token_s is not None and generated is not None:
-        t.decode_s = min(inference * _MS, t.time_per_token_s * max(generated - 1, 0))
-        t.prefill_s = inference * _MS - t.decode_s
-    if t.total_s is None and inference is not None and t.queue_s is not None:
-        t.total_s = inference * _MS + t.queue_s
 
 
 FORMATS: tuple[TimingFormat, ...] = (
@@ -54,10 +44,9 @@ FORMATS: tuple[TimingFormat, ...] = (
         "",
         (
             ("queue_s", ("x-queue-time",), _MS),
-            ("time_per_token_s", ("x-time-per-token",), _MS),
+            ("inference_s", ("x-inference-time",), _MS),
             ("total_s", ("x-total-time",), _MS),
         ),
-        _tgi_derive,
     ),
     TimingFormat(
         sc.LLMOTEL_SERVER_TIMING_FORMAT_LLAMA_CPP,
@@ -80,7 +69,8 @@ FORMATS: tuple[TimingFormat, ...] = (
             ("decode_s", ("decode_time_ms",), _MS),
             ("decode_s", ("model_decode_time",), _S),
             ("time_per_token_s", ("time_per_output_token_ms", "tpot_ms"), _MS),
-            ("total_s", ("e2e_time_ms", "total_time_ms", "inference_time_ms"), _MS),
+            ("inference_s", ("inference_time_ms",), _MS),
+            ("total_s", ("e2e_time_ms", "total_time_ms"), _MS),
             ("cached_tokens", ("num_cached_tokens", "cached_tokens"), 1),
         ),
     ),
@@ -93,9 +83,6 @@ FORMATS: tuple[TimingFormat, ...] = (
 
 BODY_KEYS: tuple[str, ...] = tuple(dict.fromkeys(f.body_key for f in FORMATS if f.body_key))
 """Body / last-chunk object names a provider module should copy into ``LLMResponse.body_timing``."""
-
-_NONE = ServerTiming()
-
 
 def _num(value: Any) -> float | None:
     if isinstance(value, bool):
@@ -124,8 +111,6 @@ def _apply(fmt: TimingFormat, src: Mapping[str, Any]) -> ServerTiming | None:
             if getattr(timing, attr) is None:
                 setattr(timing, attr, int(value) if attr == "cached_tokens" else value * scale)
             break
-    if timing is not None and fmt.derive is not None:
-        fmt.derive(timing, src)
     return timing
 
 
@@ -152,5 +137,5 @@ def parse(headers: Mapping[str, str], body_timing: Mapping[str, object]) -> Serv
 
 HEADER_NAMES: frozenset[str] = frozenset(
     key for f in FORMATS if not f.body_key for _, keys, _ in f.fields for key in keys
-) | {"x-inference-time", "x-generated-tokens"}
+)
 """Response headers the timing parsers read (the provider keeps only these and the other readers' names)."""
