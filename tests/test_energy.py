@@ -348,3 +348,12 @@ def test_lookups_are_cached_and_bounded() -> None:
         energy.estimate(f"model-{i}", f"region-{i}", CALL, 1.0)
     assert state.coeffs.cache_info().currsize <= 512
     assert state.grid.cache_info().currsize <= 256
+
+
+def test_preload_parses_the_tables_ahead_of_the_first_call() -> None:
+    energy_data.model_table.cache_clear()
+    energy_data.grid_table.cache_clear()
+    energy.reload(energy_config.EMPTY)
+    energy.preload()
+    assert energy_data.model_table.cache_info().currsize == 1
+    assert energy_data.grid_table.cache_info().currsize == 1

@@ -222,6 +222,16 @@ def reload(overrides: energy_config.EnergyOverrides | None = None) -> _State:
         return state
 
 
+def preload() -> None:
+    """Parse the shipped tables and the user config now (a few ms) instead of on the first call. Never raises."""
+    try:
+        state = _get_state()
+        energy_data.grid_table()
+        state.coeffs("")
+    except Exception:
+        _log.debug("llmotel energy preload failed", exc_info=True)
+
+
 def estimate(model: str, region: str, usage: Usage, server_time_s: float | None) -> EnergyEstimate | None:
     """Energy and carbon of one call; None when input or output token counts are missing. Never raises."""
     try:
