@@ -1,0 +1,110 @@
+package llmsliconnector // import "github.com/llmotel/llmotel/collector/llmsliconnector"
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/aggregate"
+)
+
+// Config is the llm_sli connector's configuration. Every field has a working default.
+type Config struct {
+	// FlushInterval is how often metrics are emitted downstream.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// AggregationTemporality is "cumulative" (default; for Prometheus) or "delta".
+	AggregationTemporality string `mapstructure:"aggregation_temporality"`
+	// Exemplars attaches the trace and span id of the latest observation of each bucket to histograms.
+	Exemplars bool `mapstructure:"exemplars"`
+	// Window is the sliding window of the gauges (cache hit ratio, prefix churn, revision drift, fairness).
+	Window WindowConfig `mapstructure:"window"`
+	// Cardinality caps the number of series; data past a cap goes to one otel.metric.overflow series.
+	Cardinality CardinalityConfig `mapstructure:"cardinality"`
+	// TraceBuffer bounds the state that waits for related spans (agent runs, phase spans).
+	TraceBuffer TraceBufferConfig `mapstructure:"trace_buffer"`
+	// Fairness configures the per-tenant service accounting.
+	Fairness FairnessConfig `mapstructure:"fairness"`
+}
+
+// WindowConfig sets the sliding window.
+type WindowConfig struct {
+	Duration time.Duration `mapstructure:"duration"`
+	// Slots is how many sub-intervals the window moves by; also the points of the noisy-neighbour correlation.
+	Slots int `mapstructure:"slots"`
+}
+
+// CardinalityConfig caps series. 0 disables a cap.
+type CardinalityConfig struct {
+	MaxValuesPerDimension int `mapstructure:"max_values_per_dimension"`
+	MaxSeriesPerMetric    int `mapstructure:"max_series_per_metric"`
+	MaxSeries             int `mapstructure:"max_series"`
+}
+
+// TraceBufferConfig bounds the agent-run buffer and the pending phase spans.
+type TraceBufferConfig struct {
+	MaxTraces int `mapstructure:"max_traces"`
+	MaxBytes  int `mapstructure:"max_bytes"`
+	// Wait is how long after an invoke_agent span arrives its late children are still accepted.
+	Wait time.Duration `mapstructure:"wait"`
+	// MaxAge evicts traces (and phase spans) whose parent never arrives.
+	MaxAge time.Duration `mapstructure:"max_age"`
+	// MaxPendingPhases bounds phase spans waiting for their LLM call span.
+	MaxPendingPhases int `mapstructure:"max_pending_phases"`
+}
+
+// FairnessConfig sets the Virtual Token Counter weights and the tenant bound.
+type FairnessConfig struct {
+	InputTokenWeight  float64 `mapstructure:"input_token_weight"`
+	OutputTokenWeight float64 `mapstructure:"output_token_weight"`
+	MaxTenants        int     `mapstructure:"max_tenants"`
+}
+
+// Validate checks the configuration; each error names the key and how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	positive := func(key string, d time.Duration, example string) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be a positive duration, got %v; set for example %s: %s", key, d, key, example))
+		}
+	}
+	nonNegative := func(key string, v int) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must be >= 0 (0 disables the cap), got %d", key, v))
+		}
+	}
+	positive("flush_interval", c.FlushInterval, "15s")
+	if _, ok := aggregate.ParseTemporality(c.AggregationTemporality); !ok {
+		errs = append(errs, fmt.Errorf("aggregation_temporality: %q is not supported; use cumulative (Prometheus) or delta", c.AggregationTemporality))
+	}
+	positive("window.duration", c.Window.Duration, "5m")
+	if c.Window.Slots < 1 || c.Window.Slots > 1000 {
+		errs = append(errs, fmt.Errorf("window.slots: must be between 1 and 1000, got %d; 10 is a good default", c.Window.Slots))
+	} else if c.Window.Duration > 0 && c.Window.Duration/time.Duration(c.Window.Slots) < time.Second {
+		errs = append(errs, fmt.Errorf("window.slots: %d slots make slots shorter than 1s for window.duration %v; lower window.slots or raise window.duration", c.Window.Slots, c.Window.Duration))
+	}
+	nonNegative("cardinality.max_values_per_dimension", c.Cardinality.MaxValuesPerDimension)
+	nonNegative("cardinality.max_series_per_metric", c.Cardinality.MaxSeriesPerMetric)
+	nonNegative("cardinality.max_series", c.Cardinality.MaxSeries)
+	if c.TraceBuffer.MaxTraces < 1 {
+		errs = append(errs, fmt.Errorf("trace_buffer.max_traces: must be >= 1, got %d; it bounds agent runs held until complete (e.g. 10000)", c.TraceBuffer.MaxTraces))
+	}
+	if c.TraceBuffer.MaxBytes < 1024 {
+		errs = append(errs, fmt.Errorf("trace_buffer.max_bytes: must be >= 1024, got %d; e.g. 67108864 (64 MiB)", c.TraceBuffer.MaxBytes))
+	}
+	if c.TraceBuffer.MaxPendingPhases < 1 {
+		errs = append(errs, fmt.Errorf("trace_buffer.max_pending_phases: must be >= 1, got %d; e.g. 10000", c.TraceBuffer.MaxPendingPhases))
+	}
+	if c.TraceBuffer.Wait < 0 {
+		errs = append(errs, fmt.Errorf("trace_buffer.wait: must be >= 0, got %v; e.g. 5s", c.TraceBuffer.Wait))
+	}
+	positive("trace_buffer.max_age", c.TraceBuffer.MaxAge, "5m")
+	if c.TraceBuffer.MaxAge > 0 && c.TraceBuffer.MaxAge < c.TraceBuffer.Wait {
+		errs = append(errs, fmt.Errorf("trace_buffer.max_age (%v) must be >= trace_buffer.wait (%v); raise max_age", c.TraceBuffer.MaxAge, c.TraceBuffer.Wait))
+	}
+	if c.Fairness.InputTokenWeight < 0 || c.Fairness.OutputTokenWeight < 0 || c.Fairness.InputTokenWeight+c.Fairness.OutputTokenWeight == 0 {
+		errs = append(errs, fmt.Errorf("fairness.input_token_weight / fairness.output_token_weight: must be >= 0 and not both 0, got %v / %v; VTC uses 1 / 2",
+			c.Fairness.InputTokenWeight, c.Fairness.OutputTokenWeight))
+	}
+	nonNegative("fairness.max_tenants", c.Fairness.MaxTenants)
+	return errors.Join(errs...)
+}

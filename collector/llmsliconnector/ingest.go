@@ -1,0 +1,342 @@
+package llmsliconnector
+
+import (
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/agentrun"
+	sc "github.com/llmotel/llmotel/collector/llmsliconnector/internal/semconv"
+)
+
+// Values of gen_ai.operation.name the connector routes on (GenAI conventions; values, not names).
+const (
+	opInvokeAgent = "invoke_agent"
+	opPlan        = "plan"
+	opExecuteTool = "execute_tool"
+)
+
+// Finish reasons that mean the token limit cut the answer (OpenAI / Anthropic spellings).
+var truncatingFinishReasons = []string{"length", "max_tokens"}
+
+// cacheHitThreshold mirrors llmotel.cache.state: at least 90 % cache reads is a hit.
+const cacheHitThreshold = 0.9
+
+// ingest aggregates one batch. Phase spans are taken first so that a call span finds its phases
+// whatever their order inside the batch. Called under c.mu.
+func (c *llmSLI) ingest(td ptrace.Traces, now time.Time) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				span := spans.At(k)
+				if _, ok := span.Attributes().Get(sc.AttrPhaseName); ok {
+					c.ingestPhase(span, now)
+				}
+			}
+		}
+	}
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				c.ingestSpan(spans.At(k), now)
+			}
+		}
+	}
+}
+
+func (c *llmSLI) reject(reason string, now time.Time, n float64) {
+	c.scratch[0] = reason
+	c.st.rejected.Add(c.scratch[:1], n, now)
+}
+
+// spanTimes returns the span's start and duration in seconds, or ok=false when end < start or unset.
+func spanTimes(span ptrace.Span) (time.Time, float64, bool) {
+	start, end := span.StartTimestamp(), span.EndTimestamp()
+	if start == 0 || end < start {
+		return time.Time{}, 0, false
+	}
+	return start.AsTime(), float64(end-start) / 1e9, true
+}
+
+func (c *llmSLI) ingestSpan(span ptrace.Span, now time.Time) {
+	attrs := span.Attributes()
+	opVal, ok := attrs.Get(sc.AttrGenAIOperationName)
+	if !ok {
+		return // not a GenAI span (phase spans were handled in the first pass)
+	}
+	if opVal.Type() != pcommon.ValueTypeStr {
+		c.reject(reasonWrongType, now, 1)
+		return
+	}
+	switch op := opVal.Str(); op {
+	case opInvokeAgent:
+		r := reader{attrs: attrs}
+		name := r.str(sc.AttrGenAIAgentName)
+		if r.bad != "" {
+			c.reject(r.bad, now, 1)
+			return
+		}
+		c.agents.AddAgent(span.TraceID(), span.SpanID(), name, now)
+	case opPlan:
+		c.ingestPlan(span, now)
+	case opExecuteTool:
+		c.ingestTool(span, now)
+	default:
+		if span.Kind() == ptrace.SpanKindClient {
+			c.ingestCall(span, now)
+		}
+	}
+}
+
+func (c *llmSLI) ingestPlan(span ptrace.Span, now time.Time) {
+	r := reader{attrs: span.Attributes()}
+	r.require(sc.AttrPlanRevision)
+	revision, _ := r.count(sc.AttrPlanRevision)
+	tools, hasTools := r.strs(sc.AttrPlanTools)
+	if !hasTools {
+		r.require(sc.AttrPlanSteps)
+		tools, _ = r.strs(sc.AttrPlanSteps)
+	}
+	if r.bad != "" {
+		c.reject(r.bad, now, 1)
+		return
+	}
+	c.agents.AddPlan(span.TraceID(), span.ParentSpanID(), int(revision), span.StartTimestamp().AsTime(), tools, now)
+}
+
+func (c *llmSLI) ingestTool(span ptrace.Span, now time.Time) {
+	r := reader{attrs: span.Attributes()}
+	r.require(sc.AttrGenAIToolName)
+	name := r.str(sc.AttrGenAIToolName)
+	revision := int64(agentrun.NoRevision)
+	if v, ok := r.count(sc.AttrPlanRevision); ok {
+		revision = v
+	}
+	if r.bad != "" {
+		c.reject(r.bad, now, 1)
+		return
+	}
+	c.agents.AddTool(span.TraceID(), span.ParentSpanID(), name, int(revision), span.StartTimestamp().AsTime(), now)
+}
+
+// callDims are the dimensions an LLM call lends to its phase spans.
+type callDims struct {
+	model, revision, region, tenant, cacheState string
+	outputTokens                                int64
+	hasOutput                                   bool
+}
+
+// ingestCall records every per-call SLI of one LLM call span and of the phases already seen.
+func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
+	r := reader{attrs: span.Attributes()}
+	r.require(sc.AttrGenAIRequestModel)
+	d := callDims{
+		model:    r.str(sc.AttrGenAIRequestModel),
+		revision: r.str(sc.AttrModelRevision),
+		region:   r.str(sc.AttrServerRegion),
+		tenant:   r.str(sc.AttrTenantID),
+	}
+	if d.revision == "" {
+		d.revision = r.str(sc.AttrGenAIResponseModel)
+	}
+	provider := r.str(sc.AttrGenAIProviderName)
+	errorType := r.str(sc.AttrErrorType)
+	status, hasStatus := r.count(sc.AttrHTTPResponseStatusCode)
+	truncated, hasTruncated := r.boolean(sc.AttrResponseTruncated)
+	input, hasInput := r.count(sc.AttrGenAIUsageInputTokens)
+	d.outputTokens, d.hasOutput = r.count(sc.AttrGenAIUsageOutputTokens)
+	cacheRead, _ := r.count(sc.AttrGenAIUsageCacheReadInputTokens)
+	d.cacheState = r.str(sc.AttrCacheState)
+	ttftAttr, hasTTFTAttr := r.amount(sc.AttrGenAIResponseTimeToFirstChunk)
+	tpotAttr, hasTPOTAttr := r.amount(sc.AttrDecodeTimePerOutputToken)
+	stalls, _ := r.count(sc.AttrDecodeStallCount)
+	energy, hasEnergy := r.amount(sc.AttrEnergyWh)
+	carbon, hasCarbon := r.amount(sc.AttrCarbonGCO2e)
+	fingerprint := r.str(sc.AttrPromptPrefixFingerprint)
+	start, duration, okTimes := spanTimes(span)
+	if r.bad == "" && !okTimes {
+		r.fail(reasonBadTimestamps)
+	}
+	if r.bad == "" && hasInput && cacheRead > input {
+		r.fail(reasonInvalidValue)
+	}
+	if r.bad != "" {
+		c.reject(r.bad, now, 1)
+		return
+	}
+	_ = start
+	if d.cacheState == "" && hasInput {
+		d.cacheState = cacheStateOf(cacheRead, input)
+	}
+	if errorType == "" && span.Status().Code() == ptrace.StatusCodeError {
+		errorType = "_OTHER" // the semantic conventions' fallback value
+	}
+	if !hasTruncated {
+		truncated = containsStr(span.Attributes(), sc.AttrGenAIResponseFinishReasons, truncatingFinishReasons...)
+	}
+	traceID, spanID := span.TraceID(), span.SpanID()
+
+	// Phases seen before (or in the same batch as) their call span.
+	ph := c.phases.take(spanID)
+	var ttftFromPhases float64
+	ttftSource, firstTokenSeen, decodeSource := "", false, ""
+	var decodeDur float64
+	for _, p := range ph {
+		c.recordPhase(&d, p, now)
+		switch p.name {
+		case sc.AttrPhaseNameRetries, sc.AttrPhaseNameQueue, sc.AttrPhaseNamePrefill:
+			ttftFromPhases += p.duration
+		case sc.AttrPhaseNameFirstToken:
+			ttftFromPhases += p.duration
+			firstTokenSeen, ttftSource = true, p.source
+		case sc.AttrPhaseNameDecode:
+			decodeDur, decodeSource = p.duration, p.source
+			if stalls == 0 {
+				stalls = p.stalls
+			}
+		}
+	}
+	c.phases.remember(spanID, d, now)
+
+	v := c.scratch[:]
+	// Latency: model, revision, region, tenant, cache state, phase source.
+	v[0], v[1], v[2], v[3], v[4] = d.model, d.revision, d.region, d.tenant, d.cacheState
+	ttft, hasTTFT := ttftAttr, hasTTFTAttr
+	if hasTTFT {
+		v[5] = sc.AttrPhaseSourceClient
+	} else if firstTokenSeen {
+		ttft, hasTTFT, v[5] = ttftFromPhases, true, ttftSource
+	}
+	if hasTTFT {
+		c.st.ttft.Record(v[:6], ttft, now, traceID, spanID)
+	}
+	tpot, hasTPOT := tpotAttr, hasTPOTAttr
+	v[5] = decodeSource
+	if v[5] == "" {
+		v[5] = sc.AttrPhaseSourceClient
+	}
+	if !hasTPOT && decodeSource != "" && d.hasOutput && d.outputTokens > 1 {
+		tpot, hasTPOT = decodeDur/float64(d.outputTokens-1), true
+	}
+	if hasTPOT {
+		c.st.tpot.Record(v[:6], tpot, now, traceID, spanID)
+	}
+	c.st.duration.Record(v[:5], duration, now, traceID, spanID)
+
+	// Requests: provider, model, region, tenant, error.type, status, truncated.
+	v[0], v[1], v[2], v[3], v[4] = provider, d.model, d.region, d.tenant, errorType
+	v[5], v[6] = "", strconv.FormatBool(truncated)
+	if hasStatus {
+		v[5] = strconv.FormatInt(status, 10)
+	}
+	c.st.requests.Add(v[:7], 1, now)
+
+	// Usage, stalls, energy: model, region, tenant.
+	v[0], v[1], v[2] = d.model, d.region, d.tenant
+	if hasInput {
+		c.st.inputTokens.Add(v[:3], float64(input), now)
+		c.st.cacheRead.Add(v[:3], float64(cacheRead), now)
+	}
+	if d.hasOutput {
+		c.st.outputTok.Add(v[:3], float64(d.outputTokens), now)
+	}
+	if stalls > 0 {
+		c.st.stalls.Add(v[:3], float64(stalls), now)
+	}
+	if hasEnergy {
+		c.st.energy.Add(v[:3], energy, now)
+	}
+	if hasCarbon {
+		c.st.carbon.Add(v[:3], carbon, now)
+	}
+
+	// Windowed cache ratio and prefix churn.
+	if hasInput {
+		v[3] = fingerprint
+		c.cacheWindow.Add(c.key(v[:4]), v[:4], float64(cacheRead), float64(input), now)
+	}
+	if fingerprint != "" {
+		v[1] = d.tenant
+		c.prefixes.Observe(c.key(v[:2]), v[:2], fingerprint, now)
+	}
+
+	// Revision drift per (request model, region).
+	if d.revision != "" {
+		v[0], v[1] = d.model, d.region
+		key := c.key(v[:2])
+		c.revisions.Observe(key, v[:2], d.revision, now)
+		if prev, seen := c.lastRevision[key]; !seen || prev != d.revision {
+			if seen {
+				c.st.revisionChanges.Add(v[:2], 1, now)
+			}
+			if seen || len(c.lastRevision) < c.cfg.Cardinality.MaxSeriesPerMetric || c.cfg.Cardinality.MaxSeriesPerMetric == 0 {
+				c.lastRevision[key] = d.revision
+			}
+		}
+	}
+
+	// Fairness: every submitted request is demand; tokens served are service.
+	v[0] = d.tenant
+	out := float64(d.outputTokens)
+	c.st.demand.Add(v[:1], 1, now)
+	service := c.cfg.Fairness.InputTokenWeight*float64(input) + c.cfg.Fairness.OutputTokenWeight*out
+	if service > 0 {
+		c.st.service.Add(v[:1], service, now)
+	}
+	c.fair.Observe(now, d.tenant, float64(input), out, ttft, hasTTFT)
+}
+
+func cacheStateOf(cacheRead, input int64) string {
+	switch {
+	case cacheRead <= 0 || input <= 0:
+		return sc.AttrCacheStateMiss
+	case float64(cacheRead) >= cacheHitThreshold*float64(input):
+		return sc.AttrCacheStateHit
+	default:
+		return sc.AttrCacheStatePartial
+	}
+}
+
+// key joins values into a map key in a reused buffer; the returned string is a fresh copy.
+func (c *llmSLI) key(values []string) string {
+	b := c.keyBuf[:0]
+	for _, v := range values {
+		b = append(b, v...)
+		b = append(b, 0)
+	}
+	c.keyBuf = b
+	return string(b)
+}
+
+// recordRun records the adherence of one scored agent run.
+func (c *llmSLI) recordRun(run agentrun.Run, now time.Time) {
+	v := c.scratch[:2]
+	v[0] = run.Agent
+	c.st.adherence.Record(v[:1], run.Result.Ordered, now, run.TraceID, run.SpanID)
+	c.st.precision.Record(v[:1], run.Result.Precision, now, run.TraceID, run.SpanID)
+	c.st.recall.Record(v[:1], run.Result.Recall, now, run.TraceID, run.SpanID)
+	for _, step := range []struct {
+		kind string
+		n    int
+	}{{stepSkipped, run.Result.Skipped}, {stepExtra, run.Result.Extra}, {stepReordered, run.Result.Reordered}, {stepReplan, run.Result.Replans}} {
+		if step.n > 0 {
+			v[1] = step.kind
+			c.st.planSteps.Add(v, float64(step.n), now)
+		}
+	}
+}
+
+// Values of llmotel.sli.step.kind.
+const (
+	stepSkipped   = "skipped"
+	stepExtra     = "extra"
+	stepReordered = "reordered"
+	stepReplan    = "replan"
+)
