@@ -25,12 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def captured() -> Iterator[Captured]:
     instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument()
+    ours = not instrumentor.is_instrumented_by_opentelemetry  # leave another test's instrumentation alone
+    if ours:
+        instrumentor.instrument()
     try:
         # After instrument(): bind the LLM and agent spans to this test's in-memory provider.
         yield from capture_spans()
     finally:
-        instrumentor.uninstrument()
+        if ours:
+            instrumentor.uninstrument()
 
 
 def _asks(sim: SimServer, client: openai.OpenAI, tools: list[str]) -> list[tuple[str, str]]:
