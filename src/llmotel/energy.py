@@ -175,10 +175,8 @@ class _State:
             user = overrides.regions.get(wanted.lower())
             found = energy_data.grid_table().find(wanted)
         pue = overrides.pue or DEFAULT_PUE
-        if found is not None:
-            provider = _cloud_provider(found)
-            if provider and overrides.pue is None:
-                pue = PROVIDER_PUE[provider]
+        if found is not None and overrides.pue is None:
+            pue = PROVIDER_PUE.get(found.provider, pue)
         if user is not None:
             if user.pue is not None:
                 pue = user.pue
@@ -188,14 +186,6 @@ class _State:
             return _Grid(found.gco2e_per_kwh, found.region, pue)
         world = energy_data.grid_table().world
         return _Grid(world.gco2e_per_kwh, world.region, pue)
-
-
-def _cloud_provider(entry: energy_data.GridIntensity) -> str:
-    source = entry.source
-    for provider in PROVIDER_PUE:
-        if source.startswith(f"Cloud Carbon Footprint ({provider};"):
-            return provider
-    return ""
 
 
 _state: _State | None = None

@@ -38,6 +38,7 @@ class GridIntensity:
     gco2e_per_kwh: float
     region: str  # the label we report: ISO alpha-2 code, cloud region id, "EU" or "world"
     source: str
+    provider: str = ""  # aws | gcp | azure for a cloud region, "" for a country
 
 
 _SEPARATORS = re.compile(r"[\s_:/|@]+")
@@ -149,7 +150,7 @@ class GridTable:
         # Cloud regions first so that a country name ("france") means the country, not Azure's region of that name.
         for region, provider, _location, value, source in _read_rows("grid_cloud_regions.csv"):
             by_key[region.lower()] = GridIntensity(
-                float(value), region, f"Cloud Carbon Footprint ({provider}; {source}) (Apache-2.0)"
+                float(value), region, f"Cloud Carbon Footprint ({provider}; {source}) (Apache-2.0)", provider
             )
         for iso2, _iso3, name, value, year in _read_rows("grid_countries.csv"):
             label = WORLD if iso2 == "WORLD" else iso2
