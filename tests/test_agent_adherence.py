@@ -41,6 +41,34 @@ def test_lcs_known_values() -> None:
     assert lcs(["a", "b"], ["b", "a"]) == 1
 
 
+def reference_lcs(a: list[str], b: list[str]) -> int:
+    """The textbook quadratic DP, to check the bit-parallel implementation against."""
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a, 1):
+        for j, y in enumerate(b, 1):
+            table[i][j] = table[i - 1][j - 1] + 1 if x == y else max(table[i - 1][j], table[i][j - 1])
+    return table[-1][-1]
+
+
+@given(
+    st.lists(st.sampled_from("abcdefg"), max_size=40),
+    st.lists(st.sampled_from("abcdefgh"), max_size=150),
+)
+def test_bit_parallel_lcs_equals_the_dp(a: list[str], b: list[str]) -> None:
+    assert lcs(a, b) == reference_lcs(a, b) == lcs(b, a)
+
+
+def test_long_run_scores_fast() -> None:
+    import time
+
+    plan = [f"t{i % 50}" for i in range(500)]
+    executed = [f"t{(i * 7) % 60}" for i in range(20_000)]
+    t0 = time.perf_counter()
+    got = score([Revision(plan, executed)])
+    assert time.perf_counter() - t0 < 2.0  # the quadratic DP takes ~10^7 cell updates here
+    assert got.skipped + (len(executed) - got.extra) == len(plan)
+
+
 def test_effective_plan_cuts_after_last_executed_step() -> None:
     assert list(effective_plan(["a", "b", "c", "d"], ["a", "b"])) == ["a", "b"]
     assert list(effective_plan(["a", "b", "c"], ["c"])) == ["a", "b", "c"]
