@@ -144,3 +144,40 @@ def test_example_agent_loop_runs_and_reports_its_deviation() -> None:
     assert out.strip().splitlines()[-1] == "ordered=0.80 skipped=1 extra=1 replans=1"
     assert "execute_tool send_email" in out and "llmotel.tool.planned=False" in out
     assert json.dumps("x")  # keep json imported for readers adapting this test
+
+
+def test_anthropic_tool_use_inside_a_run(sim: SimServer) -> None:
+    import anthropic
+    from llmotel.providers.anthropic import AnthropicInstrumentor
+
+    instrumentor = AnthropicInstrumentor()
+    ours = not instrumentor.is_instrumented_by_opentelemetry
+    if ours:
+        instrumentor.instrument()
+    try:
+        for captured in capture_spans():
+            client = anthropic.Anthropic(base_url=sim.base_url, api_key="tenant-acme", max_retries=0)
+            with llmotel.agent_run("claude-agent") as run:
+                run.plan(["lookup_order", "refund"])
+                msg = client.messages.create(
+                    model="claude-sonnet-4-6",
+                    max_tokens=64,
+                    messages=[{"role": "user", "content": "refund my order"}],
+                    extra_headers={"x-sim-tool-calls": "lookup_order,cancel_order"},
+                )
+                for block in msg.content:
+                    if block.type == "tool_use":
+                        with llmotel.tool(block.name, call_id=block.id):
+                            pass
+            llm = [s for s in captured.all() if (s.attributes or {}).get(sc.GEN_AI_OPERATION_NAME) == "chat"]
+            assert len(llm) == 1 and parent_id(llm[0]) == span_id(captured.one("invoke_agent claude-agent"))
+            asked = list((llm[0].attributes or {})[sc.LLMOTEL_RESPONSE_TOOL_NAMES])  # type: ignore[arg-type]
+            assert asked == ["lookup_order", "cancel_order"]
+            assert run.adherence is not None
+            assert (run.adherence.skipped, run.adherence.extra, run.adherence.ordered) == (1, 1, 0.5)
+            cancel = captured.one("execute_tool cancel_order").attributes or {}
+            assert cancel[sc.LLMOTEL_TOOL_PLANNED] is False
+            assert str(cancel[sc.GEN_AI_TOOL_CALL_ID]).startswith("toolu_")
+    finally:
+        if ours:
+            instrumentor.uninstrument()
