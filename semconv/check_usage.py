@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import ROOT, _load
 
-NAME = re.compile(r"""["'`]((?:gen_ai|llmotel|openai\.response)\.[a-z0-9_.]+)["'`]""")
+# Quoted strings only: telemetry names in code are string literals; backticks are docstring prose.
+NAME = re.compile(r"""["']((?:gen_ai|llmotel|openai\.response)\.[a-z0-9_.]+)["']""")
 ALLOWED_PREFIXES = ("llmotel.sim",)  # the simulator's own module / logger names
 
 
