@@ -28,6 +28,8 @@ from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, ServerTi
 
 _log = logging.getLogger(__name__)
 _CACHE_HIT_RATIO = 0.9
+# (phase name, source) -> metric attributes, built once (at most 5 x 3 entries).
+_PHASE_METRIC_ATTRS: dict[tuple[str, str], dict[str, AttributeValue]] = {}
 
 
 class _Names:
@@ -209,10 +211,12 @@ def _phase_spans(
             phase.name, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, start_time=_wall(capture, phase.start_ns)
         )
         span.end(end_time=_wall(capture, phase.end_ns))
-        hist.record(
-            (phase.end_ns - phase.start_ns) / 1e9,
-            {sc.LLMOTEL_PHASE_NAME: phase.name, sc.LLMOTEL_PHASE_SOURCE: phase.source},
-        )
+        key = (phase.name, phase.source)
+        metric_attrs = _PHASE_METRIC_ATTRS.get(key)
+        if metric_attrs is None:
+            metric_attrs = {sc.LLMOTEL_PHASE_NAME: phase.name, sc.LLMOTEL_PHASE_SOURCE: phase.source}
+            _PHASE_METRIC_ATTRS[key] = metric_attrs
+        hist.record((phase.end_ns - phase.start_ns) / 1e9, metric_attrs)
 
 
 def _energy_attrs(request: LLMRequest, response: LLMResponse, where: str, timing: ServerTiming) -> dict[str, Any]:

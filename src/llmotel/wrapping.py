@@ -66,6 +66,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.trace import SpanKind
 
 from llmotel import _semconv as sc
 from llmotel import call as call_mod
@@ -141,7 +142,22 @@ def _begin(provider: Provider, ep: Endpoint, instance: Any, args: tuple[Any, ...
 
 
 def _skip() -> bool:
-    return ACTIVE.get() is not None or not is_instrumentation_enabled()
+    """True when this call must not get a span of its own.
+
+    Inside another llmotel call; instrumentation suppressed; language-model instrumentation suppressed
+    by an outer GenAI instrumentation; or the current span is already another instrumentation's GenAI
+    CLIENT span for this very call (it wrapped the method outside llmotel) — no duplicate call spans.
+    """
+    if ACTIVE.get() is not None or not is_instrumentation_enabled():
+        return True
+    if otel_context.get_value(SUPPRESS_LANGUAGE_MODEL_KEY):
+        return True
+    current = trace.get_current_span()
+    if getattr(current, "kind", None) is SpanKind.CLIENT and current.is_recording():
+        attrs = getattr(current, "attributes", None)
+        if attrs and sc.GEN_AI_OPERATION_NAME in attrs:
+            return True
+    return False
 
 
 def _raw_body_ready(raw: Any) -> bool:

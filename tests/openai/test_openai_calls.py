@@ -555,3 +555,40 @@ def test_uninstrument_leaves_no_wrapper(sim: SimServer) -> None:
     # The client still works, untouched.
     r = _client(sim).chat.completions.create(model=MODEL, messages=MSGS, extra_headers=_hdr(2))
     assert r.choices
+
+
+def test_no_duplicate_span_under_another_genai_instrumentation(sim: SimServer, telemetry: Telemetry) -> None:
+    """Another OpenAI instrumentation that wrapped the method outside llmotel already made the call span."""
+    from opentelemetry.trace import SpanKind
+
+    tracer = telemetry_provider(telemetry).get_tracer("other-openai-instrumentation")
+    with tracer.start_as_current_span(
+        f"chat {MODEL}", kind=SpanKind.CLIENT, attributes={sc.GEN_AI_OPERATION_NAME: "chat"}
+    ):
+        _client(sim).chat.completions.create(model=MODEL, messages=MSGS, extra_headers=_hdr(2))
+    assert [s.name for s in telemetry.spans()] == [f"chat {MODEL}"]  # the other one's only
+
+
+def test_inner_genai_instrumentation_sees_suppression_key(sim: SimServer, telemetry: Telemetry) -> None:
+    """While llmotel records a call, the key OpenLLMetry-style instrumentations check is set."""
+    import wrapt
+    from openai._base_client import SyncAPIClient
+    from opentelemetry import context
+
+    from llmotel.wrapping import SUPPRESS_LANGUAGE_MODEL_KEY
+
+    seen: list[object] = []
+
+    def spy(wrapped, instance, args, kwargs):  # type: ignore[no-untyped-def]
+        seen.append(context.get_value(SUPPRESS_LANGUAGE_MODEL_KEY))
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(SyncAPIClient, "request", spy)
+    try:
+        _client(sim).chat.completions.create(model=MODEL, messages=MSGS, extra_headers=_hdr(2))
+    finally:
+        from opentelemetry.instrumentation.utils import unwrap
+
+        unwrap(SyncAPIClient, "request")
+    assert seen == [True]
+    assert context.get_value(SUPPRESS_LANGUAGE_MODEL_KEY) is None  # detached after the call

@@ -1,0 +1,175 @@
+"""Quick SDK overhead: client CPU per call, bare openai client vs llmotel-instrumented (plain and 50-chunk stream).
+
+The server is a canned loopback server in a child process (answers at once with fixed bytes), so the client's
+CPU (``time.thread_time``: the calling thread only) is what is measured. llmotel runs with an SDK tracer provider
+whose processor drops spans after they end (span creation, attributes, the four or five phase children and metric
+recording are all paid; export is not) and an SDK meter provider. Rounds alternate bare / instrumented; the
+median of the rounds is reported.
+
+Run: ``.venv/bin/python bench/overhead_quick.py [--calls 300] [--rounds 7]`` (writes the "sdk-overhead-quick"
+section of bench/RESULTS.md). The peer comparison lives in bench/overhead.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import machine, write_section  # noqa: E402
+
+CHUNKS = 50
+
+
+def _serve() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    def chunk(i: int, delta: dict[str, object], finish: str | None = None) -> str:
+        body = {
+            "id": "chatcmpl-q",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "system_fingerprint": "fp_q",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+    stream = (
+        chunk(0, {"role": "assistant", "content": ""})
+        + "".join(chunk(i, {"content": f" tok{i}"}) for i in range(CHUNKS))
+        + chunk(CHUNKS, {}, "stop")
+        + "data: [DONE]\n\n"
+    ).encode()
+    plain = json.dumps(
+        {
+            "id": "chatcmpl-q",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "system_fingerprint": "fp_q",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "hello " * 40}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 40, "total_tokens": 60},
+        }
+    ).encode()
+    headers = {
+        "x-request-id": "req_q",
+        "openai-processing-ms": "12",
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms",
+        "x-ratelimit-limit-tokens": "30000",
+        "x-ratelimit-remaining-tokens": "29000",
+        "x-ratelimit-reset-tokens": "2s",
+    }
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("stream"):
+            return web.Response(body=stream, headers={**headers, "content-type": "text/event-stream"})
+        return web.Response(body=plain, headers={**headers, "content-type": "application/json"})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"PORT {port}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _measure(client: object, stream: bool, calls: int) -> float:
+    """Client CPU microseconds per call (this thread only)."""
+    create = client.chat.completions.create  # type: ignore[attr-defined]
+    msgs = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]
+    start = time.thread_time_ns()
+    for _ in range(calls):
+        if stream:
+            for _chunk in create(model="gpt-4o-mini", messages=msgs, stream=True):
+                pass
+        else:
+            create(model="gpt-4o-mini", messages=msgs)
+    return (time.thread_time_ns() - start) / calls / 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="print only; do not update bench/RESULTS.md")
+    args = parser.parse_args()
+    if args.serve:
+        _serve()
+        return
+
+    from openai import OpenAI
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    from llmotel.providers.openai import OpenAIInstrumentor
+
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        port = int(line.split()[1])
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0)
+        tp = TracerProvider()
+        tp.add_span_processor(SpanProcessor())  # spans are built and ended; nothing is exported
+        mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        inst = OpenAIInstrumentor()
+        results: dict[tuple[str, bool], list[float]] = {}
+        for stream in (False, True):
+            _measure(client, stream, 30)  # warm-up
+            for _ in range(args.rounds):
+                results.setdefault(("bare", stream), []).append(_measure(client, stream, args.calls))
+                inst.instrument(tracer_provider=tp, meter_provider=mp)
+                _measure(client, stream, 5)
+                results.setdefault(("llmotel", stream), []).append(_measure(client, stream, args.calls))
+                inst.uninstrument()
+    finally:
+        server.terminate()
+        server.wait()
+
+    rows = []
+    for stream, label in ((False, "plain chat call"), (True, f"{CHUNKS}-chunk stream")):
+        bare = statistics.median(results[("bare", stream)])
+        ours = statistics.median(results[("llmotel", stream)])
+        rows.append(f"| {label} | {bare:.0f} | {ours:.0f} | {ours - bare:+.0f} | {(ours - bare) / bare * 100:+.1f} % |")
+    table = "\n".join(
+        [
+            "## SDK overhead (quick): client CPU per call, bare openai vs llmotel",
+            "",
+            f"Machine: {machine()}. openai client over loopback to a canned server in a child process;",
+            "CPU of the calling thread (`time.thread_time`), median of "
+            f"{args.rounds} alternating rounds of {args.calls} calls. llmotel: SDK tracer provider (spans built, "
+            "not exported) + SDK meter provider, all phase children on.",
+            "Reproduce: `.venv/bin/python bench/overhead_quick.py`.",
+            "",
+            "| call | bare µs | llmotel µs | added µs | added |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *rows,
+        ]
+    )
+    print(table)
+    if not args.no_write:
+        write_section("sdk-overhead-quick", table)
+
+
+if __name__ == "__main__":
+    main()
