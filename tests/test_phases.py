@@ -32,10 +32,12 @@ def _response(inp: int | None, out: int | None, cached: int | None = 0) -> LLMRe
                        usage=Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached))
 
 
-def _stream_capture(start: int, ttft_s: float, tpot_s: float, out: int) -> CallCapture:
+def _stream_capture(start: int, ttft_s: float, tpot_s: float, out: int, headers_s: float | None = None) -> CallCapture:
+    """A stream whose headers came with the first chunk (hosted API), or after ``headers_s`` (vLLM-like)."""
     first = start + round(ttft_s * NS)
     end = first + round(tpot_s * max(out - 1, 0) * NS)
-    return CallCapture(start_ns=start, attempt_start_ns=start, headers_ns=start + 1000, first_content_ns=first,
+    headers = first if headers_s is None else start + round(headers_s * NS)
+    return CallCapture(start_ns=start, attempt_start_ns=start, headers_ns=headers, first_content_ns=first,
                        last_chunk_ns=end, end_ns=end, content_chunk_count=out, chunk_count=out)
 
 
@@ -149,6 +151,24 @@ def test_learns_the_floor_and_attributes_the_rest_to_queue() -> None:
     assert all(p.samples == 300 for p in phases)
 
 
+def test_early_headers_measure_the_request_path_and_keep_its_jitter_out_of_the_envelope() -> None:
+    model = PhaseModel()
+    rng = random.Random(21)
+    for i in range(300):
+        u = rng.choice([64, 200, 500, 1000, 2000, 4000, 8000])
+        upload = rng.uniform(0.002, 0.030)  # client + network jitter before the server sees the request
+        queue = rng.expovariate(1 / 0.05) if rng.random() < 0.5 else 0.0
+        ttft = upload + queue + 5e-5 * u + 0.022
+        model.split(_request(), _response(u, 40), _stream_capture(i * NS, ttft, 0.02, 40, upload), ServerTiming())
+    co = model.calibrator.coefficients(KEY)
+    assert co.headers_early is True
+    assert co.overhead_s == pytest.approx(0.022, abs=0.002)  # the upload jitter is not in the floor
+    cap = _stream_capture(10**13, 0.025 + 0.080 + 5e-5 * 1000 + 0.022, 0.02, 40, 0.025)
+    d = _durations(model.split(_request(), _response(1000, 40), cap, ServerTiming()))
+    assert d["queue"] == pytest.approx(0.025 + 0.080, abs=0.003)  # queue = request path + server queue
+    assert d["prefill"] == pytest.approx(0.050, abs=0.003)
+
+
 def test_faster_than_the_envelope_clips_queue_at_zero() -> None:
     model = PhaseModel()
     _train(model, 200, random.Random(1))
@@ -188,18 +208,22 @@ def test_server_timing_is_used_exactly_when_present() -> None:
     assert by["queue"].confidence == by["prefill"].confidence == 1.0
 
 
-def test_tgi_headers_through_the_parser_give_queue_and_prefill_from_the_server() -> None:
-    headers = {"x-queue-time": "150", "x-inference-time": "900", "x-time-per-token": "20",
-               "x-generated-tokens": "40", "x-total-time": "1060"}
+def test_tgi_headers_through_the_parser_give_queue_exactly_and_prefill_from_inference_time() -> None:
+    # TGI reports queue and inference (= prefill + every decode step); the client watched the decode.
+    headers = {"x-queue-time": "150", "x-inference-time": "920", "x-time-per-token": "23",
+               "x-generated-tokens": "40", "x-total-time": "1070"}
     server = server_timing.parse(headers, {})
     assert server.format == "tgi"
     model = PhaseModel()
-    cap = _stream_capture(10**13, 0.15 + 0.12 + 0.025, 0.02, 40)
+    _train(model, 100, random.Random(2))
+    cap = _stream_capture(10**13, 0.150 + 0.120 + 0.024, 0.02, 40)  # prefill 120 ms, decode 39 x 20 ms
     phases = model.split(_request(), _response(1000, 40), cap, server)
+    assert_tiles(phases, cap)
     by = {p.name: p for p in phases}
-    assert by["queue"].source == by["prefill"].source == "server"
-    assert by["queue"].end_ns - by["queue"].start_ns == round(server.queue_s * NS)  # type: ignore[operator]
-    assert by["prefill"].end_ns - by["prefill"].start_ns == round(server.prefill_s * NS)  # type: ignore[operator]
+    assert by["queue"].source == "server"
+    assert by["queue"].end_ns - by["queue"].start_ns == round(0.150 * NS)
+    assert (by["prefill"].end_ns - by["prefill"].start_ns) / NS == pytest.approx(0.120, abs=0.01)
+    assert by["prefill"].confidence >= 0.9
 
 
 def test_llama_cpp_gives_prefill_and_the_queue_is_estimated() -> None:

@@ -46,7 +46,8 @@ STATE_ENV = "LLMOTEL_PHASE_MODEL_STATE"
 _STATE_VERSION = 1
 
 _TAU = 0.1  # expectile of the envelope fit
-_FIT_ITERATIONS = 6
+_FIT_ITERATIONS = 8
+_HUBER = 3.0
 _PRIOR_WEIGHT = 0.02  # the prior counts as this fraction of one point: it only settles what the data cannot
 _PER_BIN = 3
 _MAX_BINS = 48
@@ -54,10 +55,12 @@ _MAX_AGE = 4096  # calls of a key after which a stored point expires
 _EAGER_FIT_SAMPLES = 64  # below this many calls the fit is refreshed on every change
 _LAZY_FIT_EVERY = 8  # above it, at most once per this many calls
 _TPOT_ALPHA = 0.1
-# The idle decode step is the lowest time per output token seen; it drifts up this much per stream so
-# a server that became slower for good is followed.
-_TPOT_FLOOR_DRIFT = 1.001
+# The idle decode step is a low percentile of the last _TPOT_RING streams' time per output token: not the
+# minimum, because chunks that arrive in one burst make a single stream look impossibly fast.
+_TPOT_RING = 32
+_TPOT_FLOOR_QUANTILE = 0.2
 _SAVE_EVERY = 200  # learned calls between two writes of the state file
+_HEADER_VOTES = 16  # saturating vote on whether this key's server sends stream headers before it works
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,10 @@ class Coefficients:
     total_s_per_output_token: float
     total_confidence: float
     uncached_range: tuple[float, float]  # span of uncached tokens the TTFT envelope has seen
+    # True: this server sends stream headers on arrival (vLLM, TGI, llama.cpp), so send -> headers is the
+    # request path measured per call and the envelope is of headers -> first content. False: headers come
+    # with the first token (hosted APIs). None: no stream seen yet.
+    headers_early: bool | None
     prior: Prior
 
 
@@ -190,9 +197,18 @@ class _Envelope:
             if solved is None:
                 return None
             theta = solved
-            for i, (x, t) in enumerate(points):
-                r = t - theta[0] - sum(theta[j + 1] * x[j] for j in range(dims - 1))
-                weights[i] = _TAU if r > 0 else 1.0 - _TAU
+            residuals = [t - theta[0] - sum(theta[j + 1] * x[j] for j in range(dims - 1)) for x, t in points]
+            # A call far BELOW the line (a burst, a clock step, an unreported cache hit) must not drag the
+            # floor down: beyond _HUBER robust scales its weight falls off as 1/|r|.
+            spread = sorted(abs(r) for r in residuals)[len(residuals) // 2]
+            limit = _HUBER * spread
+            for i, r in enumerate(residuals):
+                if r > 0:
+                    weights[i] = _TAU
+                elif limit > 0 and -r > limit:
+                    weights[i] = (1.0 - _TAU) * limit / -r
+                else:
+                    weights[i] = 1.0 - _TAU
         return theta
 
     def _weighted_solve(
@@ -235,7 +251,9 @@ class _Envelope:
 
 
 class _KeyState:
-    __slots__ = ("prior", "total", "tpot", "tpot_floor", "tpot_n", "ttft", "u_max", "u_min")
+    __slots__ = (
+        "header_votes", "prior", "total", "tpot", "tpot_floor", "tpot_n", "tpot_ring", "ttft", "u_max", "u_min",
+    )
 
     def __init__(self, p: Prior) -> None:
         self.prior = p
@@ -250,6 +268,8 @@ class _KeyState:
         self.tpot = p.time_per_output_token_s
         self.tpot_n = 0
         self.tpot_floor: float | None = None
+        self.tpot_ring: list[float] = []
+        self.header_votes = 0
         self.u_min = math.inf
         self.u_max = 0.0
 
@@ -291,21 +311,33 @@ class Calibrator:
         return state
 
     def observe_stream(
-        self, key: Key, uncached: int, cached: int, ttft_s: float, tpot_s: float | None
+        self, key: Key, uncached: int, cached: int, ttft_s: float, tpot_s: float | None,
+        headers_early: bool | None = None,
     ) -> None:
-        """Teach one streaming call: its TTFT (send -> first content) and time per output token."""
+        """Teach one streaming call: its server-side TTFT and time per output token.
+
+        ``ttft_s`` is send -> first content, or headers -> first content when the server answers headers
+        before it works (``headers_early``; see ``Coefficients.headers_early``).
+        """
         if not (ttft_s >= 0.0 and math.isfinite(ttft_s)):
             return
         with self._lock:
             state = self._state(key)
+            if headers_early is not None:
+                vote = state.header_votes + (1 if headers_early else -1)
+                state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, vote))
             state.ttft.add((float(max(uncached, 0)), float(max(cached, 0))), ttft_s)
             state.u_min = min(state.u_min, float(uncached))
             state.u_max = max(state.u_max, float(uncached))
             if tpot_s is not None and tpot_s >= 0.0 and math.isfinite(tpot_s):
                 state.tpot = tpot_s if state.tpot_n == 0 else state.tpot + _TPOT_ALPHA * (tpot_s - state.tpot)
+                ring = state.tpot_ring
+                if len(ring) < _TPOT_RING:
+                    ring.append(tpot_s)
+                else:
+                    ring[state.tpot_n % _TPOT_RING] = tpot_s
                 state.tpot_n += 1
-                floor = state.tpot_floor
-                state.tpot_floor = tpot_s if floor is None else min(floor * _TPOT_FLOOR_DRIFT, tpot_s)
+                state.tpot_floor = None  # recomputed when read
         self._maybe_save()
 
     def observe_total(self, key: Key, uncached: int, cached: int, output: int, total_s: float) -> None:
@@ -324,6 +356,9 @@ class Calibrator:
             state.total.refresh()
             p = state.prior
             ttft, total = state.ttft, state.total
+            if state.tpot_floor is None and state.tpot_ring:
+                ordered = sorted(state.tpot_ring)
+                state.tpot_floor = ordered[int(_TPOT_FLOOR_QUANTILE * (len(ordered) - 1))]
             spread = state.u_max / max(state.u_min, 1.0) if ttft.count else 1.0
             t_spread = max((x[0] for x, _ in total.points()), default=1.0) / max(
                 min((x[0] for x, _ in total.points()), default=1.0), 1.0
@@ -344,6 +379,7 @@ class Calibrator:
                 total_s_per_output_token=total.theta[3],
                 total_confidence=_confidence(total.count, p.confidence, t_spread),
                 uncached_range=(state.u_min if ttft.count else 0.0, state.u_max),
+                headers_early=None if state.header_votes == 0 else state.header_votes > 0,
                 prior=p,
             )
 
@@ -377,7 +413,8 @@ class Calibrator:
                         "total": [[list(x), t] for x, t in state.total.points()],
                         "tpot": state.tpot,
                         "tpot_n": state.tpot_n,
-                        "tpot_floor": state.tpot_floor,
+                        "tpot_ring": list(state.tpot_ring),
+                        "header_votes": state.header_votes,
                     }
                 )
             return {"version": _STATE_VERSION, "keys": keys}
@@ -409,8 +446,8 @@ class Calibrator:
                 key: Key = (str(raw_key[0]), str(raw_key[1]), str(raw_key[2]), str(raw_key[3]))
                 tpot_n = int(entry.get("tpot_n", 0))
                 tpot = float(entry.get("tpot", 0.0))
-                raw_floor = entry.get("tpot_floor")
-                floor = float(raw_floor) if isinstance(raw_floor, (int, float)) else None
+                ring = [float(v) for v in entry.get("tpot_ring", []) if isinstance(v, (int, float))]
+                ring = [v for v in ring if math.isfinite(v) and v >= 0.0][:_TPOT_RING]
                 for x, t in entry.get("ttft", []):
                     self.observe_stream(key, int(x[0]), int(x[1]), float(t), None)
                 for x, t in entry.get("total", []):
@@ -419,8 +456,11 @@ class Calibrator:
                     with self._lock:
                         state = self._state(key)
                         state.tpot, state.tpot_n = tpot, tpot_n
-                        if floor is not None and math.isfinite(floor) and floor >= 0.0:
-                            state.tpot_floor = floor
+                        state.tpot_ring, state.tpot_floor = ring, None
+                with self._lock:
+                    votes = entry.get("header_votes", 0)
+                    if isinstance(votes, int):
+                        self._state(key).header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, votes))
         except FileNotFoundError:
             return
         except Exception:

@@ -39,6 +39,9 @@ _NS = 1e9
 # Below this many streaming samples of a key, non-streaming calls use the non-streaming envelope.
 _MIN_STREAM_SAMPLES = 10
 _EXTRAPOLATION_PENALTY = 0.7
+# Headers count as "sent on arrival" when at least this share of TTFT lies between them and the first chunk.
+_EARLY_HEADERS_SHARE = 0.25
+_DERIVED_CONFIDENCE = 0.9  # a server-reported sum minus measured parts and one estimated decode step
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -156,13 +159,15 @@ class PhaseModel:
         queue_srv = _finite(server.queue_s)
         prefill_srv = _finite(server.prefill_s)
         bound = _finite(server.total_s)
+        # prefill + every decode step, when a server reports only the sum (TGI x-inference-time).
+        inference = _finite(getattr(server, "inference_s", None)) if prefill_srv is None else None
 
         first = capture.first_content_ns
         if first > 0 and attempt <= first <= end:
             return self._split_stream(phases, key, co, capture, attempt, first, end, uncached, cached, output,
-                                      queue_srv, prefill_srv, bound)
+                                      queue_srv, prefill_srv, inference, bound)
         return self._split_total(phases, key, co, server, attempt, end, uncached, cached, output,
-                                 queue_srv, prefill_srv, bound)
+                                 queue_srv, prefill_srv, inference, bound)
 
     def _split_stream(
         self,
@@ -178,21 +183,43 @@ class PhaseModel:
         output: int,
         queue_srv: float | None,
         prefill_srv: float | None,
+        inference: float | None,
         bound: float | None,
     ) -> list[Phase]:
         ttft = (first - attempt) / _NS
+        # Servers that answer stream headers on arrival (vLLM, TGI, llama.cpp) let the client measure the
+        # request path (send -> headers) on every call; it belongs to queue and stays out of the envelope.
+        headers = capture.headers_ns
+        early_now = attempt < headers < first and (first - headers) >= _EARLY_HEADERS_SHARE * (first - attempt)
+        early = early_now if co.headers_early is None else co.headers_early
+        pre = (headers - attempt) / _NS if early and attempt < headers < first else 0.0
+        server_ttft = ttft - pre
         last = capture.last_chunk_ns if first <= capture.last_chunk_ns <= end else end
-        tpot = (last - first) / _NS / (output - 1) if output >= 2 and last > first else None
-        first_token_est = _first_token(co, tpot)
+        tpot = (last - first) / _NS / (output - 1) if output >= 3 and last > first else None
+        # A burst (chunks read together) makes one stream's own step look too short: use the key's then.
+        call_step = tpot if tpot is not None and (co.tpot_floor_s is None or tpot >= co.tpot_floor_s) else None
+        first_token_est = _first_token(co, call_step if call_step is not None else co.tpot_floor_s)
         prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
-        # The queue left after a server-reported prefill depends on the overhead alone: trust it more.
         conf = _confidence(co.confidence, co, uncached)
-        w = split_window(ttft, queue_srv, prefill_srv, prefill_est, first_token_est,
-                         bound, "client")
-        self._emit(phases, attempt, first, w, conf, co.samples, prefill_srv is not None)
+        if inference is not None:
+            # Server inference minus the decode the client watched minus one decode step: measured parts
+            # but for that one step, so an estimate with high confidence rather than a server value.
+            step = call_step if call_step is not None else (co.tpot_floor_s or co.time_per_output_token_s)
+            prefill_est = max(0.0, inference - (last - first) / _NS - step)
+            conf = max(conf, _DERIVED_CONFIDENCE)
+        known = prefill_srv if inference is None else prefill_est
+        if queue_srv is not None or known is not None or bound is not None:
+            pre, server_ttft = 0.0, ttft  # server-reported parts are placed from the send, as reported
+        w = split_window(server_ttft, queue_srv, known, prefill_est, first_token_est, bound, "client")
+        w.q += pre
+        if inference is not None:
+            w.p_src = "estimated"
+            w.f_src = "estimated"
+        self._emit(phases, attempt, first, w, conf, co.samples, known is not None)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
-            self.calibrator.observe_stream(key, uncached, cached, ttft, tpot)
+            learn_ttft = ttft - ((headers - attempt) / _NS if early and attempt < headers < first else 0.0)
+            self.calibrator.observe_stream(key, uncached, cached, learn_ttft, tpot, early_now)
         return phases
 
     def _split_total(
@@ -208,6 +235,7 @@ class PhaseModel:
         output: int,
         queue_srv: float | None,
         prefill_srv: float | None,
+        inference: float | None,
         bound: float | None,
     ) -> list[Phase]:
         total = (end - attempt) / _NS
@@ -232,12 +260,19 @@ class PhaseModel:
             first_token_est = co.total_overhead_s + co.total_s_per_output_token
             prefill_est = co.total_prefill_s_per_token * uncached + co.total_cache_read_s_per_token * cached
             conf, samples = co.total_confidence, co.total_samples
+        if inference is not None:
+            step = co.tpot_floor_s or co.time_per_output_token_s
+            prefill_est = max(0.0, inference - decode - step)
+            if decode_src == "server":
+                conf = max(conf, _DERIVED_CONFIDENCE)
         bound_window = None if bound is None else max(0.0, bound - decode)
-        w = split_window(total - decode, queue_srv, prefill_srv, prefill_est, first_token_est,
-                         bound_window, "estimated")
+        known = prefill_srv if inference is None else prefill_est
+        w = split_window(total - decode, queue_srv, known, prefill_est, first_token_est, bound_window, "estimated")
+        if inference is not None:
+            w.p_src = "estimated"
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
-        self._emit(phases, attempt, decode_start, w, conf, samples, prefill_srv is not None)
+        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:

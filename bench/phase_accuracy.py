@@ -1,0 +1,385 @@
+"""How close are the estimated queue / prefill phases to the truth? Simulator scenarios, server timing off.
+
+Each scenario runs real ``openai`` streaming calls over loopback against ``llmotel.sim.SimServer`` with
+``server_timing: none`` (the hosted-API case: the client sees only send, headers, first content chunk,
+chunks, end and token counts). Every call is split by the phase model and compared with the simulator's
+ground truth for the same request (``x-sim-request-id`` -> ``/truth``), placed on the client's timeline:
+true queue = send -> the server admits the request (request path + scheduler queue, as the queue span is
+defined), true prefill = admit -> prefill end.
+
+Error of a phase = |estimated - true| / client-measured TTFT. Reported per scenario over the calls made
+AFTER the model had learned from ``--warmup`` (default 200) calls of the key, plus the first 20 calls of
+a cold model, plus the error of queue + prefill together (which does not depend on how the server
+divides one batch's prefill among the requests admitted with it).
+
+Calls are timed by the llmotel OpenAI instrumentor when it is importable (spans read from an in-memory
+exporter); otherwise the script times them itself around the real client (``--timing client``) and
+feeds ``PhaseModel.split`` the same CallCapture the instrumentor would build.
+
+    .venv/bin/python bench/phase_accuracy.py            # all scenarios, writes bench/RESULTS.md
+    .venv/bin/python bench/phase_accuracy.py --quick    # fewer calls, no RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from openai import OpenAI  # noqa: E402
+
+from llmotel.phases import PhaseModel  # noqa: E402
+from llmotel.record import CallCapture, LLMRequest, LLMResponse, ServerTiming, Usage  # noqa: E402
+
+MODEL = "llama-3.1-8b-instruct"
+SPEED = 1.0  # simulated seconds per wall second: timings stay well above loopback and timer jitter
+
+_SIM_CHILD = """
+import json, sys
+from llmotel.sim import SimServer
+sim = SimServer(json.loads(sys.argv[1]), seed=int(sys.argv[2]), speed=float(sys.argv[3])).start()
+print(sim.base_url, flush=True)
+sys.stdin.read()  # until the parent closes our stdin
+sim.close()
+"""
+
+
+class RemoteSim:
+    """SimServer in a child process: the server must not share the measured client's GIL (a hosted API
+    does not), or its scheduling jitter would land in the client's timestamps."""
+
+    def __init__(self, config: dict[str, Any], seed: int, speed: float) -> None:
+        src = str(Path(__file__).resolve().parent.parent / "src")
+        env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _SIM_CHILD, json.dumps(config), str(seed), str(speed)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+        assert self._proc.stdout is not None
+        self.base_url = self._proc.stdout.readline().strip()
+        if not self.base_url.startswith("http://127.0.0.1:"):
+            self.close()
+            raise RuntimeError(f"simulator did not start: {self.base_url!r}")
+
+    def truth(self, request_id: str) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base_url}/truth/{request_id}", timeout=10) as resp:
+            data: dict[str, Any] = json.load(resp)
+            return data
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+
+    def __enter__(self) -> RemoteSim:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Sample:
+    index: int  # order in which the model saw the call (0 = first)
+    ttft: float
+    est: dict[str, float]
+    truth: dict[str, float]
+    cold_start: bool = False
+    uncached: int = 0
+    cached: int = 0
+    headers_s: float = 0.0
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    config: dict[str, Any]
+    clients: int = 1  # concurrent measured callers (same key)
+    think_s: tuple[float, float] = (0.0, 0.0)  # wall pause between one caller's calls
+    sizes: Callable[[random.Random], tuple[int, str]] = field(default=lambda r: (0, ""))  # (pad tokens, prefix)
+    output_tokens: tuple[int, int] = (4, 12)
+    neighbour: Callable[[str, threading.Event], None] | None = None
+
+
+def _uncached(rng: random.Random) -> tuple[int, str]:
+    return int(round(10 ** rng.uniform(1.7, 3.9))), ""  # 50 .. 8000 tokens, log-uniform
+
+
+_PREFIXES = [f"system prompt {i}: " + ("you are a careful assistant. " * 700) for i in range(3)]  # ~5k tokens
+
+
+def _cache_heavy(rng: random.Random) -> tuple[int, str]:
+    return int(round(10 ** rng.uniform(1.3, 2.9))), rng.choice(_PREFIXES)
+
+
+def _replica(**overrides: Any) -> dict[str, Any]:
+    return {"max_batch": 32, **overrides}
+
+
+def _config(name: str, replica: dict[str, Any] | None = None, replicas: int = 1) -> dict[str, Any]:
+    return {
+        "name": name,
+        "speed": SPEED,
+        "server_timing": "none",
+        "regions": [{"name": "us-east-1", "replicas": replicas}],
+        "replica": replica or _replica(),
+    }
+
+
+def _noisy_neighbour(base_url: str, stop: threading.Event) -> None:
+    """Another tenant's huge prompts (20k-40k tokens, one output token) every ~1.5 wall seconds."""
+    client = OpenAI(base_url=base_url + "/v1", api_key="tenant-noisy", max_retries=0)
+    rng = random.Random(99)
+    while not stop.is_set():
+        try:
+            client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": f"batch job {rng.random()}"}],
+                extra_headers={"x-sim-input-tokens": str(rng.randint(20_000, 40_000)), "x-sim-output-tokens": "1"},
+            )
+        except Exception:
+            pass
+        stop.wait(rng.uniform(0.5, 2.5))
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("idle", "one caller, sequential calls, 50-8000 uncached tokens, nothing else on the server",
+             _config("idle"), sizes=_uncached),
+    Scenario("steady_load", "6 concurrent callers on one replica (continuous batching, shared prefill steps)",
+             _config("steady_load"), clients=6, sizes=_uncached),
+    Scenario("noisy_neighbour", "2 callers; another tenant sends 20k-40k-token prompts that stall the replica",
+             _config("noisy_neighbour"), clients=2, sizes=_uncached, neighbour=_noisy_neighbour),
+    Scenario("cache_heavy", "2 callers; ~5k-token shared system prompts (prefix cache hits) + 20-800 new tokens",
+             _config("cache_heavy"), clients=2, sizes=_cache_heavy),
+    Scenario("cold_start", "1 caller with pauses; a replica idle for 1 s (sim) reloads weights for 1.5 s (sim)",
+             _config("cold_start", _replica(cold_start_s=1.5, idle_s=1.0)), think_s=(0.0, 1.2), sizes=_uncached),
+]
+
+
+class Runner:
+    """Drives one scenario's callers and collects (estimate, truth) pairs."""
+
+    def __init__(self, scenario: Scenario, calls: int, seed: int) -> None:
+        self.scenario = scenario
+        self.calls = calls
+        self.model = PhaseModel()
+        self.samples: list[Sample] = []
+        self._lock = threading.Lock()
+        self._seen = 0
+        self._seed = seed
+
+    def run(self) -> list[Sample]:
+        sc = self.scenario
+        with RemoteSim(sc.config, seed=self._seed, speed=SPEED) as sim:
+            stop = threading.Event()
+            helpers = []
+            if sc.neighbour is not None:
+                helpers.append(threading.Thread(target=sc.neighbour, args=(sim.base_url, stop), daemon=True))
+            per_client = [self.calls // sc.clients + (1 if i < self.calls % sc.clients else 0)
+                          for i in range(sc.clients)]
+            workers = [threading.Thread(target=self._caller, args=(sim, i, n), daemon=True)
+                       for i, n in enumerate(per_client)]
+            for t in helpers + workers:
+                t.start()
+            for t in workers:
+                t.join()
+            stop.set()
+            for t in helpers:
+                t.join(10)
+        self.samples.sort(key=lambda s: s.index)
+        return self.samples
+
+    def _caller(self, sim: RemoteSim, worker: int, n: int) -> None:
+        sc = self.scenario
+        rng = random.Random(self._seed * 1000 + worker)
+        client = OpenAI(base_url=sim.base_url + "/v1", api_key="tenant-bench", max_retries=0)
+        for i in range(n):
+            pad, prefix = sc.sizes(rng)
+            content = f"{prefix}question {worker}-{i}-{rng.random()}"
+            headers = {"x-sim-output-tokens": str(rng.randint(*sc.output_tokens))}
+            if not prefix:
+                headers["x-sim-input-tokens"] = str(pad)
+            else:
+                content += " details" * pad
+            self._one_call(sim, client, content, headers)
+            if sc.think_s[1] > 0:
+                time.sleep(rng.uniform(*sc.think_s))
+
+    def _one_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str]) -> None:
+        start_wall = time.time_ns()
+        start = time.perf_counter_ns()
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": content}], stream=True,
+            stream_options={"include_usage": True}, extra_headers=headers,
+        )
+        headers_ns = time.perf_counter_ns()
+        request_id = raw.headers.get("x-sim-request-id", "")
+        first = last = 0
+        chunks = content_chunks = 0
+        usage = Usage()
+        resolved = ""
+        for chunk in raw.parse():
+            now = time.perf_counter_ns()
+            chunks += 1
+            last = now
+            resolved = chunk.model or resolved
+            if chunk.choices and (chunk.choices[0].delta.content or chunk.choices[0].delta.tool_calls):
+                content_chunks += 1
+                first = first or now
+            if chunk.usage is not None:
+                details = chunk.usage.prompt_tokens_details
+                usage = Usage(input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens,
+                              cache_read_tokens=(details.cached_tokens or 0) if details else 0)
+        end = time.perf_counter_ns()
+        capture = CallCapture(start_wall_ns=start_wall, start_ns=start, attempt_start_ns=start, headers_ns=headers_ns,
+                              first_content_ns=first, last_chunk_ns=last, end_ns=end, chunk_count=chunks,
+                              content_chunk_count=content_chunks)
+        request = LLMRequest(provider="openai", operation="chat", request_model=MODEL, server_address="127.0.0.1",
+                             server_port=0, stream=True)
+        response = LLMResponse(response_model=resolved, usage=usage, status_code=200)
+        with self._lock:
+            index = self._seen
+            self._seen += 1
+        phases = self.model.split(request, response, capture, ServerTiming())
+        est = {p.name: (p.end_ns - p.start_ns) / 1e9 for p in phases}
+        truth = _wait_truth(sim, request_id)
+        # The true phase boundaries on the client's timeline (perf_counter is CLOCK_MONOTONIC, shared by the
+        # simulator's process): queue = send -> server admits the request (request path + scheduler queue),
+        # prefill = admit -> prefill end, first_token = prefill end -> first content chunk received.
+        ts = truth["wall_ts"]
+        send_s, first_s = start / 1e9, first / 1e9
+        true = {"queue_s": float(ts["admit"]) - send_s, "prefill_s": float(ts["prefill_end"]) - float(ts["admit"]),
+                "first_token_s": first_s - float(ts["prefill_end"])}
+        with self._lock:
+            self.samples.append(Sample(index, (first - start) / 1e9, est, true,
+                                       cold_start=float(truth.get("cold_start_s", 0.0)) > 0,
+                                       uncached=(usage.input_tokens or 0) - (usage.cache_read_tokens or 0),
+                                       cached=usage.cache_read_tokens or 0, headers_s=(headers_ns - start) / 1e9))
+
+
+def _wait_truth(sim: RemoteSim, request_id: str) -> dict[str, Any]:
+    for _ in range(200):
+        truth = sim.truth(request_id)
+        if truth.get("done"):
+            return truth
+        time.sleep(0.005)
+    return sim.truth(request_id)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def errors(samples: list[Sample]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"queue": [], "prefill": [], "queue+prefill": []}
+    for s in samples:
+        if s.ttft <= 0:
+            continue
+        q = abs(s.est["queue"] - s.truth["queue_s"]) / s.ttft
+        p = abs(s.est["prefill"] - s.truth["prefill_s"]) / s.ttft
+        both = abs(s.est["queue"] + s.est["prefill"] - s.truth["queue_s"] - s.truth["prefill_s"]) / s.ttft
+        out["queue"].append(q)
+        out["prefill"].append(p)
+        out["queue+prefill"].append(both)
+    return out
+
+
+def summarize(name: str, samples: list[Sample], warmup: int) -> dict[str, Any]:
+    after = [s for s in samples if s.index >= warmup]
+    cold = [s for s in samples if s.index < 20]
+    e, c = errors(after), errors(cold)
+    return {
+        "scenario": name,
+        "n": len(after),
+        "ttft_median_ms": statistics.median(s.ttft for s in after) * 1000 if after else float("nan"),
+        "true_queue_share": statistics.mean(s.truth["queue_s"] / s.ttft for s in after if s.ttft > 0) if after else 0,
+        **{f"{k}_median": _pct(v, 0.5) for k, v in e.items()},
+        **{f"{k}_p90": _pct(v, 0.9) for k, v in e.items()},
+        "cold20_queue_median": _pct(c["queue"], 0.5),
+        "cold20_prefill_median": _pct(c["prefill"], 0.5),
+    }
+
+
+def _fmt(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: float) -> str:
+    from _results import machine
+
+    ok = all(r["queue_median"] <= 0.10 and r["prefill_median"] <= 0.10 and r["queue_p90"] <= 0.25
+             and r["prefill_p90"] <= 0.25 for r in rows)
+    lines = [
+        "## Phase model accuracy (server timing off)",
+        "",
+        f"Machine: {machine()}. Command: `.venv/bin/python bench/phase_accuracy.py` ({seconds:.0f} s).",
+        f"Real `openai` streaming calls over loopback against `llmotel.sim` (speed {SPEED:g}, server timing `none`);"
+        f" per scenario {warmup} calls teach the model, the next {measured} are scored against the simulator's"
+        " ground truth. Error = |estimated - true| / client-measured TTFT. Target: median <= 10 %, p90 <= 25 %.",
+        "",
+        "| scenario | calls scored | median TTFT | true queue share of TTFT | queue median | queue p90 "
+        "| prefill median | prefill p90 | queue+prefill median | queue+prefill p90 | first 20 calls (queue / prefill median) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['n']} | {r['ttft_median_ms']:.0f} ms | {_fmt(r['true_queue_share'])} "
+            f"| {_fmt(r['queue_median'])} | {_fmt(r['queue_p90'])} | {_fmt(r['prefill_median'])} "
+            f"| {_fmt(r['prefill_p90'])} | {_fmt(r['queue+prefill_median'])} | {_fmt(r['queue+prefill_p90'])} "
+            f"| {_fmt(r['cold20_queue_median'])} / {_fmt(r['cold20_prefill_median'])} |"
+        )
+    lines += ["", f"Target met in every scenario: **{'yes' if ok else 'no'}**."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--warmup", type=int, default=200, help="calls per key before scoring starts")
+    parser.add_argument("--measured", type=int, default=120, help="scored calls per scenario")
+    parser.add_argument("--scenario", action="append", help="run only these (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="60 + 40 calls, do not write RESULTS.md")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    warmup, measured = (60, 40) if args.quick else (args.warmup, args.measured)
+    chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
+    rows = []
+    t0 = time.perf_counter()
+    for sc in chosen:
+        t = time.perf_counter()
+        samples = Runner(sc, warmup + measured, args.seed).run()
+        row = summarize(sc.name, samples, warmup)
+        rows.append(row)
+        print(f"{sc.name:16s} {time.perf_counter() - t:5.0f}s  " + "  ".join(
+            f"{k}={_fmt(v) if isinstance(v, float) and k != 'ttft_median_ms' else v}" for k, v in row.items()
+            if k != "scenario"), flush=True)
+    seconds = time.perf_counter() - t0
+    if not args.quick and not args.scenario:
+        from _results import write_section
+
+        write_section("phase-accuracy", render(rows, warmup, measured, seconds))
+        print("wrote bench/RESULTS.md section phase-accuracy")
+
+
+if __name__ == "__main__":
+    main()
