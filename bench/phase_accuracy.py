@@ -23,6 +23,7 @@ feeds ``PhaseModel.split`` the same CallCapture the instrumentor would build.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -40,10 +41,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from openai import OpenAI  # noqa: E402
-
-from llmotel.phases import PhaseModel  # noqa: E402
-from llmotel.record import CallCapture, LLMRequest, LLMResponse, ServerTiming, Usage  # noqa: E402
+from llmotel.phases import PhaseModel
+from llmotel.record import CallCapture, LLMRequest, LLMResponse, ServerTiming, Usage
+from openai import OpenAI
 
 MODEL = "llama-3.1-8b-instruct"
 SPEED = 1.0  # simulated seconds per wall second: timings stay well above loopback and timer jitter
@@ -120,14 +120,14 @@ class Scenario:
 
 
 def _uncached(rng: random.Random) -> tuple[int, str]:
-    return int(round(10 ** rng.uniform(1.7, 3.9))), ""  # 50 .. 8000 tokens, log-uniform
+    return round(10 ** rng.uniform(1.7, 3.9)), ""  # 50 .. 8000 tokens, log-uniform
 
 
 _PREFIXES = [f"system prompt {i}: " + ("you are a careful assistant. " * 700) for i in range(3)]  # ~5k tokens
 
 
 def _cache_heavy(rng: random.Random) -> tuple[int, str]:
-    return int(round(10 ** rng.uniform(1.3, 2.9))), rng.choice(_PREFIXES)
+    return round(10 ** rng.uniform(1.3, 2.9)), rng.choice(_PREFIXES)
 
 
 def _replica(**overrides: Any) -> dict[str, Any]:
@@ -149,13 +149,11 @@ def _noisy_neighbour(base_url: str, stop: threading.Event) -> None:
     client = OpenAI(base_url=base_url + "/v1", api_key="tenant-noisy", max_retries=0)
     rng = random.Random(99)
     while not stop.is_set():
-        try:
+        with contextlib.suppress(Exception):
             client.chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": f"batch job {rng.random()}"}],
                 extra_headers={"x-sim-input-tokens": str(rng.randint(20_000, 40_000)), "x-sim-output-tokens": "1"},
             )
-        except Exception:
-            pass
         stop.wait(rng.uniform(0.5, 2.5))
 
 
@@ -339,7 +337,8 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         " ground truth. Error = |estimated - true| / client-measured TTFT. Target: median <= 10 %, p90 <= 25 %.",
         "",
         "| scenario | calls scored | median TTFT | true queue share of TTFT | queue median | queue p90 "
-        "| prefill median | prefill p90 | queue+prefill median | queue+prefill p90 | first 20 calls (queue / prefill median) |",
+        "| prefill median | prefill p90 | queue+prefill median | queue+prefill p90 "
+        "| first 20 calls (queue / prefill median) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
