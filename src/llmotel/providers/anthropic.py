@@ -166,9 +166,7 @@ def _stream_helper_endpoints() -> tuple[Endpoint, ...]:
     for module in (_MESSAGES, _BETA, *_PLATFORM_BETA):
         eps.append(Endpoint(module, "Messages.stream", read_stream_helper_request, read_message_result, read_event))
         eps.append(
-            Endpoint(
-                module, "AsyncMessages.stream", read_stream_helper_request, read_message_result, read_event, True
-            )
+            Endpoint(module, "AsyncMessages.stream", read_stream_helper_request, read_message_result, read_event, True)
         )
     return tuple(eps)
 
