@@ -1,0 +1,342 @@
+"""Measure the client CPU of one instrumentation configuration, in whatever venv runs this script.
+
+Started by bench/overhead.py, once per configuration and round, with the interpreter of the venv that has the
+configuration's packages. It needs only the standard library, `openai`/`anthropic` and the OpenTelemetry SDK, so the
+same file serves the project venv and every peer venv.
+
+Every configuration, bare included, runs under the same telemetry pipeline: an SDK `TracerProvider` with a
+`BatchSpanProcessor` into an exporter that counts spans and drops them, and an SDK `MeterProvider` with an
+`InMemoryMetricReader` (instruments aggregate, nothing is exported). The instrumentor is instantiated explicitly —
+never through entry points, several packages register the same entry-point name — and instrumented once.
+
+For each cell (provider x plain/stream) it runs `--warmup` calls, then `--batches` batches of `--calls` calls, and
+reports the process CPU time (`time.process_time`, all threads, so the span processor's export thread is counted;
+`getrusage` user/sys alongside) per call of each batch. The span processor is flushed inside each batch so the export
+work of the batch's spans lands in it. Output: one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+SYSTEM = (
+    "You are a terse assistant for a logistics company. Answer in at most two sentences, cite the order id when one "
+    "is given, never invent tracking numbers, and refuse anything unrelated to shipping, returns or invoices. "
+) * 3
+CLAUDE = "claude-opus-4-5"
+USER = "Where is order 81723? It was due yesterday and the tracking page has not changed since Monday."
+
+
+class CountingExporter(SpanExporter):
+    """Counts what it is given and drops it: export cost is the SDK's batching, not a wire format."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+PATCHED_PACKAGES = ("openai", "anthropic", "httpx2", "httpcore2", "httpx", "httpcore")
+
+
+def _patch_owners() -> dict[int, tuple[Any, dict[str, Any]]]:
+    """Every loaded module of the patched packages and every class they define, with a copy of its namespace."""
+    owners: dict[int, tuple[Any, dict[str, Any]]] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in PATCHED_PACKAGES:
+            continue
+        owners[id(module)] = (module, dict(vars(module)))
+        for value in list(vars(module).values()):
+            # type(value), not isinstance: isinstance would load a lazy module proxy (openai.chat, ...).
+            package = str(vars(value).get("__module__", "")).split(".")[0] if issubclass(type(value), type) else ""
+            if package in PATCHED_PACKAGES:
+                owners.setdefault(id(value), (value, dict(vars(value))))
+    return owners
+
+
+def _load_client_modules() -> None:
+    """Import what the clients load lazily, so the snapshot sees it before any instrumentor patches it."""
+    import anthropic
+    import openai
+
+    oai = openai.OpenAI(api_key="sk-bench", base_url="http://127.0.0.1:9/v1")
+    ant = anthropic.Anthropic(api_key="sk-ant-bench", base_url="http://127.0.0.1:9")
+    for owner, names in (
+        (oai, ("chat", "completions", "embeddings", "responses", "beta")),
+        (ant, ("messages", "beta", "completions")),
+    ):
+        for name in names:
+            resource_obj = getattr(owner, name, None)
+            for sub in ("completions", "messages", "parse", "stream"):
+                getattr(resource_obj, sub, None)
+
+
+class Toggle:
+    """Switches a configuration's instrumentation on and off, so bare and instrumented batches alternate in one process.
+
+    Alternating in one process cancels what drifts between processes and over time (CPU frequency, other load on the
+    machine, heap growth): the added cost is taken batch pair by batch pair. The instrumentor is instrumented ONCE;
+    switching swaps the attributes it patched (found by diffing every module and class of the client packages, and of
+    httpx/httpcore, before and after `instrument()`) between the original and the patched object. This does not rely on
+    `uninstrument()`, which some peers get wrong (OpenLLMetry's OpenAI `_uninstrument` unwraps nothing on openai 3.x),
+    and it is the same mechanism for every configuration. The worker checks the result: bare batches export no span.
+    """
+
+    def __init__(self, config: str) -> None:
+        self.config = config
+        self.providers = ["openai", "anthropic"]
+        self.anthropic_tracing = False  # the Anthropic SDK's own spans, in the instrumented batches
+        self.patched: list[tuple[Any, str, Any, Any]] = []  # (owner, name, original or MISSING, patched or MISSING)
+        self.unrestorable: list[str] = []
+        self.missing: dict[str, str] = {}  # provider -> why the configuration cannot instrument it here
+        instrumentors: list[Any] = []
+        if config == "anthropic-sdk":
+            self.providers = ["anthropic"]
+            self.anthropic_tracing = True
+        elif config.startswith("llmotel"):
+            import importlib
+
+            # Each provider plugs in as soon as its module imports; a missing one is reported, not fatal.
+            self.providers = []
+            for provider, cls in (("openai", "OpenAIInstrumentor"), ("anthropic", "AnthropicInstrumentor")):
+                try:
+                    instrumentors.append(getattr(importlib.import_module(f"llmotel.providers.{provider}"), cls)())
+                    self.providers.append(provider)
+                except (ImportError, AttributeError) as exc:
+                    self.missing[provider] = f"{type(exc).__name__}: {exc}"
+            # llmotel decides what happens to the SDK's spans; its default is what a user gets.
+            self.anthropic_tracing = config == "llmotel"
+        elif config == "traceloop":
+            from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor as TraceloopAnthropic
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TraceloopOpenAI
+
+            instrumentors = [TraceloopOpenAI(), TraceloopAnthropic()]
+        elif config == "genai":
+            from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor as GenaiAnthropic
+            from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor as GenaiOpenAI
+
+            instrumentors = [GenaiOpenAI(), GenaiAnthropic()]
+        elif config == "openai-v2":
+            from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
+
+            instrumentors = [OpenAIV2()]
+            self.providers = ["openai"]
+        elif config != "bare":
+            raise SystemExit(f"unknown config {config!r}")
+        self._instrument(instrumentors)
+
+    def _instrument(self, instrumentors: list[Any]) -> None:
+        _load_client_modules()
+        before = _patch_owners()
+        for inst in instrumentors:
+            inst.instrument()
+        missing = object()
+        for owner, old in before.values():
+            now = vars(owner)
+            for name in set(old) | set(now):
+                if name == "__warningregistry__":
+                    continue
+                was, has = old.get(name, missing), now.get(name, missing)
+                if was is not has:
+                    self.patched.append((owner, name, was, has))
+        self.unrestorable = sorted(
+            name
+            for name, module in sys.modules.items()
+            if name.split(".")[0] in PATCHED_PACKAGES and id(module) not in before
+        )
+        self._missing = missing
+        self.off()
+
+    def _apply(self, on: bool) -> None:
+        for owner, name, was, has in self.patched:
+            value = has if on else was
+            if value is self._missing:
+                if name in vars(owner):
+                    delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+
+    def on(self) -> None:
+        self._apply(True)
+
+    def off(self) -> None:
+        self._apply(False)
+
+
+def make_call(provider: str, stream: bool, base_url: str, sdk_tracing: bool) -> Callable[[], int]:
+    """One call as an application makes it, on a fresh client (an instrumentation may hook client construction).
+
+    Returns the number of chunks/events consumed (0 for plain).
+    """
+    if provider == "openai":
+        import openai
+
+        oai = openai.OpenAI(api_key="sk-bench", base_url=f"{base_url}/v1", max_retries=0)
+        messages: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+
+        def openai_call() -> int:
+            if not stream:
+                resp = oai.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=64)
+                assert resp.choices[0].message.content
+                return 0
+            n = 0
+            for _chunk in oai.chat.completions.create(
+                model="gpt-4o-mini", messages=messages, max_tokens=64, stream=True
+            ):
+                n += 1
+            return n
+
+        return openai_call
+
+    import anthropic
+
+    # None leaves the option to the environment (ANTHROPIC_OPEN_TELEMETRY, set by the driver per configuration).
+    ant = anthropic.Anthropic(
+        api_key="sk-ant-bench", base_url=base_url, max_retries=0, open_telemetry=None if sdk_tracing else False
+    )
+    msgs: Any = [{"role": "user", "content": USER}]
+
+    def anthropic_call() -> int:
+        if not stream:
+            resp = ant.messages.create(model=CLAUDE, system=SYSTEM, messages=msgs, max_tokens=64)
+            assert resp.content
+            return 0
+        n = 0
+        for _event in ant.messages.create(model=CLAUDE, system=SYSTEM, messages=msgs, max_tokens=64, stream=True):
+            n += 1
+        return n
+
+    return anthropic_call
+
+
+def cpu_now() -> tuple[int, float, float]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return time.process_time_ns(), ru.ru_utime, ru.ru_stime
+
+
+def run_batch(
+    call: Callable[[], int], provider: TracerProvider, exporter: CountingExporter, calls: int
+) -> dict[str, float]:
+    provider.force_flush()
+    gc.collect()
+    spans0 = exporter.spans
+    cpu0, u0, s0 = cpu_now()
+    wall0 = time.perf_counter_ns()
+    for _ in range(calls):
+        call()
+    provider.force_flush()  # the export work of this batch's spans belongs to this batch
+    cpu1, u1, s1 = cpu_now()
+    wall1 = time.perf_counter_ns()
+    return {
+        "cpu_us": (cpu1 - cpu0) / 1e3 / calls,
+        "user_us": (u1 - u0) * 1e6 / calls,
+        "sys_us": (s1 - s0) * 1e6 / calls,
+        "wall_us": (wall1 - wall0) / 1e3 / calls,
+        "spans_per_call": (exporter.spans - spans0) / calls,
+    }
+
+
+def measure_cell(
+    provider_name: str,
+    stream: bool,
+    toggle: Toggle,
+    tracer_provider: TracerProvider,
+    exporter: CountingExporter,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """`--pairs` pairs of (bare batch, instrumented batch), in ABBA order so a linear drift cancels."""
+    bare: list[dict[str, float]] = []
+    inst: list[dict[str, float]] = []
+    chunks = 0
+    for pair in range(args.pairs):
+        order = (False, True) if pair % 2 == 0 else (True, False)
+        for instrumented in order:
+            if instrumented:
+                toggle.on()
+            call = make_call(provider_name, stream, args.base_url, instrumented and toggle.anthropic_tracing)
+            for _ in range(args.warmup):
+                chunks = call()
+            (inst if instrumented else bare).append(run_batch(call, tracer_provider, exporter, args.calls))
+            if instrumented:
+                toggle.off()
+    return {"chunks": chunks, "bare": bare, "instrumented": inst}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--cells", default="openai:plain,openai:stream,anthropic:plain,anthropic:stream")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls on each batch's fresh client")
+    parser.add_argument("--calls", type=int, default=20, help="calls per batch")
+    parser.add_argument("--pairs", type=int, default=20, help="(bare, instrumented) batch pairs per cell")
+    parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    args = parser.parse_args()
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+
+    exporter = CountingExporter()
+    tracer_provider = TracerProvider()
+    # A queue large enough that no span is ever dropped: dropping would make a span-heavy configuration look cheap.
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=1 << 20))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+    t0 = time.process_time()
+    toggle = Toggle(args.config)
+    import_cpu_ms = (time.process_time() - t0) * 1e3
+    results: dict[str, Any] = {}
+    for cell in args.cells.split(","):
+        provider, mode = cell.split(":")
+        if provider in toggle.providers:
+            results[cell] = measure_cell(provider, mode == "stream", toggle, tracer_provider, exporter, args)
+    json.dump(
+        {
+            "config": args.config,
+            "python": sys.version.split()[0],
+            "import_cpu_ms": import_cpu_ms,
+            "patched": sorted(f"{getattr(o, '__qualname__', o.__name__)}.{n}" for o, n, _, _ in toggle.patched),
+            "unrestorable_modules": toggle.unrestorable,
+            "missing": toggle.missing,
+            "versions": versions(),
+            "cells": results,
+        },
+        sys.stdout,
+    )
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        lname = name.lower()
+        if lname in ("openai", "anthropic", "opentelemetry-sdk", "llmotel") or (
+            lname.startswith("opentelemetry-instrumentation-") or lname == "opentelemetry-util-genai"
+        ):
+            out[lname] = dist.version
+    return dict(sorted(out.items()))
+
+
+if __name__ == "__main__":
+    main()
