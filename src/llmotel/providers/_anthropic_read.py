@@ -261,10 +261,21 @@ def read_stream_event(event: object, response: LLMResponse) -> bool:
     counts; both are applied by overwrite, never added. A stream cut before ``message_delta`` leaves
     ``usage.output_tokens`` None (the caller estimates it from content chunks). Never raises.
     """
+    if type(event) is not dict:
+        # Fast path for what the SDK's Stream yields (models) and the bulk of a stream: one delta.
+        try:
+            if event.type == "content_block_delta":  # type: ignore[attr-defined]
+                # signature_delta and unknown deltas are not generated tokens.
+                return event.delta.type in _CONTENT_DELTAS  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+    return _read_other_event(event, response)
+
+
+def _read_other_event(event: object, response: LLMResponse) -> bool:
     try:
         kind = field(event, "type")
         if kind == "content_block_delta":
-            # signature_delta and unknown deltas are not generated tokens.
             return field(field(event, "delta"), "type") in _CONTENT_DELTAS
         if kind == "message_delta":
             apply_stop_reason(field(field(event, "delta"), "stop_reason"), response)
