@@ -592,3 +592,57 @@ def test_inner_genai_instrumentation_sees_suppression_key(sim: SimServer, teleme
         unwrap(SyncAPIClient, "request")
     assert seen == [True]
     assert context.get_value(SUPPRESS_LANGUAGE_MODEL_KEY) is None  # detached after the call
+
+
+def test_azure_client_and_compatible_base_urls(sim: SimServer, telemetry: Telemetry) -> None:
+    from llmotel.providers.openai import _provider_name
+
+    azure = openai.AzureOpenAI(azure_endpoint=sim.base_url, azure_ad_token="tenant-acme", api_version="2024-10-21")
+    r = azure.chat.completions.create(model="gpt-4o-mini", messages=MSGS, extra_headers=_hdr(3))
+    parent, kids = telemetry.one_call()
+    assert parent.attributes[sc.GEN_AI_PROVIDER_NAME] == "azure.ai.openai"
+    assert parent.attributes[sc.GEN_AI_RESPONSE_ID] == r.id
+    assert_tiles(parent, kids)
+    assert _provider_name("my-vllm.internal", "http://my-vllm.internal:8000/v1") == "vllm"
+    assert _provider_name("x.openai.azure.com", "https://x.openai.azure.com/openai") == "azure.ai.openai"
+    assert _provider_name("api.openai.com", "https://api.openai.com/v1") == "openai"
+    assert _provider_name("gpu-box", "http://gpu-box:8080/tgi/v1") == "tgi"
+
+
+def test_content_capture_opt_in_and_latest_names(sim: SimServer) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from llmotel import config
+    from llmotel.providers.openai import OpenAIInstrumentor
+
+    config.reset()
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = OpenAIInstrumentor()
+    inst.instrument(tracer_provider=tp, capture_content=True, latest_experimental=True)
+    try:
+        r = _client(sim).chat.completions.create(model=MODEL, messages=MSGS, extra_headers=_hdr(3))
+    finally:
+        inst.uninstrument()
+        config.reset()
+    parent = next(s for s in exporter.get_finished_spans() if s.name == f"chat {MODEL}")
+    assert "You are terse." in parent.attributes[sc.GEN_AI_INPUT_MESSAGES]
+    assert r.choices[0].message.content in parent.attributes[sc.GEN_AI_OUTPUT_MESSAGES]
+    assert parent.attributes[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] == r.system_fingerprint
+    assert sc.GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT not in parent.attributes
+
+
+def test_instrumentation_error_never_breaks_the_call(sim: SimServer, telemetry: Telemetry, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from llmotel.providers import openai as provider
+
+    def broken(*args: object) -> bool:
+        raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(provider, "_common", broken)
+    r = _client(sim).chat.completions.create(model=MODEL, messages=MSGS, extra_headers=_hdr(3))
+    chunks = list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(3)))
+    assert r.choices and chunks
+    assert len(telemetry.calls()) == 2  # spans still end

@@ -47,6 +47,7 @@ def _provider_name(host: str, url: str) -> str:
     return "openai"
 
 
+_AZURE_CLIENTS = frozenset({"AzureOpenAI", "AsyncAzureOpenAI"})
 # Per client: (base_url object, provider, host, port, region) so the URL is parsed once, not per call.
 _BASE: weakref.WeakKeyDictionary[Any, tuple[Any, str, str, int, str]] = weakref.WeakKeyDictionary()
 
@@ -59,7 +60,8 @@ def _base(instance: Any) -> tuple[str, str, int, str]:
         return cached[1:]
     host = str(url.host or "")
     port = url.port or (443 if url.scheme == "https" else 80)
-    entry = (url, _provider_name(host, str(url)), host, int(port), region.from_host(host))
+    name = "azure.ai.openai" if type(client).__name__ in _AZURE_CLIENTS else _provider_name(host, str(url))
+    entry = (url, name, host, int(port), region.from_host(host))
     with contextlib.suppress(TypeError):
         _BASE[client] = entry
     return entry[1:]
