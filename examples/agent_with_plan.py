@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
+from openai import OpenAI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llmotel
 from llmotel.providers.openai import OpenAIInstrumentor
-from openai import OpenAI
 
 MODEL = os.environ.get("MODEL", "gpt-4o-mini")
 

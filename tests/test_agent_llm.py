@@ -9,10 +9,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 import llmotel
-import openai
 from agent_spans import Captured, capture_spans, parent_id, span_id
 from llmotel import _semconv as sc
 from llmotel.providers.openai import OpenAIInstrumentor
@@ -148,6 +148,7 @@ def test_example_agent_loop_runs_and_reports_its_deviation() -> None:
 
 def test_anthropic_tool_use_inside_a_run(sim: SimServer) -> None:
     import anthropic
+
     from llmotel.providers.anthropic import AnthropicInstrumentor
 
     instrumentor = AnthropicInstrumentor()

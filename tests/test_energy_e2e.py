@@ -6,6 +6,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+from openai import OpenAI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -15,7 +16,6 @@ from llmotel import config, energy, energy_config, energy_data
 from llmotel.providers.openai import OpenAIInstrumentor
 from llmotel.record import Usage
 from llmotel.sim import SimServer
-from openai import OpenAI
 
 MSGS = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "energy?"}]
 ENERGY_KEYS = (sc.LLMOTEL_ENERGY_WH, sc.LLMOTEL_ENERGY_WH_MIN, sc.LLMOTEL_ENERGY_WH_MAX, sc.LLMOTEL_CARBON_GCO2E)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
+from anthropic import Anthropic, AsyncAnthropic
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from anthropic import Anthropic, AsyncAnthropic
 from llmotel import _semconv as sc
 from llmotel.sim import SimServer
 

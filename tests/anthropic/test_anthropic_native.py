@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 import wrapt
 from _anth import MODEL, MSGS, SDK_SCOPE, Telemetry, Wire, aclient, client
+from anthropic import AnthropicBedrock, AnthropicVertex
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from anthropic import AnthropicBedrock, AnthropicVertex
 from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.sim import SimServer
@@ -81,9 +81,8 @@ def test_sdk_tracing_off_by_env(
     sim: SimServer, telemetry: Telemetry, wire: Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_OPEN_TELEMETRY", "false")
-    import httpx2
-
     import anthropic
+    import httpx2
 
     c = anthropic.Anthropic(
         base_url=sim.base_url,

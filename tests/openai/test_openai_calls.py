@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 
+import openai
 import pytest
 from _oai import PHASES, Telemetry, assert_tiles
+from openai import AsyncOpenAI, OpenAI
 
-import openai
 from llmotel import _semconv as sc
 from llmotel.sim import SimServer
-from openai import AsyncOpenAI, OpenAI
 
 MODEL = "gpt-4o-mini"
 MSGS = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]
@@ -525,11 +525,11 @@ def test_metrics_recorded(sim: SimServer, telemetry: Telemetry) -> None:
 
 def test_uninstrument_leaves_no_wrapper(sim: SimServer) -> None:
     import wrapt
+    from openai import _base_client
     from openai.resources import completions, embeddings, responses
     from openai.resources.chat.completions import completions as chat
 
     from llmotel.providers.openai import OpenAIInstrumentor
-    from openai import _base_client
 
     targets = [
         (chat.Completions, "create"),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import anthropic
 import openai
+import pytest
+
 from llmotel.sim import SimServer
 
 MODEL = "gpt-4o"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import time
 
+import anthropic
 import httpx2
+import openai
 import pytest
 
-import anthropic
-import openai
 from llmotel.sim import SimServer
 
 MODEL = "gpt-4o"
