@@ -166,8 +166,8 @@ SCENARIOS: list[Scenario] = [
              _config("noisy_neighbour"), clients=2, sizes=_uncached, neighbour=_noisy_neighbour),
     Scenario("cache_heavy", "2 callers; ~5k-token shared system prompts (prefix cache hits) + 20-800 new tokens",
              _config("cache_heavy"), clients=2, sizes=_cache_heavy),
-    Scenario("cold_start", "1 caller with pauses; a replica idle for 1 s (sim) reloads weights for 1.5 s (sim)",
-             _config("cold_start", _replica(cold_start_s=1.5, idle_s=1.0)), think_s=(0.0, 1.2), sizes=_uncached),
+    Scenario("cold_start", "1 caller with pauses; a replica idle for 0.4 s reloads weights for 0.5 s (sim)",
+             _config("cold_start", _replica(cold_start_s=0.5, idle_s=0.4)), think_s=(0.0, 0.6), sizes=_uncached),
 ]
 
 

@@ -196,15 +196,15 @@ class PhaseModel:
         server_ttft = ttft - pre
         last = capture.last_chunk_ns if first <= capture.last_chunk_ns <= end else end
         tpot = (last - first) / _NS / (output - 1) if output >= 3 and last > first else None
-        # A burst (chunks read together) makes one stream's own step look too short: use the key's then.
-        call_step = tpot if tpot is not None and (co.tpot_floor_s is None or tpot >= co.tpot_floor_s) else None
-        first_token_est = _first_token(co, call_step if call_step is not None else co.tpot_floor_s)
+        # The first decode step is taken to be as fast as on the envelope (an idle server): a stream's mean
+        # time per token also holds the stalls for other requests' prefills, which would overstate it.
+        first_token_est = co.overhead_s
         prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
         conf = _confidence(co.confidence, co, uncached)
         if inference is not None:
             # Server inference minus the decode the client watched minus one decode step: measured parts
             # but for that one step, so an estimate with high confidence rather than a server value.
-            step = call_step if call_step is not None else (co.tpot_floor_s or co.time_per_output_token_s)
+            step = co.tpot_floor_s or co.time_per_output_token_s
             prefill_est = max(0.0, inference - (last - first) / _NS - step)
             conf = max(conf, _DERIVED_CONFIDENCE)
         known = prefill_srv if inference is None else prefill_est
@@ -253,7 +253,7 @@ class PhaseModel:
             decode = (co.time_per_output_token_s if streams_taught else co.total_s_per_output_token) * steps
         decode = min(max(decode, 0.0), total)
         if streams_taught:
-            first_token_est = _first_token(co, co.time_per_output_token_s if co.tpot_samples else None)
+            first_token_est = co.overhead_s
             prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
             conf, samples = _confidence(co.confidence, co, uncached), co.samples
         else:
@@ -291,15 +291,6 @@ class PhaseModel:
         phases.append(Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples))
         f_conf = 1.0 if w.f_src != "estimated" else (q_conf if prefill_known else conf)
         phases.append(Phase("first_token", p_end, window_end, w.f_src, f_conf, samples))
-
-
-def _first_token(co: Coefficients, tpot_call: float | None) -> float:
-    """Fixed overhead, with the idle decode step it contains replaced by this call's decode step."""
-    overhead = co.overhead_s
-    if tpot_call is None or co.tpot_floor_s is None:
-        return overhead
-    network = max(0.0, overhead - co.tpot_floor_s)
-    return network + tpot_call
 
 
 def _confidence(base: float, co: Coefficients, uncached: int) -> float:
