@@ -169,6 +169,19 @@ def test_early_headers_measure_the_request_path_and_keep_its_jitter_out_of_the_e
     assert d["prefill"] == pytest.approx(0.050, abs=0.003)
 
 
+def test_hidden_reasoning_tokens_are_first_token_time_not_queue() -> None:
+    model = PhaseModel()
+    _train(model, 200, random.Random(22))
+    # 300 hidden reasoning tokens at 20 ms each come before the first visible chunk; 40 visible follow.
+    cap = _stream_capture(10**13, 0.024 + 5e-5 * 1000 + 300 * 0.02, 0.02, 40)
+    response = _response(1000, 340)
+    response.usage.reasoning_tokens = 300
+    d = _durations(model.split(_request(), response, cap, ServerTiming()))
+    assert d["queue"] == pytest.approx(0.0, abs=0.01)
+    assert d["first_token"] == pytest.approx(0.024 + 6.0, abs=0.05)
+    assert model.calibrator.coefficients(KEY).overhead_s < 0.05  # the envelope did not learn 6 s of overhead
+
+
 def test_faster_than_the_envelope_clips_queue_at_zero() -> None:
     model = PhaseModel()
     _train(model, 200, random.Random(1))

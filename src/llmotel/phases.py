@@ -164,8 +164,9 @@ class PhaseModel:
 
         first = capture.first_content_ns
         if first > 0 and attempt <= first <= end:
+            reasoning = usage.reasoning_tokens or 0
             return self._split_stream(phases, key, co, capture, attempt, first, end, uncached, cached, output,
-                                      queue_srv, prefill_srv, inference, bound)
+                                      reasoning, queue_srv, prefill_srv, inference, bound)
         return self._split_total(phases, key, co, server, attempt, end, uncached, cached, output,
                                  queue_srv, prefill_srv, inference, bound)
 
@@ -181,6 +182,7 @@ class PhaseModel:
         uncached: int,
         cached: int,
         output: int,
+        reasoning: int,
         queue_srv: float | None,
         prefill_srv: float | None,
         inference: float | None,
@@ -195,17 +197,21 @@ class PhaseModel:
         pre = (headers - attempt) / _NS if early and attempt < headers < first else 0.0
         server_ttft = ttft - pre
         last = capture.last_chunk_ns if first <= capture.last_chunk_ns <= end else end
-        tpot = (last - first) / _NS / (output - 1) if output >= 3 and last > first else None
+        # Hidden reasoning tokens (OpenAI reasoning models) are decoded before the first visible chunk.
+        hidden = min(max(reasoning, 0), output)
+        visible = output - hidden
+        tpot = (last - first) / _NS / (visible - 1) if visible >= 3 and last > first else None
+        hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
         # The first decode step is taken to be as fast as on the envelope (an idle server): a stream's mean
         # time per token also holds the stalls for other requests' prefills, which would overstate it.
-        first_token_est = co.overhead_s
+        first_token_est = co.overhead_s + hidden_s
         prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
         conf = _confidence(co.confidence, co, uncached)
         if inference is not None:
             # Server inference minus the decode the client watched minus one decode step: measured parts
             # but for that one step, so an estimate with high confidence rather than a server value.
             step = co.tpot_floor_s or co.time_per_output_token_s
-            prefill_est = max(0.0, inference - (last - first) / _NS - step)
+            prefill_est = max(0.0, inference - (last - first) / _NS - step - hidden_s)
             conf = max(conf, _DERIVED_CONFIDENCE)
         known = prefill_srv if inference is None else prefill_est
         if queue_srv is not None or known is not None or bound is not None:
@@ -218,7 +224,7 @@ class PhaseModel:
         self._emit(phases, attempt, first, w, conf, co.samples, known is not None)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
-            learn_ttft = ttft - ((headers - attempt) / _NS if early and attempt < headers < first else 0.0)
+            learn_ttft = ttft - hidden_s - ((headers - attempt) / _NS if early and attempt < headers < first else 0.0)
             self.calibrator.observe_stream(key, uncached, cached, learn_ttft, tpot, early_now)
         return phases
 
