@@ -8,12 +8,13 @@ the same tracer provider.
 from __future__ import annotations
 
 import gc
+import json
 from typing import Any
 
+import anthropic
 import pytest
 from _anth import MODEL, MSGS, PHASES, Telemetry, Wire, aclient, assert_tiles, check_chat, client
 
-import anthropic
 from llmotel import _semconv as sc
 from llmotel.sim import SimServer
 
@@ -396,3 +397,19 @@ async def test_beta_messages_async(sim: SimServer, telemetry: Telemetry, wire: W
     telemetry.exporter.clear()
     await beta.create(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=_h(5))  # type: ignore[arg-type]
     check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=False)
+
+
+def test_content_only_when_opted_in(sim: SimServer, telemetry: Telemetry, wire: Wire) -> None:
+    from llmotel import config
+
+    c = client(sim, wire)
+    c.messages.create(model=MODEL, max_tokens=64, system="Be brief.", messages=MSGS, extra_headers=_h(3))
+    a = dict(telemetry.one_call()[0].attributes or {})
+    assert sc.GEN_AI_INPUT_MESSAGES not in a and sc.GEN_AI_OUTPUT_MESSAGES not in a
+    telemetry.exporter.clear()
+    config.configure(capture_content=True)
+    message = c.messages.create(model=MODEL, max_tokens=64, system="Be brief.", messages=MSGS, extra_headers=_h(3))
+    a = dict(telemetry.one_call()[0].attributes or {})
+    assert "Be brief." in str(a[sc.GEN_AI_INPUT_MESSAGES]) and MSGS[0]["content"] in str(a[sc.GEN_AI_INPUT_MESSAGES])
+    output = json.loads(str(a[sc.GEN_AI_OUTPUT_MESSAGES]))
+    assert output == [block.model_dump(mode="json", exclude_none=True) for block in message.content]

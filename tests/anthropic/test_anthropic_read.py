@@ -209,3 +209,20 @@ def test_request_reader_and_prefix() -> None:
     assert read.prefix_fingerprint({**kwargs, "system": "You are verbose."})[0] != fp
     assert read.prefix_fingerprint({**kwargs, "messages": []})[0] == fp  # messages are not part of the prefix
     assert read.prefix_fingerprint({"model": "m"}) == ("", 0)
+
+
+@pytest.mark.parametrize(
+    ("host", "region"),
+    [
+        ("bedrock-runtime.eu-west-1.amazonaws.com", "eu-west-1"),
+        ("us-east5-aiplatform.googleapis.com", "us-east5"),
+        ("aiplatform.googleapis.com", ""),
+        ("api.anthropic.com", ""),
+        ("127.0.0.1", ""),
+        ("s3.amazonaws.com", ""),
+    ],
+)
+def test_region_from_platform_hosts(host: str, region: str) -> None:
+    from llmotel.providers.anthropic import _host_region
+
+    assert _host_region(host) == region
