@@ -80,12 +80,12 @@ class TenantLimits:
         for kind, b in self.buckets.items():
             if b.level >= need[kind]:
                 continue
-            # Silent truncation: enough budget for the input and some output -> shrink the output.
+            # Silent truncation: never refuse, shrink the output to what the budget has left (at least one
+            # token); the bucket may go negative, so the next requests are truncated harder.
             if self.spec.truncate_on_quota and kind in ("tokens", "output-tokens"):
-                spare = int(b.level) - (input_tokens if kind == "tokens" else 0)
-                if spare >= 1:
-                    decision.output_cap = min(spare, decision.output_cap or spare)
-                    continue
+                spare = max(1, int(b.level) - (input_tokens if kind == "tokens" else 0))
+                decision.output_cap = min(spare, decision.output_cap or spare)
+                continue
             decision.allowed = False
             decision.limited_by = kind
             decision.retry_after_s = max(decision.retry_after_s, b.seconds_until(need[kind]) / self.clock.speed)

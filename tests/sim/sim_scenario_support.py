@@ -1,0 +1,108 @@
+"""Helpers for the scenario tests: run a scenario under the llmotel instrumentors and rebuild rows from spans."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from llmotel import _semconv as sc
+from llmotel.sim.scenario import ScenarioRun, run_scenario
+
+
+@dataclass(slots=True)
+class SpanRow:
+    """One GenAI CLIENT span, in the shape the signature checks read (see llmotel.sim.signatures.Row)."""
+
+    tenant: str
+    sched_s: float
+    status: int
+    ttft_s: float | None
+    input_tokens: int | None
+    cached_tokens: int | None
+    output_tokens: int | None
+    finish_reason: str
+    fingerprint: str
+    edge: str
+    model: str
+
+
+def _int(attrs: Any, key: str) -> int | None:
+    v = attrs.get(key)
+    return int(v) if isinstance(v, int) else None
+
+
+def rows_from_spans(spans: list[ReadableSpan], origin_ns: int, speed: float) -> list[SpanRow]:
+    rows = []
+    for span in spans:
+        if span.kind != SpanKind.CLIENT or span.attributes is None or span.start_time is None:
+            continue
+        a = span.attributes
+        if a.get(sc.GEN_AI_OPERATION_NAME) != "chat":
+            continue
+        ttft = a.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+        if ttft is None and span.end_time is not None and not a.get(sc.GEN_AI_REQUEST_STREAM):
+            ttft = (span.end_time - span.start_time) / 1e9
+        finish = a.get(sc.GEN_AI_RESPONSE_FINISH_REASONS) or ("",)
+        rows.append(
+            SpanRow(
+                tenant=str(a.get(sc.LLMOTEL_TENANT_ID, "")),
+                sched_s=(span.start_time - origin_ns) / 1e9 * speed,
+                status=_int(a, sc.HTTP_RESPONSE_STATUS_CODE) or 0,
+                ttft_s=float(ttft) if isinstance(ttft, (int, float)) else None,
+                input_tokens=_int(a, sc.GEN_AI_USAGE_INPUT_TOKENS),
+                cached_tokens=_int(a, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+                output_tokens=_int(a, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
+                finish_reason=str(finish[0]),  # type: ignore[index]
+                fingerprint=str(a.get(sc.GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT, "")),
+                edge=str(a.get(sc.LLMOTEL_SERVER_REGION, "")),
+                model=str(a.get(sc.GEN_AI_RESPONSE_MODEL, "")),
+            )
+        )
+    return rows
+
+
+@contextmanager
+def instrumented() -> Iterator[InMemorySpanExporter]:
+    """Both llmotel instrumentors bound to an in-memory exporter, undone afterwards."""
+    from llmotel import config
+    from llmotel.providers.anthropic import AnthropicInstrumentor
+    from llmotel.providers.openai import OpenAIInstrumentor
+
+    tp = TracerProvider()
+    exporter = InMemorySpanExporter()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
+    for inst in instrumentors:
+        if inst.is_instrumented_by_opentelemetry:
+            inst.uninstrument()
+        inst.instrument(tracer_provider=tp)
+    try:
+        yield exporter
+    finally:
+        for inst in instrumentors:
+            inst.uninstrument()
+        gc.collect()
+        config.reset()
+
+
+def run_instrumented(name: str) -> tuple[ScenarioRun, list[SpanRow]]:
+    with instrumented() as exporter:
+        run = run_scenario(name)
+        gc.collect()  # streams not closed explicitly end their spans on collection
+        spans = list(exporter.get_finished_spans())
+    return run, rows_from_spans(spans, run.origin_ns, run.speed)
+
+
+def describe(run: ScenarioRun, span_checks: list[Any]) -> str:
+    lines = [f"{run.config.name}: {len(run.results)} requests in {run.wall_s:.1f}s"]
+    lines += [f"  client {c}" for c in run.checks]
+    lines += [f"  spans  {c}" for c in span_checks]
+    return "\n".join(lines)
