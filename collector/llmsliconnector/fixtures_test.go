@@ -2,6 +2,7 @@ package llmsliconnector
 
 import (
 	"encoding/binary"
+	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/clock"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -228,3 +229,5 @@ func (b batch) run(g *ids, r runSpec) pcommon.TraceID {
 	a.Attributes().PutStr(sc.AttrGenAIAgentName, r.agent)
 	return traceID
 }
+
+func newHarnessClock() *clock.Fake { return clock.NewFake(fixtureEpoch) }
