@@ -151,7 +151,7 @@ def test_learns_the_floor_and_attributes_the_rest_to_queue() -> None:
     assert all(p.samples == 300 for p in phases)
 
 
-def test_early_headers_measure_the_request_path_and_keep_its_jitter_out_of_the_envelope() -> None:
+def test_early_headers_measure_the_request_path_so_its_floor_counts_as_queue() -> None:
     model = PhaseModel()
     rng = random.Random(21)
     for i in range(300):
@@ -162,10 +162,12 @@ def test_early_headers_measure_the_request_path_and_keep_its_jitter_out_of_the_e
         model.split(_request(), _response(u, 40), _stream_capture(i * NS, ttft, 0.02, 40, upload), ServerTiming())
     co = model.calibrator.coefficients(KEY)
     assert co.headers_early is True
-    assert co.overhead_s == pytest.approx(0.022, abs=0.002)  # the upload jitter is not in the floor
+    # Floor: a fast upload + the first step (a full bin's second-lowest call, so a little above the fastest).
+    assert 0.022 <= co.overhead_s <= 0.028
+    assert co.request_path_low_s == pytest.approx(0.002, abs=0.002)
     cap = _stream_capture(10**13, 0.025 + 0.080 + 5e-5 * 1000 + 0.022, 0.02, 40, 0.025)
     d = _durations(model.split(_request(), _response(1000, 40), cap, ServerTiming()))
-    assert d["queue"] == pytest.approx(0.025 + 0.080, abs=0.003)  # queue = request path + server queue
+    assert d["queue"] == pytest.approx(0.025 + 0.080, abs=0.006)  # queue = request path + server queue
     assert d["prefill"] == pytest.approx(0.050, abs=0.003)
 
 

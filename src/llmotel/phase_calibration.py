@@ -57,8 +57,7 @@ _LAZY_FIT_EVERY = 8  # above it, at most once per this many calls
 _TPOT_ALPHA = 0.1
 # The idle decode step is a low percentile of the last _TPOT_RING streams' time per output token: not the
 # minimum, because chunks that arrive in one burst make a single stream look impossibly fast.
-_TPOT_RING = 32
-_TPOT_FLOOR_QUANTILE = 0.2
+_RING = 32
 _SAVE_EVERY = 200  # learned calls between two writes of the state file
 _HEADER_VOTES = 16  # saturating vote on whether this key's server sends stream headers before it works
 
@@ -71,7 +70,8 @@ class Coefficients:
     prefill_s_per_token: float
     cache_read_s_per_token: float
     time_per_output_token_s: float  # recent (exponentially weighted) time per output token of streams
-    tpot_floor_s: float | None  # lowest time per output token seen lately: the idle decode step
+    tpot_floor_s: float | None  # low percentile of recent streams' time per output token: the idle step
+    request_path_low_s: float | None  # low percentile of send -> headers when headers come on arrival
     samples: int  # streaming calls in the TTFT envelope
     tpot_samples: int  # streams that taught a time per output token
     total_samples: int  # non-streaming calls in the total-time envelope
@@ -171,7 +171,15 @@ class _Envelope:
             return
         self._dirty = False
         self._last_fit = self.count
-        points = [(x, t) for pts in self._bins.values() for x, t, _ in pts]
+        # A full bin contributes its second-lowest point: one call that was impossibly fast (a late clock,
+        # a burst) cannot pull the floor down, at the price of a floor a little above the very fastest call.
+        points: list[tuple[tuple[float, ...], float]] = []
+        for pts in self._bins.values():
+            if len(pts) >= _PER_BIN:
+                x, t, _ = sorted(pts, key=lambda p: self._residual(p[0], p[1]))[1]
+                points.append((x, t))
+            else:
+                points.extend((x, t) for x, t, _ in pts)
         theta = self._fit(points)
         if theta is not None:
             self.theta = theta
@@ -250,9 +258,35 @@ class _Envelope:
         return None
 
 
+class _LowRing:
+    """The last few values of a per-call measurement and a low percentile of them (computed lazily)."""
+
+    __slots__ = ("_low", "_quantile", "n", "values")
+
+    def __init__(self, quantile: float) -> None:
+        self._quantile = quantile
+        self.values: list[float] = []
+        self.n = 0
+        self._low: float | None = None
+
+    def add(self, value: float) -> None:
+        if len(self.values) < _RING:
+            self.values.append(value)
+        else:
+            self.values[self.n % _RING] = value
+        self.n += 1
+        self._low = None
+
+    def low(self) -> float | None:
+        if self._low is None and self.values:
+            ordered = sorted(self.values)
+            self._low = ordered[int(self._quantile * (len(ordered) - 1))]
+        return self._low
+
+
 class _KeyState:
     __slots__ = (
-        "header_votes", "prior", "total", "tpot", "tpot_floor", "tpot_n", "tpot_ring", "ttft", "u_max", "u_min",
+        "header_votes", "path", "prior", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
@@ -267,8 +301,12 @@ class _KeyState:
         )
         self.tpot = p.time_per_output_token_s
         self.tpot_n = 0
-        self.tpot_floor: float | None = None
-        self.tpot_ring: list[float] = []
+        # Time per output token of recent streams: not the minimum, because chunks read in one burst make
+        # a single stream look impossibly fast.
+        self.tpot_ring = _LowRing(0.2)
+        # Send -> headers of recent streams whose server answers headers on arrival: nothing makes it look
+        # faster than it is, so the minimum.
+        self.path = _LowRing(0.0)
         self.header_votes = 0
         self.u_min = math.inf
         self.u_max = 0.0
@@ -312,13 +350,10 @@ class Calibrator:
 
     def observe_stream(
         self, key: Key, uncached: int, cached: int, ttft_s: float, tpot_s: float | None,
-        headers_early: bool | None = None,
+        headers_early: bool | None = None, request_path_s: float | None = None,
     ) -> None:
-        """Teach one streaming call: its server-side TTFT and time per output token.
-
-        ``ttft_s`` is send -> first content, or headers -> first content when the server answers headers
-        before it works (``headers_early``; see ``Coefficients.headers_early``).
-        """
+        """Teach one streaming call: its TTFT (send -> first content), time per output token, whether
+        headers came before the server worked and, if so, send -> headers (the request path)."""
         if not (ttft_s >= 0.0 and math.isfinite(ttft_s)):
             return
         with self._lock:
@@ -326,18 +361,15 @@ class Calibrator:
             if headers_early is not None:
                 vote = state.header_votes + (1 if headers_early else -1)
                 state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, vote))
+            if request_path_s is not None and request_path_s >= 0.0 and math.isfinite(request_path_s):
+                state.path.add(request_path_s)
             state.ttft.add((float(max(uncached, 0)), float(max(cached, 0))), ttft_s)
             state.u_min = min(state.u_min, float(uncached))
             state.u_max = max(state.u_max, float(uncached))
             if tpot_s is not None and tpot_s >= 0.0 and math.isfinite(tpot_s):
                 state.tpot = tpot_s if state.tpot_n == 0 else state.tpot + _TPOT_ALPHA * (tpot_s - state.tpot)
-                ring = state.tpot_ring
-                if len(ring) < _TPOT_RING:
-                    ring.append(tpot_s)
-                else:
-                    ring[state.tpot_n % _TPOT_RING] = tpot_s
+                state.tpot_ring.add(tpot_s)
                 state.tpot_n += 1
-                state.tpot_floor = None  # recomputed when read
         self._maybe_save()
 
     def observe_total(self, key: Key, uncached: int, cached: int, output: int, total_s: float) -> None:
@@ -356,9 +388,6 @@ class Calibrator:
             state.total.refresh()
             p = state.prior
             ttft, total = state.ttft, state.total
-            if state.tpot_floor is None and state.tpot_ring:
-                ordered = sorted(state.tpot_ring)
-                state.tpot_floor = ordered[int(_TPOT_FLOOR_QUANTILE * (len(ordered) - 1))]
             spread = state.u_max / max(state.u_min, 1.0) if ttft.count else 1.0
             t_spread = max((x[0] for x, _ in total.points()), default=1.0) / max(
                 min((x[0] for x, _ in total.points()), default=1.0), 1.0
@@ -368,7 +397,8 @@ class Calibrator:
                 prefill_s_per_token=ttft.theta[1],
                 cache_read_s_per_token=ttft.theta[2],
                 time_per_output_token_s=state.tpot,
-                tpot_floor_s=state.tpot_floor,
+                tpot_floor_s=state.tpot_ring.low(),
+                request_path_low_s=state.path.low(),
                 samples=ttft.count,
                 tpot_samples=state.tpot_n,
                 total_samples=total.count,
@@ -413,7 +443,8 @@ class Calibrator:
                         "total": [[list(x), t] for x, t in state.total.points()],
                         "tpot": state.tpot,
                         "tpot_n": state.tpot_n,
-                        "tpot_ring": list(state.tpot_ring),
+                        "tpot_ring": list(state.tpot_ring.values),
+                        "path_ring": list(state.path.values),
                         "header_votes": state.header_votes,
                     }
                 )
@@ -446,8 +477,10 @@ class Calibrator:
                 key: Key = (str(raw_key[0]), str(raw_key[1]), str(raw_key[2]), str(raw_key[3]))
                 tpot_n = int(entry.get("tpot_n", 0))
                 tpot = float(entry.get("tpot", 0.0))
-                ring = [float(v) for v in entry.get("tpot_ring", []) if isinstance(v, (int, float))]
-                ring = [v for v in ring if math.isfinite(v) and v >= 0.0][:_TPOT_RING]
+                rings = {}
+                for name in ("tpot_ring", "path_ring"):
+                    values = [float(v) for v in entry.get(name, []) if isinstance(v, (int, float))]
+                    rings[name] = [v for v in values if math.isfinite(v) and v >= 0.0][:_RING]
                 for x, t in entry.get("ttft", []):
                     self.observe_stream(key, int(x[0]), int(x[1]), float(t), None)
                 for x, t in entry.get("total", []):
@@ -456,11 +489,15 @@ class Calibrator:
                     with self._lock:
                         state = self._state(key)
                         state.tpot, state.tpot_n = tpot, tpot_n
-                        state.tpot_ring, state.tpot_floor = ring, None
                 with self._lock:
+                    state = self._state(key)
+                    for value in rings["tpot_ring"]:
+                        state.tpot_ring.add(value)
+                    for value in rings["path_ring"]:
+                        state.path.add(value)
                     votes = entry.get("header_votes", 0)
                     if isinstance(votes, int):
-                        self._state(key).header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, votes))
+                        state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, votes))
         except FileNotFoundError:
             return
         except Exception:

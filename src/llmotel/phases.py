@@ -190,12 +190,12 @@ class PhaseModel:
     ) -> list[Phase]:
         ttft = (first - attempt) / _NS
         # Servers that answer stream headers on arrival (vLLM, TGI, llama.cpp) let the client measure the
-        # request path (send -> headers) on every call; it belongs to queue and stays out of the envelope.
+        # request path (send -> headers) on every call. Its low percentile is the part of the envelope's
+        # overhead spent before the server saw the request: it belongs to queue, not to first_token.
         headers = capture.headers_ns
         early_now = attempt < headers < first and (first - headers) >= _EARLY_HEADERS_SHARE * (first - attempt)
         early = early_now if co.headers_early is None else co.headers_early
-        pre = (headers - attempt) / _NS if early and attempt < headers < first else 0.0
-        server_ttft = ttft - pre
+        path_low = (co.request_path_low_s or 0.0) if early else 0.0
         last = capture.last_chunk_ns if first <= capture.last_chunk_ns <= end else end
         # Hidden reasoning tokens (OpenAI reasoning models) are decoded before the first visible chunk.
         hidden = min(max(reasoning, 0), output)
@@ -204,7 +204,7 @@ class PhaseModel:
         hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
         # The first decode step is taken to be as fast as on the envelope (an idle server): a stream's mean
         # time per token also holds the stalls for other requests' prefills, which would overstate it.
-        first_token_est = co.overhead_s + hidden_s
+        first_token_est = max(0.0, co.overhead_s - path_low) + hidden_s
         prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
         conf = _confidence(co.confidence, co, uncached)
         if inference is not None:
@@ -214,18 +214,15 @@ class PhaseModel:
             prefill_est = max(0.0, inference - (last - first) / _NS - step - hidden_s)
             conf = max(conf, _DERIVED_CONFIDENCE)
         known = prefill_srv if inference is None else prefill_est
-        if queue_srv is not None or known is not None or bound is not None:
-            pre, server_ttft = 0.0, ttft  # server-reported parts are placed from the send, as reported
-        w = split_window(server_ttft, queue_srv, known, prefill_est, first_token_est, bound, "client")
-        w.q += pre
+        w = split_window(ttft, queue_srv, known, prefill_est, first_token_est, bound, "client")
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
         self._emit(phases, attempt, first, w, conf, co.samples, known is not None)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
-            learn_ttft = ttft - hidden_s - ((headers - attempt) / _NS if early and attempt < headers < first else 0.0)
-            self.calibrator.observe_stream(key, uncached, cached, learn_ttft, tpot, early_now)
+            path = (headers - attempt) / _NS if early_now else None
+            self.calibrator.observe_stream(key, uncached, cached, ttft - hidden_s, tpot, early_now, path)
         return phases
 
     def _split_total(
