@@ -25,6 +25,7 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.utils import unwrap
 
 from llmotel import _semconv as sc
+from llmotel import call as call_mod
 from llmotel import config, region, wrapping
 from llmotel.call import ACTIVE
 from llmotel.providers import _anthropic_native as native
@@ -140,9 +141,20 @@ def _attempt_response(result: Any) -> tuple[int, Iterable[tuple[str, str]]]:
 # ---- wiring ----------------------------------------------------------------------------------------
 
 _MESSAGES = "anthropic.resources.messages.messages"
+_MESSAGES_0X = "anthropic.resources.messages"  # 0.x: a module; since then a package re-exporting the same class
 _BETA = "anthropic.resources.beta.messages.messages"
 # Bedrock / Vertex beta resources copy the first-party functions at import time: patch their copies too.
 _PLATFORM_BETA = ("anthropic.lib.bedrock._beta_messages", "anthropic.lib.vertex._beta_messages")
+
+
+def _modules() -> tuple[str, ...]:
+    """Modules defining Messages / AsyncMessages, each class listed once (wrapping one twice would nest)."""
+    try:
+        importlib.import_module(_MESSAGES)
+        first_party = _MESSAGES
+    except ImportError:
+        first_party = _MESSAGES_0X
+    return (first_party, _BETA, *_PLATFORM_BETA)
 
 
 def _endpoints() -> tuple[Endpoint, ...]:
@@ -152,7 +164,7 @@ def _endpoints() -> tuple[Endpoint, ...]:
         ("parse", read_create_request, read_message_result, read_event),
         ("count_tokens", read_count_tokens_request, read_count_tokens_result, None),
     )
-    for module in (_MESSAGES, _BETA, *_PLATFORM_BETA):
+    for module in _modules():
         for method, req, res, ev in methods:
             eps.append(Endpoint(module, f"Messages.{method}", req, res, ev))
             eps.append(Endpoint(module, f"AsyncMessages.{method}", req, res, ev, is_async=True))
@@ -163,7 +175,7 @@ def _stream_helper_endpoints() -> tuple[Endpoint, ...]:
     """``messages.stream()`` returns a context manager that sends the request on enter; these endpoints
     describe that request (patched by ``_patch_stream_helpers``, not by the generic machinery)."""
     eps: list[Endpoint] = []
-    for module in (_MESSAGES, _BETA, *_PLATFORM_BETA):
+    for module in _modules():
         eps.append(Endpoint(module, "Messages.stream", read_stream_helper_request, read_message_result, read_event))
         eps.append(
             Endpoint(module, "AsyncMessages.stream", read_stream_helper_request, read_message_result, read_event, True)
@@ -204,6 +216,20 @@ def _manager_request_attr(manager: Any) -> str | None:
     return None
 
 
+def _stream_helper_reads_raw_stream() -> bool:
+    """Whether the SDK's MessageStream iterates the raw stream it is given (1.x+). 0.x helpers re-read the
+    HTTP response themselves, bypassing any proxy: there the helper is left unpatched (no span rather
+    than a wrong one)."""
+    try:
+        import inspect
+
+        from anthropic.lib.streaming import MessageStream
+
+        return "raw_stream" in inspect.signature(MessageStream.__init__).parameters
+    except Exception:
+        return False
+
+
 def _stream_helper_wrapper(provider: Provider, ep: Endpoint) -> _Wrapper:
     """Wraps ``Messages.stream``: the returned manager is the SDK's own; only the request it sends on
     ``__enter__`` is routed through the generic call wrapper, so the raw stream it wraps in a
@@ -235,17 +261,40 @@ def _stream_helper_wrapper(provider: Provider, ep: Endpoint) -> _Wrapper:
     return wrapper
 
 
-def _build_request_wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    """Opt-in trace-context propagation for requests the caller's kwargs cannot reach (the
-    ``messages.stream()`` manager built its request before the span existed). Injects into the
-    SDK's freshly built request, never into the caller's arguments."""
-    request = wrapped(*args, **kwargs)
-    if ACTIVE.get() is not None and config.get().propagate_trace_context:
+def _build_request_wrapper(legacy_attempts: bool) -> _Wrapper:
+    """Wraps ``BaseClient._build_request`` (called once per HTTP attempt, right before the send).
+
+    - Opt-in trace-context propagation for requests the caller's kwargs cannot reach (the
+      ``messages.stream()`` manager built its request before the span existed). Injects into the SDK's
+      freshly built request, never into the caller's arguments.
+    - ``legacy_attempts``: on 0.x SDKs, which have no ``_attempt_request``, this is the per-attempt send hook.
+    """
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        request = wrapped(*args, **kwargs)
+        if ACTIVE.get() is not None:
+            try:
+                if legacy_attempts:
+                    call_mod.attempt_sent()
+                if config.get().propagate_trace_context:
+                    propagate.inject(request.headers)
+            except Exception:
+                _log.debug("llmotel could not prepare an anthropic request", exc_info=True)
+        return request
+
+    return wrapper
+
+
+def _legacy_answered_wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """0.x SDKs: ``_process_response(response=...)`` sees the answering attempt's response (2xx only)."""
+    response = kwargs.get("response")
+    if response is not None and ACTIVE.get() is not None:
         try:
-            propagate.inject(request.headers)
+            status, items = wrapping.read_httpx_response(response)
+            call_mod.attempt_answered(status, items)
         except Exception:
-            _log.debug("llmotel could not inject trace context", exc_info=True)
-    return request
+            _log.debug("llmotel could not read an anthropic response", exc_info=True)
+    return wrapped(*args, **kwargs)
 
 
 def _wrap(module: str, target: str, wrapper: _Wrapper, done: list[tuple[Any, str]]) -> None:
@@ -276,12 +325,17 @@ class AnthropicInstrumentor(LLMInstrumentor):
         done: list[tuple[Any, str]] = []
         try:
             provider = build_provider()
-            for ep in _stream_helper_endpoints():
-                _wrap(ep.module, ep.target, _stream_helper_wrapper(provider, ep), done)
+            if _stream_helper_reads_raw_stream():
+                for ep in _stream_helper_endpoints():
+                    _wrap(ep.module, ep.target, _stream_helper_wrapper(provider, ep), done)
             target = native.patch_target()
             if target is not None:
                 _wrap(*target, native.start_api_call_span_wrapper, done)
-            _wrap("anthropic._base_client", "BaseClient._build_request", _build_request_wrapper, done)
+            legacy = wrapping._resolve("anthropic._base_client", "SyncAPIClient._attempt_request") is None
+            _wrap("anthropic._base_client", "BaseClient._build_request", _build_request_wrapper(legacy), done)
+            if legacy:
+                for cls in ("SyncAPIClient", "AsyncAPIClient"):
+                    _wrap("anthropic._base_client", f"{cls}._process_response", _legacy_answered_wrapper, done)
         except Exception:
             _log.debug("llmotel could not patch the anthropic helpers", exc_info=True)
         self._extra = done
