@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 GO ?= go
 COLLECTOR := collector
 
-.PHONY: setup semconv semconv-check lint typecheck pytest go-check go-fuzz collector-build collector-validate test demo clean
+.PHONY: setup semconv semconv-check lint typecheck pytest go-check go-fuzz collector-build collector-validate test demo clean \
+	collector-agent-build prometheus
 
 # The collector distribution (ocb-built, see collector/README.md). Rebuilt only when its inputs change.
 COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
@@ -36,7 +37,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy --strict src/llmotel
 
-pytest: setup collector-build
+pytest: setup collector-build collector-agent-build prometheus
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 go-check:
@@ -58,8 +59,21 @@ collector-validate: collector-build
 
 test: semconv-check lint typecheck go-check go-fuzz collector-validate pytest
 
-demo: setup
-	$(PY) examples/demo.py
+demo: setup collector-build prometheus
+	$(PY) examples/demo.py $(ARGS)
+
+# End to end (examples/, tests/e2e): the agent tier of the gateway example (its own ocb manifest) and Prometheus.
+AGENT_BIN := examples/gateway/build/otelcol-llmotel-agent
+$(AGENT_BIN): examples/gateway/builder-agent.yaml examples/gateway/build-agent.sh
+	GO=$(GO) examples/gateway/build-agent.sh
+
+collector-agent-build: $(AGENT_BIN)
+
+# The Debian package's Prometheus (2.42 on bookworm); installed with apt when missing and we are root.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else echo "prometheus is missing: sudo apt-get install prometheus" >&2; exit 1; fi; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,204 @@
+"""The SLI report of the demo, read back from Prometheus with PromQL (the same queries the dashboard uses).
+
+``collect(prom)`` returns plain data (JSON-able); ``render_text(data)`` prints it for a terminal. Counters and
+histograms are read as their cumulative values since the collector started, i.e. over the whole demo run; the
+dashboard (examples/grafana) and alerts (examples/prometheus) use ``rate(...[5m])`` forms of the same queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+TENANT = "llmotel_tenant_id"
+REGION = "llmotel_server_region"
+MODEL = "gen_ai_request_model"
+REVISION = "llmotel_model_revision"
+AGENT = "gen_ai_agent_name"
+TTFT_BUCKETS = "llmotel_sli_time_to_first_token_seconds_bucket"
+
+# Every query of the report, by name: printed under "where to look next" and reused by tests/e2e.
+QUERIES: dict[str, str] = {
+    "ttft_p50": f"histogram_quantile(0.5, sum by (le, {TENANT}, {REGION}) ({TTFT_BUCKETS}))",
+    "ttft_p95": f"histogram_quantile(0.95, sum by (le, {TENANT}, {REGION}) ({TTFT_BUCKETS}))",
+    "calls": f"sum by ({TENANT}, {REGION}) (llmotel_sli_time_to_first_token_seconds_count)",
+    "phase_mean": "sum by (llmotel_phase_name, llmotel_phase_source) (llmotel_sli_phase_duration_seconds_sum)"
+    " / sum by (llmotel_phase_name, llmotel_phase_source) (llmotel_sli_phase_duration_seconds_count)",
+    "phase_count": "sum by (llmotel_phase_name, llmotel_phase_source) (llmotel_sli_phase_duration_seconds_count)",
+    "cache_hit_ratio": f"sum by ({TENANT}) (llmotel_sli_cache_read_tokens_total)"
+    f" / sum by ({TENANT}) (llmotel_sli_input_tokens_total)",
+    "revisions": "llmotel_sli_revision_distinct",
+    "revisions_per_region": f"count by ({MODEL}, {REGION}) (llmotel_sli_revision_distinct)",
+    "revision_changes": f"sum by ({MODEL}, {REGION}) (llmotel_sli_revision_changes_total)",
+    "adherence_mean": f"sum by ({AGENT}) (llmotel_sli_plan_adherence_sum)"
+    f" / sum by ({AGENT}) (llmotel_sli_plan_adherence_count)",
+    "adherence_runs": f"sum by ({AGENT}) (llmotel_sli_plan_adherence_count)",
+    "plan_steps": f"sum by ({AGENT}, llmotel_sli_step_kind) (llmotel_sli_plan_steps_total)",
+    "jain": "llmotel_sli_fairness_jain_index_ratio",
+    # The same index from the mergeable per-tenant counters: what a gateway tier computes downstream.
+    "jain_from_counters": "(sum(llmotel_tenant_x))^2 / (count(llmotel_tenant_x) * sum(llmotel_tenant_x ^ 2))".replace(
+        "llmotel_tenant_x",
+        f"(sum by ({TENANT}) (llmotel_sli_tenant_service_total) / sum by ({TENANT}) (llmotel_sli_tenant_demand_total))",
+    ),
+    "noisy_neighbor": "llmotel_sli_noisy_neighbor_ratio",
+    "slowdown": "llmotel_sli_tenant_slowdown_ratio",
+    "service_share": "llmotel_sli_tenant_service_share_ratio",
+    "demand_share": "llmotel_sli_tenant_demand_share_ratio",
+    "energy_wh": f"sum by ({TENANT}) (llmotel_sli_energy_Wh_total)",
+    "carbon_g": f"sum by ({TENANT}) (llmotel_sli_carbon_gCO2e_total)",
+    "requests": f"sum by ({TENANT}, http_response_status_code, llmotel_response_truncated)"
+    " (llmotel_sli_requests_total)",
+}
+
+
+class PromQL(Protocol):
+    def query(self, promql: str) -> list[Any]: ...
+
+
+def _rows(prom: PromQL, name: str, *labels: str) -> list[dict[str, Any]]:
+    out = []
+    for s in prom.query(QUERIES[name]):
+        if s.value != s.value:  # NaN: e.g. a quantile of an empty histogram
+            continue
+        out.append({**{k: s.labels.get(k, "") for k in labels}, "value": s.value})
+    return sorted(out, key=lambda r: tuple(str(r[k]) for k in labels))
+
+
+def collect(prom: PromQL, speed: float = 1.0) -> dict[str, Any]:
+    """Every figure of the report, read from Prometheus. ``speed`` is the simulator's (noted, never applied)."""
+    data: dict[str, Any] = {"speed": speed, "queries": QUERIES}
+    data["ttft"] = _merge(
+        {"p50": _rows(prom, "ttft_p50", TENANT, REGION), "p95": _rows(prom, "ttft_p95", TENANT, REGION),
+         "calls": _rows(prom, "calls", TENANT, REGION)}, (TENANT, REGION))
+    data["phases"] = _merge(
+        {"mean_s": _rows(prom, "phase_mean", "llmotel_phase_name", "llmotel_phase_source"),
+         "count": _rows(prom, "phase_count", "llmotel_phase_name", "llmotel_phase_source")},
+        ("llmotel_phase_name", "llmotel_phase_source"))
+    data["cache_hit_ratio"] = _rows(prom, "cache_hit_ratio", TENANT)
+    data["revisions"] = _rows(prom, "revisions", MODEL, REGION, REVISION)
+    data["revision_changes"] = _rows(prom, "revision_changes", MODEL, REGION)
+    data["adherence"] = _merge(
+        {"mean": _rows(prom, "adherence_mean", AGENT), "runs": _rows(prom, "adherence_runs", AGENT)}, (AGENT,))
+    data["plan_steps"] = _rows(prom, "plan_steps", AGENT, "llmotel_sli_step_kind")
+    jain = _rows(prom, "jain")
+    data["jain"] = jain[0]["value"] if jain else None
+    merged = _rows(prom, "jain_from_counters")
+    data["jain_from_counters"] = merged[0]["value"] if merged else None
+    data["noisy_neighbor"] = _rows(prom, "noisy_neighbor", TENANT)
+    data["tenants"] = _merge(
+        {"slowdown": _rows(prom, "slowdown", TENANT), "service_share": _rows(prom, "service_share", TENANT),
+         "demand_share": _rows(prom, "demand_share", TENANT), "energy_wh": _rows(prom, "energy_wh", TENANT),
+         "carbon_g": _rows(prom, "carbon_g", TENANT), "cache_hit_ratio": data["cache_hit_ratio"]}, (TENANT,))
+    data["requests"] = _rows(prom, "requests", TENANT, "http_response_status_code", "llmotel_response_truncated")
+    return data
+
+
+def _merge(columns: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Join several label-keyed result lists into one row per key."""
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for column, results in columns.items():
+        for r in results:
+            key = tuple(str(r[k]) for k in keys)
+            rows.setdefault(key, {k: r[k] for k in keys})[column] = r["value"]
+    return [rows[k] for k in sorted(rows)]
+
+
+# -- text rendering ------------------------------------------------------------------------------------------------
+
+def _ms(v: Any) -> str:
+    return f"{v * 1000:7.0f} ms" if isinstance(v, (int, float)) else "      -   "
+
+
+def _num(v: Any, fmt: str = "{:.2f}") -> str:
+    return fmt.format(v) if isinstance(v, (int, float)) else "-"
+
+
+def _tenant(name: str) -> str:
+    return name or "(none)"
+
+
+def render_text(data: dict[str, Any], prom_url: str = "", keep: bool = False) -> str:
+    """The report as text: one section per SLI, each with the fact a reader should take away."""
+    out: list[str] = []
+    w = out.append
+    speed = data.get("speed", 1.0)
+    w("")
+    w("=" * 100)
+    w("llmotel SLI report — read back from Prometheus with PromQL")
+    sent = data.get("sent")
+    if sent:
+        w(f"sent: {sent['llm_calls']} LLM calls, agent runs {sent['agent_runs']}; "
+          f"durations are wall clock with the simulator at {speed:g}x real time")
+    w("=" * 100)
+
+    w("\nTime to first token by tenant and region")
+    w(f"  {'tenant':<10} {'region':<14} {'calls':>6} {'p50':>10} {'p95':>10}")
+    hidden = 0
+    for r in data["ttft"]:
+        if r.get("calls", 0) < 3:  # e.g. a client's warm-up call, routed to whichever region
+            hidden += 1
+            continue
+        w(f"  {_tenant(r[TENANT]):<10} {r[REGION] or '?':<14} {int(r.get('calls', 0)):>6} "
+          f"{_ms(r.get('p50'))} {_ms(r.get('p95'))}")
+    if hidden:
+        w(f"  ({hidden} rows with fewer than 3 calls not shown)")
+    w("  region as each API reveals it: OpenAI-style responses by their cf-ray edge (IAD, DUB), Anthropic by"
+      " usage.inference_geo (us, eu)")
+
+    w("\nWhere the time went: mean phase duration (source = who measured it)")
+    for r in data["phases"]:
+        w(f"  {r['llmotel_phase_name']:<12} {r['llmotel_phase_source']:<10} {_ms(r.get('mean_s'))}"
+          f"   ({int(r.get('count', 0))} calls)")
+
+    w("\nFairness (window of the sidecar)")
+    w(f"  Jain's index {_num(data['jain'], '{:.3f}')} (1 = every tenant gets the same service per request); "
+      f"from the mergeable counters: {_num(data['jain_from_counters'], '{:.3f}')}")
+    noisy = sorted(data["noisy_neighbor"], key=lambda r: -r["value"])
+    if noisy:
+        w(f"  noisy neighbour: {noisy[0][TENANT]!r} (score {noisy[0]['value']:.2f}: its load best explains the "
+          f"others' slowdown)")
+    else:
+        w("  noisy neighbour: none detected")
+    w(f"  {'tenant':<10} {'p95 slowdown':>13} {'service share':>14} {'demand share':>13} {'cache hit':>10}"
+      f" {'energy Wh':>10} {'gCO2e':>8}")
+    for r in data["tenants"]:
+        w(f"  {_tenant(r[TENANT]):<10} {_num(r.get('slowdown'), '{:.2f}x'):>13} "
+          f"{_num(r.get('service_share'), '{:.1%}'):>14} {_num(r.get('demand_share'), '{:.1%}'):>13} "
+          f"{_num(r.get('cache_hit_ratio'), '{:.1%}'):>10} {_num(r.get('energy_wh'), '{:.3f}'):>10} "
+          f"{_num(r.get('carbon_g'), '{:.3f}'):>8}")
+
+    w("\nRevision drift: resolved revisions per (model, region) in the window")
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for r in data["revisions"]:
+        by_key.setdefault((r[MODEL], r[REGION]), []).append(r[REVISION])
+    for (model, region), revs in sorted(by_key.items()):
+        flag = "   <- DRIFT: more than one revision" if len(revs) > 1 else ""
+        w(f"  {model:<20} {region:<14} {', '.join(sorted(revs))}{flag}")
+    models: dict[str, set[str]] = {}
+    for r in data["revisions"]:
+        models.setdefault(r[MODEL], set()).add(r[REVISION])
+
+    w("\nPlan adherence (LCS of executed vs announced tools / plan length)")
+    steps: dict[str, dict[str, float]] = {}
+    for r in data["plan_steps"]:
+        steps.setdefault(r[AGENT], {})[r["llmotel_sli_step_kind"]] = r["value"]
+    for r in data["adherence"]:
+        kinds = ", ".join(f"{k} {int(v)}" for k, v in sorted(steps.get(r[AGENT], {}).items())) or "no deviations"
+        w(f"  {r[AGENT]:<16} mean {_num(r.get('mean'))} over {int(r.get('runs', 0))} runs   ({kinds})")
+
+    w("\nCalls by outcome")
+    for r in data["requests"]:
+        trunc = " truncated" if r["llmotel_response_truncated"] == "true" else ""
+        w(f"  {_tenant(r[TENANT]):<10} HTTP {r['http_response_status_code'] or '?'}{trunc}: {int(r['value'])}")
+
+    w("\nWhere to look next")
+    if keep and prom_url:
+        w(f"  Prometheus: {prom_url}/graph  (try the queries below)")
+    else:
+        w("  make demo ARGS=--keep   keeps the stack up after the report, to query Prometheus yourself")
+    w("  examples/grafana/llmotel-dashboard.json   the dashboard of these SLIs (import into Grafana)")
+    w("  examples/prometheus/alerts.yaml           TTFT SLO burn rate, fairness, revision drift, truncation alerts")
+    w("  docs/e2e.md                               what runs where, and every PromQL query of this report")
+    w(f"  e.g. {QUERIES['ttft_p95']}")
+    if data.get("wall_s"):
+        w(f"\n(demo wall time {data['wall_s']:.0f} s)")
+    return "\n".join(out)

@@ -1,0 +1,296 @@
+"""The loopback observability stack of the demo and the end-to-end tests: otelcol-llmotel and a real Prometheus.
+
+Every process listens on 127.0.0.1 only, on a free port, with its state in a temporary directory; ``Stack`` ends
+every process it started (SIGTERM, then SIGKILL after a grace period) when its ``with`` block ends, also on
+Ctrl-C, SIGTERM or an exception. Nothing here talks to any address outside loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+COLLECTOR_BIN = ROOT / "collector" / "build" / "otelcol-llmotel"
+SIDECAR_CONFIG = HERE / "collector-sidecar.yaml"
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not start or answer; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def prometheus_binary() -> str | None:
+    return os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
+
+
+def collector_binary() -> Path | None:
+    path = Path(os.environ.get("OTELCOL_LLMOTEL_BIN", COLLECTOR_BIN))
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def _get(url: str, timeout: float = 2.0) -> bytes:
+    # An explicit opener without proxy handlers: loopback requests must never go through an HTTP(S)_PROXY.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as resp:
+        body: bytes = resp.read()
+        return body
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll ``check`` until it is true; StackError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(interval)
+    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class Sample:
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass
+class Prometheus:
+    """A running Prometheus (the Debian package's binary) and a PromQL client for it."""
+
+    url: str
+
+    def query(self, promql: str) -> list[Sample]:
+        """Instant query; raises StackError with Prometheus' message on a bad query."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        try:
+            data = json.loads(_get(url, timeout=10))
+        except urllib.error.HTTPError as exc:
+            raise StackError(f"PromQL {promql!r}: {exc.read().decode(errors='replace')}") from exc
+        if data.get("status") != "success":
+            raise StackError(f"PromQL {promql!r}: {data}")
+        result = data["data"]["result"]
+        if data["data"]["resultType"] == "scalar":
+            return [Sample({}, float(result[1]))]
+        return [Sample(dict(r["metric"]), float(r["value"][1])) for r in result]
+
+    def value(self, promql: str) -> float | None:
+        """The single value of a query that yields at most one sample (None when empty)."""
+        samples = self.query(promql)
+        if len(samples) > 1:
+            raise StackError(f"PromQL {promql!r} returned {len(samples)} series, expected at most one")
+        return samples[0].value if samples else None
+
+
+@dataclass
+class Stack:
+    """Starts processes, remembers them, and ends all of them on exit (idempotent)."""
+
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="llmotel-e2e-")))
+    keep_workdir: bool = False
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    _old_handlers: dict[int, Any] = field(default_factory=dict)
+
+    def __enter__(self) -> Stack:
+        # SIGTERM (e.g. from CI's timeout) and SIGINT (even when inherited as ignored) unwind like Ctrl-C,
+        # so the with blocks end every process.
+        if _main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old_handlers[sig] = signal.signal(sig, _raise_interrupt)
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+
+    def close(self) -> None:
+        """End every started process, newest first: SIGTERM, then SIGKILL after 5 s. Never raises."""
+        while self.procs:
+            _, proc = self.procs.pop()
+            _end(proc)
+        if not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_path(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        stdout: TextIO | int | None = None,
+        stderr: TextIO | int | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start a process in its own session (Ctrl-C reaches only us; we end it in order). Output to its log
+        unless ``stdout``/``stderr`` say otherwise."""
+        log = self.log_path(name).open("wb")
+        proc = subprocess.Popen(
+            list(argv),
+            env={**os.environ, **(env or {})},
+            stdout=stdout if stdout is not None else log,
+            stderr=stderr if stderr is not None else log,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def check_alive(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is not None:
+            raise StackError(f"{name} exited with code {proc.returncode}; its log ({self.log_path(name)}):\n"
+                             f"{self.tail(name)}")
+
+    # -- the parts --------------------------------------------------------------------------------------------------
+
+    def collector(self, name: str, config: Path, env: Mapping[str, str], ready_url: str | None) -> None:
+        """Start otelcol-llmotel with ``config``; wait until ``ready_url`` (its Prometheus exporter) answers."""
+        binary = collector_binary()
+        if binary is None:
+            raise StackError(f"{COLLECTOR_BIN} is missing: build it with `make collector-build`")
+        proc = self.spawn(name, [str(binary), "--config", str(config)], env=env)
+
+        def up() -> bool:
+            self.check_alive(name, proc)
+            if ready_url is None:
+                return True
+            _get(ready_url)
+            return True
+
+        wait_until(up, 30, f"collector {name} ({self.log_path(name)})")
+
+    def prometheus(self, scrape_targets: Sequence[str], scrape_interval: str = "1s") -> Prometheus:
+        """Start Prometheus on a free loopback port, scraping ``scrape_targets`` (host:port) every interval; it also
+        accepts remote write (--web.enable-remote-write-receiver)."""
+        binary = prometheus_binary()
+        if binary is None:
+            raise StackError("prometheus is not installed: apt-get install prometheus (Debian package)")
+        port = free_port()
+        config = self.workdir / "prometheus.yml"
+        config.write_text(
+            "global:\n"
+            f"  scrape_interval: {scrape_interval}\n"
+            f"  evaluation_interval: {scrape_interval}\n"
+            "scrape_configs:\n"
+            "  - job_name: otelcol-llmotel\n"
+            "    honor_labels: true\n"
+            "    static_configs:\n"
+            f"      - targets: {json.dumps(list(scrape_targets))}\n"
+        )
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-remote-write-receiver",
+            "--storage.tsdb.retention.time=1d",
+            # Lookback past the last sample: a finished run's series stay queryable while the report is read.
+            "--query.lookback-delta=10m",
+        ]
+        proc = self.spawn("prometheus", argv)
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            self.check_alive("prometheus", proc)
+            _get(f"{url}/-/ready")
+            return True
+
+        wait_until(ready, 30, f"prometheus ({self.log_path('prometheus')})")
+        return Prometheus(url)
+
+
+def sidecar_env(
+    otlp_http: int, otlp_grpc: int, prom_port: int, flush: str = "2s", window: str = "5m", slots: int = 10
+) -> dict[str, str]:
+    """Environment for collector-sidecar.yaml: its loopback ports, flush interval and SLI window."""
+    return {
+        "LLMOTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{otlp_http}",
+        "LLMOTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{otlp_grpc}",
+        "LLMOTEL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{prom_port}",
+        "LLMOTEL_SLI_FLUSH_INTERVAL": flush,
+        "LLMOTEL_SLI_WINDOW": window,
+        "LLMOTEL_SLI_WINDOW_SLOTS": str(slots),
+        # Series the connector stops emitting (a gauge's former top tenant) leave the scrape after this long.
+        "LLMOTEL_PROMETHEUS_EXPIRATION": "15s",
+    }
+
+
+def app_env(otlp_http_endpoint: str, service: str) -> dict[str, str]:
+    """Environment of an instrumented app process: OTLP/HTTP to the loopback collector, nothing else."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_http_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        proc.wait(timeout=5)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Build examples/gateway/build/otelcol-llmotel-agent from builder-agent.yaml with ocb pinned to the same release.
+# As in collector/build.sh: ocb only generates the sources (its own `go mod tidy` also resolves test-only
+# dependencies the Go module proxy does not serve), then we tidy with -e and build.
+set -euo pipefail
+cd "$(dirname "$0")"
+GO=${GO:-go}
+OCB_VERSION=v0.152.0
+rm -rf build/src && mkdir -p build
+"$GO" run "go.opentelemetry.io/collector/cmd/builder@${OCB_VERSION}" --config builder-agent.yaml --skip-compilation \
+    >build/ocb.log 2>&1 || true
+cd build/src
+[ -f go.mod ] && [ -f components.go ] || { cat ../ocb.log >&2; echo "ocb did not generate the sources" >&2; exit 1; }
+"$GO" mod tidy -e >/dev/null 2>tidy.log || { cat tidy.log >&2; exit 1; }
+"$GO" build -trimpath -ldflags='-s -w' -o ../otelcol-llmotel-agent .
+echo "built $(cd .. && pwd)/otelcol-llmotel-agent"
