@@ -22,6 +22,16 @@ MSGS = [{"role": "user", "content": "Say something short."}]
 SDK_SCOPE = "com.anthropic.sdk.python"
 
 
+# Operations that are one model call (tool and agent spans also carry gen_ai.operation.name).
+LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings", "count_tokens"})
+SDK_LLM_SPANS = frozenset({"anthropic.messages.create", "anthropic.messages.count_tokens"})
+
+
+def is_llm_span(span: ReadableSpan) -> bool:
+    attrs = span.attributes or {}
+    return attrs.get(sc.GEN_AI_OPERATION_NAME) in LLM_OPERATIONS or span.name in SDK_LLM_SPANS
+
+
 @dataclass
 class Telemetry:
     exporter: InMemorySpanExporter
@@ -32,13 +42,13 @@ class Telemetry:
         return list(self.exporter.get_finished_spans())
 
     def llm_spans(self) -> list[ReadableSpan]:
-        """Every span that claims to be an LLM call (ours or anyone's): has gen_ai.operation.name."""
-        return [s for s in self.spans() if s.attributes and sc.GEN_AI_OPERATION_NAME in s.attributes]
+        """Every span that claims to be an LLM call, from any scope (llmotel's or the SDK's own)."""
+        return [s for s in self.spans() if is_llm_span(s)]
 
     def one_call(self) -> tuple[ReadableSpan, list[ReadableSpan]]:
         """The only LLM span of the export and its children in start order (fails on 0 or 2+ LLM spans)."""
         spans = self.spans()
-        llm = [s for s in spans if s.attributes and sc.GEN_AI_OPERATION_NAME in s.attributes]
+        llm = [s for s in spans if is_llm_span(s)]
         assert len(llm) == 1, [(s.instrumentation_scope.name if s.instrumentation_scope else "", s.name) for s in llm]
         parent = llm[0]
         kids = [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]

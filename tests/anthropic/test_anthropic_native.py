@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from llmotel import _semconv as sc
 from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.sim import SimServer
@@ -172,3 +173,34 @@ def test_uninstrument_leaves_no_wrapper_and_the_sdk_span_returns(sim: SimServer,
     assert [s.instrumentation_scope.name for s in exporter.get_finished_spans() if s.instrumentation_scope] == [
         SDK_SCOPE
     ]
+
+
+def test_tool_runner_turns_are_llm_spans_under_the_sdk_runner_span(
+    sim: SimServer, telemetry: Telemetry, wire: Wire
+) -> None:
+    """The SDK's tool runner drives each turn through beta.messages.create: one llmotel LLM span per turn,
+    nested in the SDK's own (non-LLM) runner span, next to its tool spans."""
+    from anthropic import beta_tool
+
+    @beta_tool
+    def lookup(input: str) -> str:
+        """Look something up."""
+        return "found"
+
+    runner = client(sim, wire, telemetry.tracer_provider).beta.messages.tool_runner(
+        model=MODEL,
+        max_tokens=64,
+        messages=MSGS,  # type: ignore[arg-type]
+        tools=[lookup],
+        max_iterations=2,
+        extra_headers={"x-sim-tool-calls": "lookup", "x-sim-output-tokens": "4"},
+    )
+    turns = list(runner)
+    assert len(turns) == 2 and len(wire.requests) == 2
+    spans = telemetry.spans()
+    llm = telemetry.llm_spans()
+    runner_span = [s for s in spans if s.name == "anthropic.messages.tool_runner"]
+    assert len(runner_span) == 1 and len(llm) == 2
+    assert all(s.instrumentation_scope and s.instrumentation_scope.name == "llmotel" for s in llm)
+    assert all(s.parent is not None and s.parent.span_id == runner_span[0].context.span_id for s in llm)
+    assert [list(s.attributes[sc.LLMOTEL_RESPONSE_TOOL_NAMES]) for s in llm if s.attributes] == [["lookup"]] * 2
