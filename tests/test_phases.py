@@ -164,7 +164,7 @@ def test_early_headers_measure_the_request_path_so_its_floor_counts_as_queue() -
     assert co.headers_early is True
     # Floor: a fast upload + the first step (a full bin's second-lowest call, so a little above the fastest).
     assert 0.022 <= co.overhead_s <= 0.028
-    assert co.request_path_low_s == pytest.approx(0.002, abs=0.002)
+    assert 0.0 < co.overhead_request_path_s < 0.008  # the fast request paths of the floor's calls
     cap = _stream_capture(10**13, 0.025 + 0.080 + 5e-5 * 1000 + 0.022, 0.02, 40, 0.025)
     d = _durations(model.split(_request(), _response(1000, 40), cap, ServerTiming()))
     assert d["queue"] == pytest.approx(0.025 + 0.080, abs=0.006)  # queue = request path + server queue

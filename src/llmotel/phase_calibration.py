@@ -71,7 +71,9 @@ class Coefficients:
     cache_read_s_per_token: float
     time_per_output_token_s: float  # recent (exponentially weighted) time per output token of streams
     tpot_floor_s: float | None  # low percentile of recent streams' time per output token: the idle step
-    request_path_low_s: float | None  # low percentile of send -> headers when headers come on arrival
+    # Of ``overhead_s``, the request path (send -> headers) measured on the calls that make the floor; 0 for
+    # servers that send headers with the first token.
+    overhead_request_path_s: float
     samples: int  # streaming calls in the TTFT envelope
     tpot_samples: int  # streams that taught a time per output token
     total_samples: int  # non-streaming calls in the total-time envelope
@@ -122,13 +124,16 @@ class _Envelope:
     coefficient is kept >= 0; ``cap`` pairs (i, j) keep theta[i] <= theta[j] (cache read <= uncached).
     """
 
-    __slots__ = ("_bins", "_cap", "_dirty", "_last_fit", "_per_octave", "_prior", "count", "theta")
+    __slots__ = ("_bins", "_cap", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count", "theta")
 
     def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
         self._prior = prior_theta
         self._per_octave = per_octave
         self._cap = cap
-        self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int]]] = {}
+        # Per bin: (features, t, sequence number, aux). ``aux`` is a part of t measured on that call (the
+        # request path); ``aux_floor`` is its weighted mean over the points that make the floor.
+        self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int, float]]] = {}
+        self.aux_floor = 0.0
         self._dirty = False
         self._last_fit = 0
         self.count = 0
@@ -138,7 +143,7 @@ class _Envelope:
         theta = self.theta
         return t - sum(theta[i + 1] * x[i] for i in range(len(x)))
 
-    def add(self, x: tuple[float, ...], t: float) -> None:
+    def add(self, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
         self.count += 1
         seq = self.count
         key = tuple(_log_bin(v, p) for v, p in zip(x, self._per_octave, strict=True))
@@ -148,19 +153,19 @@ class _Envelope:
                 # Evict the bin whose newest point is oldest: it describes a size no longer sent.
                 stale = min(self._bins, key=lambda k: max(p[2] for p in self._bins[k]))
                 del self._bins[stale]
-            self._bins[key] = [(x, t, seq)]
+            self._bins[key] = [(x, t, seq, aux)]
             self._dirty = True
             return
         if points and points[0][2] < seq - _MAX_AGE:
             points[:] = [p for p in points if p[2] >= seq - _MAX_AGE]
         if len(points) < _PER_BIN:
-            points.append((x, t, seq))
+            points.append((x, t, seq, aux))
             self._dirty = True
             return
         r_new = self._residual(x, t)
         worst = max(range(len(points)), key=lambda i: self._residual(points[i][0], points[i][1]))
         if r_new < self._residual(points[worst][0], points[worst][1]):
-            points[worst] = (x, t, seq)
+            points[worst] = (x, t, seq, aux)
             self._dirty = True
 
     def refresh(self) -> None:
@@ -174,22 +179,30 @@ class _Envelope:
         # A full bin contributes its second-lowest point: one call that was impossibly fast (a late clock,
         # a burst) cannot pull the floor down, at the price of a floor a little above the very fastest call.
         points: list[tuple[tuple[float, ...], float]] = []
+        aux: list[float] = []
         for pts in self._bins.values():
-            if len(pts) >= _PER_BIN:
-                x, t, _ = sorted(pts, key=lambda p: self._residual(p[0], p[1]))[1]
+            chosen = [sorted(pts, key=lambda p: self._residual(p[0], p[1]))[1]] if len(pts) >= _PER_BIN else pts
+            for x, t, _, a in chosen:
                 points.append((x, t))
-            else:
-                points.extend((x, t) for x, t, _ in pts)
-        theta = self._fit(points)
-        if theta is not None:
-            self.theta = theta
+                aux.append(a)
+        fitted = self._fit(points)
+        if fitted is not None:
+            self.theta, weights = fitted
+            total = sum(weights)
+            self.aux_floor = sum(w * a for w, a in zip(weights, aux, strict=True)) / total if total > 0 else 0.0
 
     def points(self) -> Iterable[tuple[tuple[float, ...], float]]:
         for pts in self._bins.values():
-            for x, t, _ in pts:
+            for x, t, _, _ in pts:
                 yield x, t
 
-    def _fit(self, points: list[tuple[tuple[float, ...], float]]) -> list[float] | None:
+    def points_aux(self) -> Iterable[tuple[tuple[float, ...], float, float]]:
+        for pts in self._bins.values():
+            for x, t, _, a in pts:
+                yield x, t, a
+
+    def _fit(self, points: list[tuple[tuple[float, ...], float]]) -> tuple[list[float], list[float]] | None:
+        """(theta, final weights): a Huber-limited low expectile regression; None if singular."""
         if not points:
             return None
         dims = len(self._prior)
@@ -217,7 +230,7 @@ class _Envelope:
                     weights[i] = (1.0 - _TAU) * limit / -r
                 else:
                     weights[i] = 1.0 - _TAU
-        return theta
+        return theta, weights
 
     def _weighted_solve(
         self,
@@ -286,7 +299,7 @@ class _LowRing:
 
 class _KeyState:
     __slots__ = (
-        "header_votes", "path", "prior", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "u_max", "u_min",
+        "header_votes", "prior", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
@@ -304,9 +317,6 @@ class _KeyState:
         # Time per output token of recent streams: not the minimum, because chunks read in one burst make
         # a single stream look impossibly fast.
         self.tpot_ring = _LowRing(0.2)
-        # Send -> headers of recent streams whose server answers headers on arrival: nothing makes it look
-        # faster than it is, so the minimum.
-        self.path = _LowRing(0.0)
         self.header_votes = 0
         self.u_min = math.inf
         self.u_max = 0.0
@@ -361,9 +371,9 @@ class Calibrator:
             if headers_early is not None:
                 vote = state.header_votes + (1 if headers_early else -1)
                 state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, vote))
-            if request_path_s is not None and request_path_s >= 0.0 and math.isfinite(request_path_s):
-                state.path.add(request_path_s)
-            state.ttft.add((float(max(uncached, 0)), float(max(cached, 0))), ttft_s)
+            if request_path_s is not None and not (request_path_s >= 0.0 and math.isfinite(request_path_s)):
+                request_path_s = None
+            state.ttft.add((float(max(uncached, 0)), float(max(cached, 0))), ttft_s, request_path_s or 0.0)
             state.u_min = min(state.u_min, float(uncached))
             state.u_max = max(state.u_max, float(uncached))
             if tpot_s is not None and tpot_s >= 0.0 and math.isfinite(tpot_s):
@@ -398,7 +408,7 @@ class Calibrator:
                 cache_read_s_per_token=ttft.theta[2],
                 time_per_output_token_s=state.tpot,
                 tpot_floor_s=state.tpot_ring.low(),
-                request_path_low_s=state.path.low(),
+                overhead_request_path_s=ttft.aux_floor,
                 samples=ttft.count,
                 tpot_samples=state.tpot_n,
                 total_samples=total.count,
@@ -439,12 +449,11 @@ class Calibrator:
                 keys.append(
                     {
                         "key": list(key),
-                        "ttft": [[list(x), t] for x, t in state.ttft.points()],
+                        "ttft": [[list(x), t, a] for x, t, a in state.ttft.points_aux()],
                         "total": [[list(x), t] for x, t in state.total.points()],
                         "tpot": state.tpot,
                         "tpot_n": state.tpot_n,
                         "tpot_ring": list(state.tpot_ring.values),
-                        "path_ring": list(state.path.values),
                         "header_votes": state.header_votes,
                     }
                 )
@@ -478,11 +487,13 @@ class Calibrator:
                 tpot_n = int(entry.get("tpot_n", 0))
                 tpot = float(entry.get("tpot", 0.0))
                 rings = {}
-                for name in ("tpot_ring", "path_ring"):
+                for name in ("tpot_ring",):
                     values = [float(v) for v in entry.get(name, []) if isinstance(v, (int, float))]
                     rings[name] = [v for v in values if math.isfinite(v) and v >= 0.0][:_RING]
-                for x, t in entry.get("ttft", []):
-                    self.observe_stream(key, int(x[0]), int(x[1]), float(t), None)
+                for point in entry.get("ttft", []):
+                    x, t = point[0], point[1]
+                    request_path = float(point[2]) if len(point) > 2 else None
+                    self.observe_stream(key, int(x[0]), int(x[1]), float(t), None, None, request_path)
                 for x, t in entry.get("total", []):
                     self.observe_total(key, int(x[0]), int(x[1]), int(x[2]), float(t))
                 if tpot_n > 0 and math.isfinite(tpot) and tpot >= 0.0:
@@ -493,8 +504,6 @@ class Calibrator:
                     state = self._state(key)
                     for value in rings["tpot_ring"]:
                         state.tpot_ring.add(value)
-                    for value in rings["path_ring"]:
-                        state.path.add(value)
                     votes = entry.get("header_votes", 0)
                     if isinstance(votes, int):
                         state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, votes))

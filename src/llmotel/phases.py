@@ -190,12 +190,12 @@ class PhaseModel:
     ) -> list[Phase]:
         ttft = (first - attempt) / _NS
         # Servers that answer stream headers on arrival (vLLM, TGI, llama.cpp) let the client measure the
-        # request path (send -> headers) on every call. Its low percentile is the part of the envelope's
-        # overhead spent before the server saw the request: it belongs to queue, not to first_token.
+        # request path (send -> headers) on every call. The floor's overhead then holds the request path of
+        # the calls that make the floor: that part is queue (it comes before the server), not first_token.
         headers = capture.headers_ns
         early_now = attempt < headers < first and (first - headers) >= _EARLY_HEADERS_SHARE * (first - attempt)
         early = early_now if co.headers_early is None else co.headers_early
-        path_low = (co.request_path_low_s or 0.0) if early else 0.0
+        floor_path = min(co.overhead_request_path_s, co.overhead_s) if early else 0.0
         last = capture.last_chunk_ns if first <= capture.last_chunk_ns <= end else end
         # Hidden reasoning tokens (OpenAI reasoning models) are decoded before the first visible chunk.
         hidden = min(max(reasoning, 0), output)
@@ -204,7 +204,7 @@ class PhaseModel:
         hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
         # The first decode step is taken to be as fast as on the envelope (an idle server): a stream's mean
         # time per token also holds the stalls for other requests' prefills, which would overstate it.
-        first_token_est = max(0.0, co.overhead_s - path_low) + hidden_s
+        first_token_est = co.overhead_s - floor_path + hidden_s
         prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
         conf = _confidence(co.confidence, co, uncached)
         if inference is not None:
