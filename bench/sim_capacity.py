@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = {

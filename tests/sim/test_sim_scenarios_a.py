@@ -15,6 +15,7 @@ def test_noisy_neighbour() -> None:
     span_checks = evaluate(run.config.expected, rows)
     msg = describe(run, span_checks)
     assert run.wall_s < 60, msg
+    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
     assert run.checks and run.ok, msg
     assert span_checks and all(c.ok for c in span_checks), msg
     # Truth: the victims' extra time is time spent waiting behind the bully's prefill, not their own work.
@@ -30,6 +31,7 @@ def test_head_of_line_reasoning() -> None:
     span_checks = evaluate(run.config.expected, rows)
     msg = describe(run, span_checks)
     assert run.wall_s < 60, msg
+    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
     assert run.ok and all(c.ok for c in span_checks), msg
     reasoner = [r.truth for r in run.results if r.tenant == "reasoner" and r.truth]
     assert all(t["reasoning_tokens"] == 1500 for t in reasoner)
@@ -44,6 +46,7 @@ def test_prefix_growth_cache_collapse() -> None:
     span_checks = evaluate(run.config.expected, rows)
     msg = describe(run, span_checks)
     assert run.wall_s < 60, msg
+    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
     assert run.ok and all(c.ok for c in span_checks), msg
     # Truth and client agree on every request's cached tokens.
     for r in run.results:

@@ -12,6 +12,7 @@ def test_regional_rollout_drift() -> None:
     span_checks = evaluate(run.config.expected, rows)
     msg = describe(run, span_checks)
     assert run.wall_s < 60, msg
+    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
     assert run.ok and all(c.ok for c in span_checks), msg
     # Truth: fingerprint <-> region is one-to-one, and the client saw the region's edge and geo.
     for r in run.results:
@@ -29,6 +30,7 @@ def test_quota_exhaustion_truncation() -> None:
     span_checks = evaluate(run.config.expected, rows)
     msg = describe(run, span_checks)
     assert run.wall_s < 60, msg
+    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
     assert run.ok and all(c.ok for c in span_checks), msg
     limited = [r for r in run.results if r.status == 429]
     assert all("retry-after" in r.headers for r in limited)
@@ -47,6 +49,7 @@ def test_cold_start() -> None:
     span_checks = evaluate(run.config.expected, rows)
     msg = describe(run, span_checks)
     assert run.wall_s < 60, msg
+    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
     assert run.ok and all(c.ok for c in span_checks), msg
     cold = [r for r in run.results if r.truth and r.truth["cold_start_s"] > 0]
     assert len(cold) >= 3, msg

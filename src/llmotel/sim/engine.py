@@ -22,7 +22,7 @@ from llmotel.sim.cache import CacheResult, PrefixCache
 from llmotel.sim.config import RegionSpec, RevisionSpec, SimConfig
 from llmotel.sim.tokens import Prompt, stable_hash
 
-MAX_TRUTHS = 200_000
+MAX_TRUTHS = 50_000  # ground truth kept for the most recent requests
 
 
 @dataclass(slots=True)
@@ -88,6 +88,11 @@ class SimRequest:
     @property
     def uncached_tokens(self) -> int:
         return max(0, self.input_tokens - self.cache.cached_tokens)
+
+    def release(self) -> None:
+        """Drop the prompt text once answered (truths are kept long; prompts can be megabytes)."""
+        if self.prompt.text:
+            self.prompt = Prompt("", [], self.prompt.tokens)
 
     def notify(self) -> None:
         w = self._waiter
@@ -218,6 +223,7 @@ class Replica:
         self._anchor_v = self.v = max(self.v, (self._anchor_w - self.fleet.clock.origin) * self.fleet.clock.speed)
 
     async def _run(self) -> None:
+        self._resync()  # anchor the simulated clock to now before the first step
         while True:
             if not self.waiting and not self.running:
                 self.last_busy_v = self.v

@@ -9,6 +9,7 @@ server's ground truth for the same request id.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import random
 import sys
@@ -225,19 +226,13 @@ class LoadGenerator:
         return client
 
     async def warm_up(self) -> None:
-        """Create every client and open a connection (imports, pools) without touching any replica."""
+        """Exercise every client (and its instrumentation) once, streaming and not, with ``x-sim-dry-run`` so
+        no replica, cache or quota of the scenario is touched."""
         for t in self.spec.tenants:
-            client = self._client(t.provider, t.name)
-            try:
-                if t.provider == "anthropic":
-                    await client.messages.count_tokens(
-                        model=t.model or "claude-sonnet-4-6", messages=[{"role": "user", "content": "warm up"}]
-                    )
-                else:
-                    _ = client.chat.completions  # resources import lazily
-                    await client.models.list()
-            except Exception:  # warm-up is best effort
-                pass
+            for stream in (False, True):
+                warm = TenantLoad(name=t.name, provider=t.provider, model=t.model, stream=stream, output_tokens=2)
+                arrival = Arrival(0.0, warm, -1, 0)
+                await self._call(arrival, {"x-sim-dry-run": "1"})
 
     async def run(self) -> list[Result]:
         await self.warm_up()
@@ -283,13 +278,14 @@ class LoadGenerator:
             h["x-sim-server-timing"] = t.server_timing
         return h
 
-    async def _call(self, a: Arrival) -> Result:
+    async def _call(self, a: Arrival, extra_headers: dict[str, str] | None = None) -> Result:
         t = a.tenant
         r = Result(tenant=t.name, provider=t.provider, session=a.session, turn=a.turn, sched_s=a.at_s)
         system = _text(f"{t.name} system prompt", t.system_prompt_tokens)
         history = _text(f"{t.name} session {a.session}", t.prefix_growth_tokens * (a.turn + 1))
         question = f"question {a.turn} for session {a.session} of {t.name}"
         headers = self._headers(t)
+        headers.update(extra_headers or {})
         if t.input_tokens:
             real = (len(system) + len(history) + len(question)) // 4 + 8
             headers["x-sim-input-tokens"] = str(real + t.input_tokens)
@@ -350,6 +346,8 @@ class LoadGenerator:
             raw = await client.chat.completions.with_raw_response.create(**kw)
             self._record_headers(r, raw.headers)
             resp = raw.parse()
+            if inspect.isawaitable(resp):
+                resp = await resp
             r.ttft_s = time.perf_counter() - r.start_wall
             r.finish_reason = resp.choices[0].finish_reason or ""
             r.model, r.fingerprint = resp.model, resp.system_fingerprint or ""
@@ -404,6 +402,8 @@ class LoadGenerator:
             raw = await client.messages.with_raw_response.create(**kw)
             self._record_headers(r, raw.headers)
             msg = raw.parse()
+            if inspect.isawaitable(msg):  # anthropic's async raw response parses asynchronously
+                msg = await msg
             r.ttft_s = time.perf_counter() - r.start_wall
             r.model, r.finish_reason = msg.model, msg.stop_reason or ""
             self._anthropic_usage(r, msg.usage)

@@ -22,7 +22,7 @@ from llmotel.sim import anthropic_api, openai_api
 from llmotel.sim.config import SERVER_TIMING_MODES, ConfigError, SimConfig, default_config, resolve_config
 from llmotel.sim.engine import Fleet, SimRequest
 from llmotel.sim.faults import NO_FAULT, Fault, FaultError, parse_fault
-from llmotel.sim.quota import Quotas
+from llmotel.sim.quota import Decision, Quotas
 from llmotel.sim.timing import body_timing, header_timing
 from llmotel.sim.tokens import Prompt, anthropic_prompt, openai_chat_prompt, stable_hash, text_prompt
 
@@ -264,7 +264,10 @@ class SimApp:
                 429: "Rate limit reached (simulated fault).",
             }[fault.status]
             return self._error(provider, fault.status, msg, req_id, headers, "requests")
-        decision = self.quotas.for_tenant(tenant).admit(provider, req.input_tokens, req.decode_tokens)
+        if request.headers.get("x-sim-dry-run") == "1":
+            decision = Decision()
+        else:
+            decision = self.quotas.for_tenant(tenant).admit(provider, req.input_tokens, req.decode_tokens)
         if not decision.allowed:
             req.status = 429
             req.done = True
@@ -280,8 +283,18 @@ class SimApp:
             req.reasoning_tokens = min(req.reasoning_tokens, decision.output_cap)
             req.visible_tokens = max(0, decision.output_cap - req.reasoning_tokens)
             req.finish = "length"
-        self.fleet.remember(req)
-        self.fleet.dispatch(req, None, None)
+        if request.headers.get("x-sim-dry-run") == "1":
+            # Answered at once, outside the fleet: no replica, cache, quota or truth is touched (client warm-up).
+            now_w, now_s = time.perf_counter(), req.sim.arrival
+            for stamps, now in ((req.wall, now_w), (req.sim, now_s)):
+                stamps.admit = stamps.prefill_end = stamps.first_token = stamps.first_visible = now
+                stamps.last_token = now
+            req.produced = req.decode_tokens
+            req.done = True
+            req.replica = "dry-run"
+        else:
+            self.fleet.remember(req)
+            self.fleet.dispatch(req, None, None)
         headers = {**self._base_headers(provider, req), **decision.headers}
         timing = request.headers.get("x-sim-server-timing", cfg.server_timing)
         if timing not in SERVER_TIMING_MODES:
@@ -297,6 +310,8 @@ class SimApp:
             req.wall_end = time.perf_counter()
             if not req.done:
                 req.cancelled = True
+            else:
+                req.release()
 
     def _fault_429_headers(self, provider: str) -> dict[str, str]:
         if provider == "anthropic":
