@@ -65,7 +65,7 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind
 
 from llmotel import _semconv as sc
@@ -111,6 +111,10 @@ class Provider:
     async_stream_types: tuple[type, ...] = ()
     raw_types: tuple[type[Any], ...] = ()
     headers_kwarg: str = "extra_headers"
+    # (module, "Class.close", is_async) of the library's helper streams (``.stream()`` managers) that close
+    # the HTTP response directly instead of the raw stream they wrap (held in ``_raw_stream``): closing one
+    # ends llmotel's call at once (abandoned if unfinished) instead of at garbage collection.
+    helper_closers: tuple[tuple[str, str, bool], ...] = ()
 
 
 def read_httpx_response(response: Any) -> tuple[int, Iterable[tuple[str, str]]]:
@@ -267,6 +271,32 @@ def _send_wrapper(hook: SendHook) -> Callable[..., Any]:
     return send
 
 
+def _finish_raw_stream(instance: Any) -> None:
+    raw = getattr(instance, "_raw_stream", None)
+    if isinstance(raw, (streams.StreamProxy, streams.AsyncStreamProxy)):
+        raw._self_call.finish(abandoned=True)  # no-op when the stream already ended
+
+
+def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
+    if is_async:
+
+        async def async_close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                _finish_raw_stream(instance)
+
+        return async_close
+
+    def close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            _finish_raw_stream(instance)
+
+    return close
+
+
 def _resolve(module: str, target: str) -> tuple[Any, str] | None:
     """(owner object, attribute) for "Class.method" in module, or None if this version lacks it."""
     try:
@@ -289,6 +319,7 @@ def patch(provider: Provider) -> list[tuple[Any, str]]:
         for ep in provider.endpoints
     ]
     points += [(h.module, h.target, _send_wrapper(h)) for h in provider.send_hooks]
+    points += [(m, t, _helper_close_wrapper(a)) for m, t, a in provider.helper_closers]
     for module, target, wrapper in points:
         found = _resolve(module, target)
         if found is None:
@@ -302,10 +333,41 @@ def patch(provider: Provider) -> list[tuple[Any, str]]:
     return done
 
 
+def _is_ours(proxy: Any) -> bool:
+    wrapper = getattr(proxy, "_self_wrapper", None)
+    return str(getattr(wrapper, "__module__", "")).startswith("llmotel.")
+
+
+def unwrap_ours(owner: Any, attr: str) -> None:
+    """Remove llmotel's wrapper of ``owner.attr``, wherever it sits in a chain of wrapt wrappers.
+
+    ``opentelemetry...unwrap`` removes the OUTERMOST wrapper: had another instrumentation wrapped the
+    method after llmotel, it would remove theirs and leave ours active. Here another instrumentation's
+    wrapper stays in place, now around what llmotel wrapped. Never raises.
+    """
+    try:
+        node = vars(owner).get(attr, None)
+        if node is None:
+            node = getattr(owner, attr, None)
+        parent: Any = None
+        for _ in range(64):  # a chain of wrappers; (wrapt 2's proxies are not all wrapt.ObjectProxy instances)
+            if node is None:
+                return
+            if _is_ours(node):
+                if parent is None:
+                    setattr(owner, attr, node.__wrapped__)
+                else:
+                    parent.__wrapped__ = node.__wrapped__
+                return
+            parent, node = node, getattr(node, "__wrapped__", None)
+    except Exception:
+        _log.debug("llmotel could not unwrap %r.%s", owner, attr, exc_info=True)
+
+
 def unpatch(wrapped: Iterable[tuple[Any, str]]) -> None:
-    """Undo ``patch`` (only llmotel's wrappers are removed)."""
+    """Undo ``patch``: only llmotel's wrappers are removed, other instrumentations' stay (``unwrap_ours``)."""
     for owner, attr in wrapped:
-        unwrap(owner, attr)
+        unwrap_ours(owner, attr)
 
 
 class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -646,3 +646,16 @@ def test_instrumentation_error_never_breaks_the_call(sim: SimServer, telemetry: 
     chunks = list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(3)))
     assert r.choices and chunks
     assert len(telemetry.calls()) == 2  # spans still end
+
+
+def test_stream_helper_early_exit_ends_span_at_close(sim: SimServer, telemetry: Telemetry) -> None:
+    client = _client(sim)
+    with client.chat.completions.stream(model=MODEL, messages=MSGS, extra_headers=_hdr(30)) as stream:
+        for i, _ in enumerate(stream):
+            if i == 3:
+                break
+    # `stream` is still referenced: the span ended at the manager's close, not at collection.
+    spans = telemetry.exporter.get_finished_spans()
+    parent = next(s for s in spans if s.name == f"chat {MODEL}")
+    assert parent.attributes[sc.LLMOTEL_STREAM_ABANDONED] is True
+    assert stream is not None

@@ -383,6 +383,12 @@ def build_provider() -> Provider:
         stream_types=(openai.Stream,),
         async_stream_types=(openai.AsyncStream,),
         raw_types=raw_types,
+        helper_closers=(
+            ("openai.lib.streaming.chat._completions", "ChatCompletionStream.close", False),
+            ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream.close", True),
+            ("openai.lib.streaming.responses._responses", "ResponseStream.close", False),
+            ("openai.lib.streaming.responses._responses", "AsyncResponseStream.close", True),
+        ),
     )
 
 
