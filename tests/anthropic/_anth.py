@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import httpx2
-from anthropic import Anthropic, AsyncAnthropic
+from anthropic import Anthropic, AnthropicVertex, AsyncAnthropic, AsyncAnthropicVertex
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -71,9 +73,11 @@ class Wire:
 
     requests: list[dict[str, str]] = field(default_factory=list)
     responses: list[dict[str, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
     def on_request(self, request: httpx2.Request) -> None:
         self.requests.append({k.lower(): v for k, v in request.headers.items()})
+        self.paths.append(request.url.path)
 
     def on_response(self, response: httpx2.Response) -> None:
         self.responses.append({k.lower(): v for k, v in response.headers.items()})
@@ -122,6 +126,7 @@ def check_chat(
     *,
     stream: bool,
     retries: int = 0,
+    provider: str = "anthropic",
 ) -> dict[str, Any]:
     """The span tree and every token count against the simulator's ground truth. Returns the attributes."""
     assert parent.name == f"chat {MODEL}"
@@ -131,7 +136,7 @@ def check_chat(
     assert_tiles(parent, kids)
     a = dict(parent.attributes or {})
     assert a[sc.GEN_AI_OPERATION_NAME] == "chat"
-    assert a[sc.GEN_AI_PROVIDER_NAME] == "anthropic"
+    assert a[sc.GEN_AI_PROVIDER_NAME] == provider
     assert a[sc.GEN_AI_REQUEST_MODEL] == MODEL
     assert a[sc.GEN_AI_REQUEST_STREAM] is stream
     assert a[sc.SERVER_ADDRESS] == "127.0.0.1" and a[sc.SERVER_PORT] == sim.port
@@ -161,3 +166,71 @@ def check_chat(
     # Privacy by default: no content.
     assert sc.GEN_AI_INPUT_MESSAGES not in a and sc.GEN_AI_OUTPUT_MESSAGES not in a
     return a
+
+
+def _vertex_to_first_party(request: httpx2.Request) -> httpx2.Request:
+    """Map a Vertex AI ``…/publishers/anthropic/models/{model}:rawPredict`` request onto the first-party path the
+    simulator speaks: the model goes back into the body, ``anthropic_version`` out. Everything else is unchanged."""
+    path = request.url.path
+    if "/publishers/anthropic/models/" not in path:
+        return request
+    model, _, _ = unquote(path.rsplit("/", 1)[1]).partition(":")
+    body = json.loads(request.read() or b"{}")
+    body.pop("anthropic_version", None)
+    if model == "count-tokens":
+        target = "/v1/messages/count_tokens"
+    else:
+        body["model"] = model
+        target = "/v1/messages"
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
+    return httpx2.Request(request.method, request.url.copy_with(path=target), headers=headers, content=json.dumps(body))
+
+
+class VertexFace(httpx2.BaseTransport):
+    """Loopback transport that lets the simulator answer the Vertex client (it speaks only first-party paths)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self._inner.handle_request(_vertex_to_first_party(request))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class AsyncVertexFace(httpx2.AsyncBaseTransport):
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()
+        return await self._inner.handle_async_request(_vertex_to_first_party(request))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def vertex_client(sim: SimServer, wire: Wire, native: TracerProvider | None = None) -> AnthropicVertex:
+    hooks = {"request": [wire.on_request], "response": [wire.on_response]}
+    otel: Any = {"tracer_provider": native} if native is not None else False
+    return AnthropicVertex(
+        region="us-east5",
+        project_id="proj",
+        access_token="tenant-acme",
+        base_url=sim.base_url,
+        http_client=httpx2.Client(transport=VertexFace(), event_hooks=hooks),
+        open_telemetry=otel,
+    )
+
+
+def async_vertex_client(sim: SimServer, wire: Wire) -> AsyncAnthropicVertex:
+    hooks = {"request": [wire.aon_request], "response": [wire.aon_response]}
+    return AsyncAnthropicVertex(
+        region="us-east5",
+        project_id="proj",
+        access_token="tenant-acme",
+        base_url=sim.base_url,
+        http_client=httpx2.AsyncClient(transport=AsyncVertexFace(), event_hooks=hooks),
+        open_telemetry=False,
+    )

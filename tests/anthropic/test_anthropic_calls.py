@@ -13,7 +13,19 @@ from typing import Any
 
 import anthropic
 import pytest
-from _anth import MODEL, MSGS, PHASES, Telemetry, Wire, aclient, assert_tiles, check_chat, client
+from _anth import (
+    MODEL,
+    MSGS,
+    PHASES,
+    Telemetry,
+    Wire,
+    aclient,
+    assert_tiles,
+    async_vertex_client,
+    check_chat,
+    client,
+    vertex_client,
+)
 
 from llmotel import _semconv as sc
 from llmotel.sim import SimServer
@@ -413,3 +425,35 @@ def test_content_only_when_opted_in(sim: SimServer, telemetry: Telemetry, wire: 
     assert "Be brief." in str(a[sc.GEN_AI_INPUT_MESSAGES]) and MSGS[0]["content"] in str(a[sc.GEN_AI_INPUT_MESSAGES])
     output = json.loads(str(a[sc.GEN_AI_OUTPUT_MESSAGES]))
     assert output == [block.model_dump(mode="json", exclude_none=True) for block in message.content]
+
+
+# ---- Vertex (same code path; the simulator answers through a path-mapping loopback transport) -----------------
+
+
+@pytest.mark.parametrize("how", ["create", "create_stream", "stream_helper", "count_tokens"])
+def test_vertex_client(sim: SimServer, telemetry: Telemetry, wire: Wire, how: str) -> None:
+    c = vertex_client(sim, wire, telemetry.tracer_provider)
+    if how == "create":
+        c.messages.create(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=_h(5))  # type: ignore[arg-type]
+    elif how == "create_stream":
+        for _ in c.messages.create(model=MODEL, max_tokens=64, messages=MSGS, stream=True, extra_headers=_h(5)):  # type: ignore[arg-type]
+            pass
+    elif how == "stream_helper":
+        with c.beta.messages.stream(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=_h(5)) as s:  # type: ignore[arg-type]
+            s.until_done()
+    else:
+        result = c.messages.count_tokens(model=MODEL, messages=MSGS)  # type: ignore[arg-type]
+        parent, kids = telemetry.one_call()
+        assert kids == [] and (parent.attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == result.input_tokens
+        assert (parent.attributes or {})[sc.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai"
+        return
+    # The client really spoke Vertex: /projects/proj/locations/us-east5/publishers/anthropic/models/{model}:…
+    assert wire.paths[-1].endswith(f"/models/{MODEL}:{'rawPredict' if how == 'create' else 'streamRawPredict'}")
+    check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=how != "create", provider="gcp.vertex_ai")
+
+
+async def test_vertex_client_async(sim: SimServer, telemetry: Telemetry, wire: Wire) -> None:
+    c = async_vertex_client(sim, wire)
+    async with c.messages.stream(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=_h(5)) as s:  # type: ignore[arg-type]
+        await s.until_done()
+    check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=True, provider="gcp.vertex_ai")
