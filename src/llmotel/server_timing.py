@@ -119,6 +119,8 @@ def parse(headers: Mapping[str, str], body_timing: Mapping[str, object]) -> Serv
 
     Never raises.
     """
+    if not body_timing and HEADER_NAMES.isdisjoint(headers):
+        return ServerTiming()  # the hosted-API case, decided without walking the table
     try:
         for fmt in FORMATS:
             if fmt.body_key:

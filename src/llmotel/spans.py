@@ -194,6 +194,8 @@ def _phase_spans(
             sc.LLMOTEL_PHASE_SOURCE: phase.source,
             sc.LLMOTEL_PHASE_CONFIDENCE: phase.confidence,
         }
+        if phase.samples:
+            attrs[sc.LLMOTEL_PHASE_MODEL_SAMPLES] = phase.samples
         if phase.name == "first_token":
             attrs[sc.LLMOTEL_PHASE_FIRST_TOKEN_OBSERVED] = capture.first_content_ns != 0
         elif phase.name == "decode":
