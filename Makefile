@@ -64,7 +64,8 @@ demo: setup collector-build prometheus
 
 # End to end (examples/, tests/e2e): the agent tier of the gateway example (its own ocb manifest) and Prometheus.
 AGENT_BIN := examples/gateway/build/otelcol-llmotel-agent
-$(AGENT_BIN): examples/gateway/builder-agent.yaml examples/gateway/build-agent.sh
+$(AGENT_BIN): examples/gateway/builder-agent.yaml examples/gateway/build-agent.sh examples/gateway/lock/go.mod \
+	examples/gateway/lock/go.sum
 	GO=$(GO) examples/gateway/build-agent.sh
 
 collector-agent-build: $(AGENT_BIN)

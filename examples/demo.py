@@ -19,7 +19,6 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from stack import (  # noqa: E402
     app_env,
     free_port,
     python,
+    rollout_after,
     sidecar_env,
     wait_until,
 )
@@ -47,25 +47,6 @@ SCENARIO = HERE / "e2e" / "demo_scenario.yaml"
 
 def say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def schedule_rollout(sim: SimServer, region: str, revision: str, after_requests: int) -> threading.Event:
-    """The staged rollout reaches ``region`` once the fleet has seen ``after_requests`` requests: from then on it
-    serves ``revision``. Counted in requests, not seconds, so a slow machine still sees both halves."""
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.05):
-            if len(sim.fleet.truths) >= after_requests:
-                spec = sim.config.region(region)
-                if spec is not None:
-                    # The simulator reads a region's revision on every request: this is the rollout moment.
-                    spec.revision = revision
-                    print(f"\n  >> rollout: {region} now serves revision {revision!r}", file=sys.stderr, flush=True)
-                return
-
-    threading.Thread(target=watch, name="rollout", daemon=True).start()
-    return stop
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         duration_wall = float(config.load["duration_s"]) / speed
         say(f"[4/5] multi-tenant app (examples/multi_tenant_app.py): ~{duration_wall:.0f}s of traffic")
         planned = len(plan(LoadSpec.from_config(config), config.seed))
-        rollout = schedule_rollout(sim, expected["rollout_region"], expected["rollout_revision"], planned // 2)
+        rollout = rollout_after(sim, expected["rollout_region"], expected["rollout_revision"], planned // 2)
         app = stack.spawn(
             "app",
             [python(), str(HERE / "multi_tenant_app.py"), "--base-url", sim.base_url, "--scenario", str(SCENARIO),

@@ -180,8 +180,9 @@ def main() -> int:
     flush = getattr(provider, "force_flush", None)
     if flush is not None:
         flush()
+    agents = {a.name: {"plan": list(a.plan), "executed": list(a.executed)} for a in AGENTS}
     print(json.dumps({"llm_calls": sent.llm_calls, "agent_runs": sent.agent_runs, "tenants": sent.tenants,
-                      "errors": sent.errors}), flush=True)
+                      "errors": sent.errors, "agents": agents}), flush=True)
     return 0
 
 

@@ -16,6 +16,15 @@ REVISION = "llmotel_model_revision"
 AGENT = "gen_ai_agent_name"
 TTFT_BUCKETS = "llmotel_sli_time_to_first_token_seconds_bucket"
 
+def jain_from_counters(selector: str = "") -> str:
+    """Jain's index of per-tenant service per request, from the mergeable counters: sum them by tenant over every
+    instance the selector matches (a gateway tier where each instance saw only part of the traffic), then
+    J = (sum x)^2 / (n * sum x^2) with x = service / demand. Equals the connector's own index over the same data."""
+    x = (f"(sum by ({TENANT}) (llmotel_sli_tenant_service_total{selector})"
+         f" / sum by ({TENANT}) (llmotel_sli_tenant_demand_total{selector}))")
+    return f"(sum({x}))^2 / (count({x}) * sum({x} ^ 2))"
+
+
 # Every query of the report, by name: printed under "where to look next" and reused by tests/e2e.
 QUERIES: dict[str, str] = {
     "ttft_p50": f"histogram_quantile(0.5, sum by (le, {TENANT}, {REGION}) ({TTFT_BUCKETS}))",
@@ -35,10 +44,7 @@ QUERIES: dict[str, str] = {
     "plan_steps": f"sum by ({AGENT}, llmotel_sli_step_kind) (llmotel_sli_plan_steps_total)",
     "jain": "llmotel_sli_fairness_jain_index_ratio",
     # The same index from the mergeable per-tenant counters: what a gateway tier computes downstream.
-    "jain_from_counters": "(sum(llmotel_tenant_x))^2 / (count(llmotel_tenant_x) * sum(llmotel_tenant_x ^ 2))".replace(
-        "llmotel_tenant_x",
-        f"(sum by ({TENANT}) (llmotel_sli_tenant_service_total) / sum by ({TENANT}) (llmotel_sli_tenant_demand_total))",
-    ),
+    "jain_from_counters": jain_from_counters(),
     "noisy_neighbor": "llmotel_sli_noisy_neighbor_ratio",
     "slowdown": "llmotel_sli_tenant_slowdown_ratio",
     "service_share": "llmotel_sli_tenant_service_share_ratio",

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -194,24 +195,23 @@ class Stack:
 
         wait_until(up, 30, f"collector {name} ({self.log_path(name)})")
 
-    def prometheus(self, scrape_targets: Sequence[str], scrape_interval: str = "1s") -> Prometheus:
-        """Start Prometheus on a free loopback port, scraping ``scrape_targets`` (host:port) every interval; it also
-        accepts remote write (--web.enable-remote-write-receiver)."""
+    def prometheus(
+        self, scrape: Sequence[str] | Mapping[str, Sequence[str]], scrape_interval: str = "1s"
+    ) -> Prometheus:
+        """Start Prometheus on a free loopback port, scraping every interval either a list of targets (host:port,
+        job ``otelcol-llmotel``) or {job: targets}. It also accepts remote write (--web.enable-remote-write-receiver).
+        The exporter's own job/instance labels are kept as exported_job/exported_instance."""
         binary = prometheus_binary()
         if binary is None:
             raise StackError("prometheus is not installed: apt-get install prometheus (Debian package)")
+        jobs = dict(scrape) if isinstance(scrape, Mapping) else {"otelcol-llmotel": list(scrape)}
         port = free_port()
         config = self.workdir / "prometheus.yml"
-        config.write_text(
-            "global:\n"
-            f"  scrape_interval: {scrape_interval}\n"
-            f"  evaluation_interval: {scrape_interval}\n"
-            "scrape_configs:\n"
-            "  - job_name: otelcol-llmotel\n"
-            "    honor_labels: true\n"
-            "    static_configs:\n"
-            f"      - targets: {json.dumps(list(scrape_targets))}\n"
-        )
+        lines = ["global:", f"  scrape_interval: {scrape_interval}", f"  evaluation_interval: {scrape_interval}",
+                 "scrape_configs:"]
+        for job, targets in jobs.items():
+            lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: {json.dumps(list(targets))}"]
+        config.write_text("\n".join(lines) + "\n")
         argv = [
             binary,
             f"--config.file={config}",
@@ -265,6 +265,26 @@ def app_env(otlp_http_endpoint: str, service: str) -> dict[str, str]:
     }
 
 
+def rollout_after(sim: Any, region: str, revision: str, after_requests: int) -> threading.Event:
+    """Staged rollout in a running SimServer: once the fleet has seen ``after_requests`` requests, ``region`` serves
+    ``revision``. Counted in requests, not seconds, so a slow machine still sees both halves. Set the returned
+    event to stop watching."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            if len(sim.fleet.truths) >= after_requests:
+                spec = sim.config.region(region)
+                if spec is not None:
+                    # The simulator reads a region's revision on every request: this is the rollout moment.
+                    spec.revision = revision
+                    print(f"\n  >> rollout: {region} now serves revision {revision!r}", file=sys.stderr, flush=True)
+                return
+
+    threading.Thread(target=watch, name="rollout", daemon=True).start()
+    return stop
+
+
 def _end(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -287,8 +307,6 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

@@ -1,0 +1,119 @@
+"""One sidecar: app (real clients, `import llmotel.auto`) -> OTLP -> otelcol-llmotel -> Prometheus; SLIs via PromQL.
+
+Every expectation comes from the simulator's ground truth or the scenario file, never from the collector's output:
+the noisy tenant is the scenario's aggressor, the drifted region is the one the test rolled out, and the deviating
+agent is the one whose executed tools differ from its plan.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+import report
+from e2e_support import SCENARIO, Run, require_stack, run_app, wait_for
+from stack import SIDECAR_CONFIG, Stack, free_port, sidecar_env
+
+from llmotel.sim import SimServer
+from llmotel.sim.config import load_scenario
+
+
+@pytest.fixture(scope="module")
+def run(e2e_stack: Stack) -> Run:
+    require_stack()
+    config = load_scenario(SCENARIO)
+    otlp_http, otlp_grpc, exporter = free_port(), free_port(), free_port()
+    env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window="2m", slots=60)
+    e2e_stack.collector("sidecar", SIDECAR_CONFIG, env, ready_url=f"http://127.0.0.1:{exporter}/metrics")
+    prom = e2e_stack.prometheus([f"127.0.0.1:{exporter}"])
+    with SimServer(config, speed=config.speed) as sim:
+        sent = run_app(e2e_stack, sim, config, f"http://127.0.0.1:{otlp_http}", config.speed)
+        truths = sim.truths()
+    wait_for(prom, sent)
+    return Run(prom, sent, truths, config)
+
+
+def by_label(samples: list[Any], label: str) -> dict[str, float]:
+    return {s.labels.get(label, ""): s.value for s in samples}
+
+
+def test_every_call_of_every_tenant_reaches_prometheus(run: Run) -> None:
+    counted = by_label(run.prom.query("sum by (llmotel_tenant_id) (llmotel_sli_requests_total)"), "llmotel_tenant_id")
+    truth = Counter(t["tenant"] for t in run.truths if t["endpoint"] != "count_tokens")
+    app_calls = run.sent["tenants"]
+    for tenant, n in app_calls.items():
+        # The app's own count is a floor (warm-up calls come on top); the simulator saw each call exactly once.
+        assert counted.get(tenant, 0) >= n, (tenant, counted, app_calls)
+        assert counted.get(tenant, 0) >= truth[tenant], (tenant, counted, truth)
+
+
+def test_the_noisy_tenant_is_named(run: Run) -> None:
+    samples = run.prom.query("topk(1, llmotel_sli_noisy_neighbor_ratio)")
+    assert samples, "no noisy-neighbour gauge in Prometheus"
+    assert samples[0].labels["llmotel_tenant_id"] == run.scenario.expected["aggressor"]
+    # ... and its victims in the same region really were slower (the gauge has a reason to name it).
+    slowdown = by_label(run.prom.query(report.QUERIES["slowdown"]), "llmotel_tenant_id")
+    assert slowdown.get("initech", 0) > slowdown.get("globex", 0), slowdown
+
+
+def test_the_drifted_region_shows_two_revisions(run: Run) -> None:
+    rolled = run.scenario.expected["rollout_region"]
+    region = run.scenario.region(rolled)
+    assert region is not None
+    rolled_labels = {region.iata, region.geo}  # how OpenAI-style (cf-ray) and Anthropic (inference_geo) reveal it
+    # Ground truth: the simulator served two fingerprints in the rolled-out region, one everywhere else.
+    served: dict[str, set[str]] = defaultdict(set)
+    for t in run.truths:
+        if t["provider"] == "openai" and t.get("system_fingerprint"):
+            served[t["region"]].add(t["system_fingerprint"])
+    assert len(served[rolled]) == 2, served
+
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for s in run.prom.query("llmotel_sli_revision_distinct"):
+        key = (s.labels["gen_ai_request_model"], s.labels["llmotel_server_region"])
+        seen[key].add(s.labels["llmotel_model_revision"])
+    drifted = {key for key, revs in seen.items() if len(revs) > 1}
+    assert drifted, seen
+    assert {region for _, region in drifted} <= rolled_labels, seen
+    openai_rolled = {revs for (_, r), revs in ((k, frozenset(v)) for k, v in seen.items()) if r == region.iata}
+    assert frozenset(served[rolled]) in openai_rolled, (served, seen)
+    # "US and EU serve different snapshots" is one query: models whose regions disagree.
+    assert run.prom.query("count by (gen_ai_request_model) (count by (gen_ai_request_model, llmotel_model_revision)"
+                          " (llmotel_sli_revision_distinct)) > 1")
+
+
+def test_plan_adherence_of_the_deviating_agent_is_below_one(run: Run) -> None:
+    agents = run.sent["agents"]  # name -> {"plan": [...], "executed": [...]}, as the app ran them
+    mean = by_label(run.prom.query(report.QUERIES["adherence_mean"]), "gen_ai_agent_name")
+    runs = by_label(run.prom.query(report.QUERIES["adherence_runs"]), "gen_ai_agent_name")
+    for name, agent in agents.items():
+        assert runs.get(name) == run.sent["agent_runs"][name], (name, runs, run.sent)
+        if agent["plan"] == agent["executed"]:
+            assert mean[name] == pytest.approx(1.0), mean
+        else:
+            assert mean[name] < 1.0, mean
+    steps = {(s.labels["gen_ai_agent_name"], s.labels["llmotel_sli_step_kind"]): s.value
+             for s in run.prom.query(report.QUERIES["plan_steps"])}
+    name, deviating = next((n, a) for n, a in agents.items() if a["plan"] != a["executed"])
+    runs_of = run.sent["agent_runs"][name]
+    skipped = len(set(deviating["plan"]) - set(deviating["executed"]))
+    extra = len(set(deviating["executed"]) - set(deviating["plan"]))
+    assert steps[(name, "skipped")] == runs_of * skipped, steps
+    assert steps[(name, "extra")] == runs_of * extra, steps
+
+
+def test_fairness_index_from_mergeable_counters_matches_the_gauge(run: Run) -> None:
+    gauge = run.prom.value(report.QUERIES["jain"])
+    merged = run.prom.value(report.jain_from_counters())
+    assert gauge is not None and merged is not None
+    assert 0 < gauge < 1  # four tenants with very different service per request
+    assert merged == pytest.approx(gauge, rel=1e-6)
+
+
+def test_the_report_renders_every_section(run: Run) -> None:
+    data = report.collect(run.prom, speed=run.scenario.speed)
+    text = report.render_text(data)
+    for tenant in run.sent["tenants"]:
+        assert tenant in text
+    assert "DRIFT" in text and "noisy neighbour: 'bully'" in text
