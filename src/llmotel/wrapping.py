@@ -370,6 +370,10 @@ def unpatch(wrapped: Iterable[tuple[Any, str]]) -> None:
         unwrap_ours(owner, attr)
 
 
+# Keyword arguments BaseInstrumentor and opentelemetry-instrument may pass that are not llmotel options.
+_OTEL_INSTRUMENT_KWARGS = frozenset({"skip_dep_check", "raise_exception_on_conflict", "logger_provider"})
+
+
 class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Base of the provider instrumentors: ``instrument(tracer_provider=, meter_provider=, **options)``.
 
@@ -390,6 +394,9 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer_provider = kwargs.pop("tracer_provider", None)
         meter_provider = kwargs.pop("meter_provider", None)
         options = {k: v for k, v in kwargs.items() if k in config.Config.__dataclass_fields__}
+        unknown = set(kwargs) - set(options) - _OTEL_INSTRUMENT_KWARGS
+        if unknown:
+            _log.warning("llmotel: ignoring unknown instrument() option(s) %s", sorted(unknown))
         if options:
             config.configure(**options)
         spans.configure(tracer_provider, meter_provider)
