@@ -282,3 +282,25 @@ def test_quota_silent_truncation(sim_factory) -> None:  # type: ignore[no-untype
     )
     assert resp.choices[0].finish_reason == "length"
     assert resp.usage is not None and 0 < resp.usage.completion_tokens < 60
+
+
+def test_azure_openai_client_deployment_path(sim: SimServer) -> None:
+    client = openai.AzureOpenAI(
+        azure_endpoint=sim.base_url, api_key="tenant-azure", api_version="2024-10-21", max_retries=0
+    )
+    raw = client.chat.completions.with_raw_response.create(model="my-deployment", messages=MSGS)  # type: ignore[arg-type]
+    assert raw.headers["x-ms-region"] == "East US"
+    assert sim.truth(raw.headers["x-sim-request-id"])["tenant"] == "azure"
+
+
+def test_anthropic_malformed_sse(sim: SimServer) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - the SDK's JSON decode error
+        list(
+            ant(sim).messages.create(
+                model=CLAUDE,
+                max_tokens=50,
+                messages=MSGS,
+                stream=True,  # type: ignore[arg-type]
+                extra_headers={"x-sim-fault": "malformed_sse"},
+            )
+        )

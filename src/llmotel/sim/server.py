@@ -45,7 +45,7 @@ class ApiError(Exception):
 
 
 def _tenant(request: web.Request) -> str | None:
-    key = request.headers.get("x-api-key")
+    key = request.headers.get("x-api-key") or request.headers.get("api-key")  # api-key: Azure OpenAI
     if not key:
         auth = request.headers.get("Authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -496,6 +496,8 @@ class SimApp:
                     }
                 }
                 await resp.write(f"data: {_dumps(err2)}\n\n".encode())
+        elif req.provider == "anthropic" or req.endpoint == "responses":
+            await resp.write(b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "del\n\n')
         else:
             await resp.write(b'data: {"id": "broken", "choices": [{"delta": {"content": "x"\n\n')
         req.cancelled = True
