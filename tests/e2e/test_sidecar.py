@@ -117,3 +117,17 @@ def test_the_report_renders_every_section(run: Run) -> None:
     for tenant in run.sent["tenants"]:
         assert tenant in text
     assert "DRIFT" in text and "noisy neighbour: 'bully'" in text
+
+
+def test_every_dashboard_query_runs_on_the_real_prometheus(run: Run) -> None:
+    from test_examples import dashboard_targets
+
+    empty = []
+    targets = dashboard_targets()
+    for t in targets:
+        expr = t["expr"].replace("$__rate_interval", "1m").replace("$tenant", ".*")
+        if not run.prom.query(expr):  # raises on a query Prometheus rejects
+            empty.append(expr)
+    # Stalls, errors, overflow, evictions and revision changes may rightly be empty in this scenario; the rest not.
+    allowed = ("stalls", "!=\"200\"", "overflowed", "evicted", "rejected", "revision_changes", "truncated=\"true\"")
+    assert [e for e in empty if not any(a in e for a in allowed)] == [], empty
