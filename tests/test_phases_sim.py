@@ -52,10 +52,10 @@ def _ns(span: ReadableSpan) -> int:
     return span.end_time - span.start_time
 
 
-def _call(sim: Any, timing: str, tokens: int = 2000) -> str:
+def _call(sim: Any, timing: str, tokens: int = 2000, model: str = "llama-3.1-8b") -> str:
     client = OpenAI(base_url=sim.base_url + "/v1", api_key="tenant-phases", max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model="llama-3.1-8b", messages=[{"role": "user", "content": "how long did I wait?"}], stream=True,
+        model=model, messages=[{"role": "user", "content": "how long did I wait?"}], stream=True,
         stream_options={"include_usage": True},
         extra_headers={"x-sim-server-timing": timing, "x-sim-input-tokens": str(tokens), "x-sim-output-tokens": "6"},
     )
@@ -91,10 +91,12 @@ def test_estimated_phases_follow_the_truth_once_learned(sim_factory: Any, export
     errors = []
     for i, tokens in enumerate(sizes):
         exporter.clear()
-        truth = sim.truth(_call(sim, "none", tokens))
+        # A model name of its own: the process-wide model's key must start empty for this test.
+        truth = sim.truth(_call(sim, "none", tokens, model=f"llama-3.1-8b-learning-{id(sim)}"))
         _, kids = _phases(exporter)
         prefill = kids["prefill"]
         assert prefill.attributes is not None and prefill.attributes["llmotel.phase.source"] == "estimated"
+        assert prefill.attributes["llmotel.phase.model.samples"] == i  # calls learned before this one
         if i >= len(sizes) - 8:
             wall = truth["wall"]
             errors.append(abs(_ns(prefill) / 1e9 - wall["prefill_s"]) / wall["ttft_s"])

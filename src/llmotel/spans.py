@@ -193,6 +193,7 @@ def _phase_spans(
             sc.LLMOTEL_PHASE_NAME: phase.name,
             sc.LLMOTEL_PHASE_SOURCE: phase.source,
             sc.LLMOTEL_PHASE_CONFIDENCE: phase.confidence,
+            sc.LLMOTEL_PHASE_MODEL_SAMPLES: phase.samples,
         }
         if phase.samples:
             attrs[sc.LLMOTEL_PHASE_MODEL_SAMPLES] = phase.samples
