@@ -110,3 +110,29 @@ def test_dashboard_is_grafana_json_with_a_query_per_target() -> None:
     assert len(ids) == len(set(ids))
     for t in dashboard_targets():
         assert t["expr"].strip() and t["datasource"]["uid"] == "${DS_PROMETHEUS}"
+
+
+def run_example(name: str, *args: str) -> str:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_"))}
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], capture_output=True, text=True,
+                            env=env, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_plain_script_makes_one_span_per_call_tiled_by_phases() -> None:
+    out = run_example("plain_script.py")
+    calls = [line for line in out.splitlines() if line.startswith("chat ")]
+    assert len(calls) == 2 and all("'llmotel.tenant.id': 'acme'" in c for c in calls), out
+    phases = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert phases.count("decode") == 2 and phases.count("queue") == 2, out
+
+
+def test_web_service_tags_each_call_with_the_requests_tenant() -> None:
+    out = run_example("web_service.py", "--demo")
+    assert out.count("HTTP 200") == 3, out
+    tenants = [line.rsplit("tenant=", 1)[1] for line in out.splitlines() if line.startswith("span ")]
+    assert tenants == ["acme", "globex", "acme"], out
