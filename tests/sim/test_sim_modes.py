@@ -304,3 +304,23 @@ def test_anthropic_malformed_sse(sim: SimServer) -> None:
                 extra_headers={"x-sim-fault": "malformed_sse"},
             )
         )
+
+
+def test_prerendered_token_events_equal_the_encoded_dicts() -> None:
+    from llmotel.sim.engine import SimRequest
+    from llmotel.sim.openai_api import ChatFormat, _dumps
+    from llmotel.sim.tokens import Prompt
+
+    req = SimRequest(
+        id="r1",
+        tenant="t",
+        provider="openai",
+        endpoint="chat",
+        model="m",
+        prompt=Prompt("hi"),
+        stream=True,
+        visible_tokens=40,
+    )
+    for include_usage in (False, True):
+        fmt = ChatFormat(req, include_usage)
+        assert all(fmt.token_sse(i) == f"data: {_dumps(fmt.token(i))}\n\n" for i in range(40))

@@ -15,6 +15,7 @@ from llmotel.sim.engine import SimRequest, resolved_model
 from llmotel.sim.tokens import output_token, stable_hash
 
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _seed(req: SimRequest) -> int:
@@ -71,6 +72,8 @@ class ChatFormat:
         self.created = int(time.time())
         self.model = resolved_model(req.model, req.revision)
         self._tool_split = split_tool_tokens(req) if req.tool_calls else []
+        self._sse_pre: str | None = None
+        self._sse_post = ""
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         c: dict[str, Any] = {
@@ -88,6 +91,16 @@ class ChatFormat:
 
     def head(self) -> list[dict[str, Any]]:
         return [self._chunk({"role": "assistant", "content": None if self.req.tool_calls else "", "refusal": None})]
+
+    def token_sse(self, i: int) -> str | None:
+        """The text token's whole SSE event, byte-identical to encoding ``token(i)``; None for tool calls."""
+        if self._tool_split:
+            return None
+        if self._sse_pre is None:
+            probe = _dumps(self._chunk({"content": "\x00"}))
+            pre, post = probe.split('"\\u0000"')
+            self._sse_pre, self._sse_post = "data: " + pre, post + "\n\n"
+        return f"{self._sse_pre}{_dumps(token_text(self.req, i))}{self._sse_post}"
 
     def token(self, i: int) -> dict[str, Any]:
         if not self._tool_split:

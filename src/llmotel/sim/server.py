@@ -412,10 +412,13 @@ class SimApp:
                 await req.wait_progress()
         resp.headers.update(header_timing(timing, req, final=False))
 
-        def encode(events: list[dict[str, Any]]) -> bytes:
+        def encode(events: list[dict[str, Any]]) -> str:
             if named_events:
-                return "".join(f"event: {e['type']}\ndata: {_dumps(e)}\n\n" for e in events).encode()
-            return "".join(f"data: {_dumps(e)}\n\n" for e in events).encode()
+                return "".join(f"event: {e['type']}\ndata: {_dumps(e)}\n\n" for e in events)
+            return "".join(f"data: {_dumps(e)}\n\n" for e in events)
+
+        # Hot path: formats that can pre-render a token's whole SSE event skip building and encoding a dict.
+        token_sse: Callable[[int], str | None] = getattr(fmt, "token_sse", lambda _i: None)
 
         try:
             await resp.prepare(request)
@@ -423,33 +426,34 @@ class SimApp:
             head_sent = False
             while True:
                 avail = min(req.visible_tokens, max(0, req.produced - req.reasoning_tokens))
-                buf: list[dict[str, Any]] = []
+                buf: list[str] = []
                 if not head_sent and (avail > 0 or req.done):
-                    buf.extend(fmt.head())
+                    buf.append(encode(fmt.head()))
                     head_sent = True
                 while sent < avail:
                     if fault.kind in ("stall", "disconnect_after") and sent == fault.after_chunk:
                         if buf:
-                            await resp.write(encode(buf))
+                            await resp.write("".join(buf).encode())
                             buf = []
                         if fault.kind == "disconnect_after":
                             self._disconnect(request, req)
                             return resp
                         await asyncio.sleep(fault.seconds)
                         fault = NO_FAULT
-                    tok = fmt.token(sent)
-                    if isinstance(tok, list):
-                        buf.extend(tok)
+                    fast = token_sse(sent)
+                    if fast is not None:
+                        buf.append(fast)
                     else:
-                        buf.append(tok)
+                        tok = fmt.token(sent)
+                        buf.append(encode(tok if isinstance(tok, list) else [tok]))
                     sent += 1
                     if sent == 1 and fault.kind in ("malformed_sse", "error_event", "malformed_json"):
-                        await resp.write(encode(buf))
+                        await resp.write("".join(buf).encode())
                         req.wall_first_chunk_sent = time.perf_counter()
                         await self._broken_stream(resp, req, fault)
                         return resp
                 if buf:
-                    await resp.write(encode(buf))
+                    await resp.write("".join(buf).encode())
                     if sent and not req.wall_first_chunk_sent:
                         req.wall_first_chunk_sent = time.perf_counter()
                 if req.done and sent >= req.visible_tokens:
@@ -463,8 +467,8 @@ class SimApp:
                 tail[-1 if req.provider != "anthropic" else -2].update(extra)
             out = encode(tail)
             if not named_events:
-                out += b"data: [DONE]\n\n"
-            await resp.write(out)
+                out += "data: [DONE]\n\n"
+            await resp.write(out.encode())
             await resp.write_eof()
         except ConnectionResetError:  # the client went away; the replica drops the sequence at its next step
             req.cancelled = True
