@@ -1,7 +1,9 @@
 """Added client CPU per LLM call: llmotel vs the bare client vs the peer instrumentations, side by side, in one run.
 
-    .venv/bin/python bench/overhead.py            # ~4 min on 2 cores; writes the "overhead" section of bench/RESULTS.md
-    .venv/bin/python bench/overhead.py --quick    # ~1 min smoke run, prints only
+    .venv/bin/python bench/overhead.py             # ~5 min on 2 idle cores; writes section "overhead" of RESULTS.md
+    .venv/bin/python bench/overhead.py --quick     # ~1 min smoke run, prints only
+    .venv/bin/python bench/overhead.py --callgrind # instruction counts instead (load-independent, ~15 min);
+                                                   # writes section "overhead-callgrind"
 
 What it does (bench/README.md has the why):
 1. `bench/peers/setup.sh` makes one venv per peer under bench/.venvs/ (pinned, idempotent; needs PyPI once).
@@ -10,8 +12,9 @@ What it does (bench/README.md has the why):
 3. For every configuration, `bench/peers/worker.py` runs in that configuration's venv (the project venv for bare,
    llmotel and the Anthropic SDK's own tracing), pinned to CPU 0, and alternates bare and instrumented batches of
    the same calls in one process. Each configuration runs once per round; rounds alternate the order.
-4. Added CPU per call = instrumented batch minus its paired bare batch; the table gives the median over all pairs
-   of all rounds and the min..max. Per stream event: (added on a 50-event stream - added on a plain call) / 50.
+4. Added cost per call = instrumented batch minus its paired bare batch; the table gives the median over all pairs
+   of all rounds and the interquartile range. Per stream event: (added on a 50-event stream - added on a plain
+   call) / 50.
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +75,17 @@ CONFIGS = (
 )
 
 
+@dataclass(frozen=True)
+class Metric:
+    key: str  # the field of a batch
+    unit: str
+    what: str
+
+
+CPU = Metric("cpu_us", "µs", "Added client CPU per call in µs (`time.process_time`, all threads)")
+INSTR = Metric("kinstr", "k instr", "Added instructions per call in thousands (callgrind Ir, all threads)")
+
+
 def python_for(config: Config) -> Path:
     venv = ROOT / ".venv" if not config.venv else BENCH / ".venvs" / config.venv
     return venv / "bin" / "python"
@@ -76,6 +95,7 @@ def child_env(config: Config) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
     env.update(config.env)
     env["PYTHONWARNINGS"] = "ignore"
+    env["PYTHONHASHSEED"] = "0"  # same dict layouts in every process: one less source of run-to-run difference
     return env
 
 
@@ -92,33 +112,102 @@ def start_server(cpu: int | None) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{line[1]}"
 
 
-def run_worker(config: Config, base_url: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [
-        str(python_for(config)),
-        str(BENCH / "peers" / "worker.py"),
-        "--config",
-        config.name,
-        "--base-url",
-        base_url,
-        "--calls",
-        str(args.calls),
-        "--pairs",
-        str(args.pairs),
-        "--warmup",
-        str(args.warmup),
-        "--cells",
-        ",".join(config.cells),
-    ]
+def worker_cmd(config: Config, base_url: str, args: argparse.Namespace) -> list[str]:
+    cmd = [str(python_for(config)), str(BENCH / "peers" / "worker.py"), "--config", config.name]
+    cmd += ["--base-url", base_url, "--calls", str(args.calls), "--pairs", str(args.pairs)]
+    cmd += ["--warmup", str(args.warmup), "--prime", str(args.prime), "--cells", ",".join(config.cells)]
     if args.client_cpu is not None:
         cmd += ["--cpu", str(args.client_cpu)]
+    return cmd
+
+
+# Workers still running, so an interrupted run (Ctrl-C, SIGTERM) stops them too, whichever thread started them.
+LIVE: set[subprocess.Popen[str]] = set()
+
+
+def stop_workers() -> None:
+    for proc in list(LIVE):
+        proc.kill()
+
+
+def run_worker(cmd: list[str], config: Config, timeout: float) -> dict[str, Any]:
     if not python_for(config).exists():
         return {"error": f"venv missing: {python_for(config).parent.parent} (run bash bench/peers/setup.sh)"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(config), timeout=600)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(config))
+    LIVE.add(proc)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"error": f"worker timed out after {timeout:.0f} s"}
+    finally:
+        LIVE.discard(proc)
     if proc.returncode != 0:
-        tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["(no stderr)"]
+        tail = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["(no stderr)"]
         return {"error": f"worker exited {proc.returncode}: {tail[0].strip()}"}
-    result: dict[str, Any] = json.loads(proc.stdout)
+    result: dict[str, Any] = json.loads(stdout)
     return result
+
+
+# --- callgrind -----------------------------------------------------------------------------------------------------
+
+
+def build_markers() -> Path:
+    """Compile bench/peers/cgmark.c (callgrind zero/dump client requests) into bench/.venvs/cgmark.so."""
+    out = BENCH / ".venvs" / "cgmark.so"
+    src = BENCH / "peers" / "cgmark.c"
+    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cc = os.environ.get("CC", "cc")
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(src)], check=True)
+    return out
+
+
+_DESC = re.compile(r"^desc: Trigger: Client Request: (.*)$", re.M)
+_SUMMARY = re.compile(r"^summary: (\d+)$", re.M)
+
+
+def attach_instructions(result: dict[str, Any], dumps: list[Path]) -> None:
+    """Put each batch's instruction count (per call, in thousands) next to its CPU time, matched by label."""
+    counts: dict[str, int] = {}
+    for dump in dumps:
+        text = dump.read_text(errors="replace")
+        desc, summary = _DESC.search(text), _SUMMARY.search(text)
+        if desc and summary:
+            counts[desc.group(1).strip()] = int(summary.group(1))
+    for cell, data in result.get("cells", {}).items():
+        for state, batches in (("0", data["bare"]), ("1", data["instrumented"])):
+            for pair, batch in enumerate(batches):
+                calls = batch.get("calls") or 1
+                label = f"{cell}|{state}|{pair}|{calls}"
+                if label in counts:
+                    batch["kinstr"] = counts[label] / calls / 1e3
+
+
+def run_callgrind(config: Config, base_url: str, args: argparse.Namespace, markers: Path) -> dict[str, Any]:
+    out_dir = Path(tempfile.mkdtemp(prefix=f"cg-{config.name}-"))
+    try:
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",  # the worker turns it on after its imports
+            f"--callgrind-out-file={out_dir}/cg.%p",
+            "--dump-line=no",
+            "--compress-strings=no",
+            *worker_cmd(config, base_url, args),
+            "--callgrind-markers",
+            str(markers),
+        ]
+        result = run_worker(cmd, config, timeout=3600)
+        if "error" not in result:
+            attach_instructions(result, sorted(out_dir.glob("cg.*.*")))
+        return result
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+# --- statistics and rendering --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -134,27 +223,28 @@ class Cell:
         return statistics.median(self.added)
 
     def quartiles(self) -> tuple[float, float]:
-        if len(self.added) < 2:
-            return self.added[0], self.added[0]
+        if len(self.added) < 4:
+            return min(self.added), max(self.added)
         q1, _, q3 = statistics.quantiles(self.added, n=4)
         return q1, q3
 
 
-def collect(results: list[dict[str, Any]]) -> dict[str, Cell]:
+def collect(runs: list[dict[str, Any]], metric: Metric) -> dict[str, Cell]:
     cells: dict[str, Cell] = {}
-    for result in results:
-        for name, data in result.get("cells", {}).items():
+    for run in runs:
+        for name, data in run.get("cells", {}).items():
             cell = cells.setdefault(name, Cell())
             for bare, inst in zip(data["bare"], data["instrumented"], strict=True):
-                cell.bare.append(bare["cpu_us"])
-                cell.added.append(inst["cpu_us"] - bare["cpu_us"])
-                cell.spans_per_call = inst["spans_per_call"]
                 cell.leak |= bare["spans_per_call"] > 0
+                cell.spans_per_call = inst["spans_per_call"]
+                if metric.key in bare and metric.key in inst:
+                    cell.bare.append(bare[metric.key])
+                    cell.added.append(inst[metric.key] - bare[metric.key])
     return cells
 
 
 def per_event(cells: dict[str, Cell], provider: str) -> tuple[float, float, float] | None:
-    """Added CPU per stream event: (stream - plain) / 50 of the medians, with the widest range the quartiles allow."""
+    """Added cost per stream event: (stream - plain) / 50 of the medians, and the widest range the quartiles allow."""
     plain, stream = cells.get(f"{provider}:plain"), cells.get(f"{provider}:stream")
     if not plain or not stream or not plain.added or not stream.added:
         return None
@@ -174,48 +264,33 @@ def fmt_cell(cell: Cell | None) -> str:
     return f"{fmt(cell.median())} ({fmt(q1)}..{fmt(q3)}){mark}"
 
 
-def render(
-    results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, wall_s: float, command: str
-) -> tuple[str, list[str]]:
-    collected = {name: collect(runs) for name, runs in results.items()}
+def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str) -> list[str]:
+    collected = {name: collect(runs, metric) for name, runs in results.items()}
     lines = [
-        f"Machine: {machine()}.",
-        f"Command: `{command}` ({wall_s:.0f} s wall). Not part of `make test`.",
-        "",
-        "Added client CPU per call in µs: median over all (bare, instrumented) batch pairs, interquartile range in "
-        f"brackets; {args.rounds} process(es) x {args.pairs} pairs x {args.calls} calls per batch, per cell. "
-        "Stream = 50 SSE events (OpenAI: role chunk, 48 content chunks, finish chunk; Anthropic: message_start, "
-        "content_block_start, ping, 44 content_block_delta, content_block_stop, message_delta, message_stop). "
-        "Per event = (stream - plain) / 50 (the Anthropic SDK yields 49: it drops `ping`). The A/A row is the "
-        "noise floor: its true value is 0.",
+        f"{metric.what}: median over all (bare, instrumented) batch pairs, {spread} in brackets. Stream = 50 SSE "
+        "events (OpenAI: role chunk, 48 content chunks, finish chunk; Anthropic: message_start, content_block_start, "
+        "ping, 44 content_block_delta, content_block_stop, message_delta, message_stop). Per event = (stream - plain) "
+        "/ 50 (the Anthropic SDK yields 49 of them: it drops `ping`). The A/A row is the noise floor: its true value "
+        "is 0.",
         "",
         "| configuration | spans/call | OpenAI plain | OpenAI stream | OpenAI per event | Anthropic plain "
         "| Anthropic stream | Anthropic per event |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     bare_cells = collected.get("bare", {})
-    bare_row = ["bare client: absolute CPU per call, for scale", "0"]
+    bare_row = [f"bare client: absolute {metric.unit} per call, for scale", "0"]
     for provider in ("openai", "anthropic"):
         plain, stream = bare_cells.get(f"{provider}:plain"), bare_cells.get(f"{provider}:stream")
-        if plain and stream:
+        if plain and stream and plain.bare and stream.bare:
             p, s = statistics.median(plain.bare), statistics.median(stream.bare)
             bare_row += [fmt(p), fmt(s), f"{(s - p) / STREAM_EVENTS:.1f}"]
         else:
             bare_row += ["—", "—", "—"]
     lines.append("| " + " | ".join(bare_row) + " |")
-    errors: list[str] = []
     for config in CONFIGS:
-        if config.name not in results:
+        if config.name not in collected:
             continue
         cells = collected[config.name]
-        runs = results[config.name]
-        for run in runs:
-            if "error" in run:
-                errors.append(f"- {config.name}: {run['error']}")
-                break
-            for provider, why in run.get("missing", {}).items():
-                errors.append(f"- {config.name} / {provider}: not measured, {why}")
-            break
         spans = sorted({f"{c.spans_per_call:g}" for c in cells.values()})
         row = [config.label, "/".join(spans) or "—"]
         for provider in ("openai", "anthropic"):
@@ -223,31 +298,43 @@ def render(
             event = per_event(cells, provider)
             row.append(f"{event[0]:.1f} ({event[1]:.1f}..{event[2]:.1f})" if event else "—")
         lines.append("| " + " | ".join(row) + " |")
-    verdict = target_lines(collected)
-    return "\n".join(lines), verdict + (["", "Not measured:", *dict.fromkeys(errors)] if errors else [])
+    return lines + target_lines(collected, metric)
 
 
-def target_lines(collected: dict[str, dict[str, Cell]]) -> list[str]:
-    """The acceptance target: llmotel's added CPU at most half the best (cheapest) peer's, per cell."""
-    out = ["", "Target (llmotel added CPU <= 1/2 of the cheapest peer's, medians):", ""]
+def target_lines(collected: dict[str, dict[str, Cell]], metric: Metric) -> list[str]:
+    """The acceptance target: llmotel's added cost at most half the cheapest peer's, per cell."""
+    out = ["", f"Target (llmotel added {metric.unit} <= 1/2 of the cheapest peer's, medians):", ""]
     llmotel = collected.get("llmotel", {})
     for cell in CELLS:
         peers = {
             c.name: collected[c.name][cell].median()
             for c in CONFIGS
-            if c.peer and c.name in collected and cell in collected[c.name]
+            if c.peer and c.name in collected and collected[c.name].get(cell) and collected[c.name][cell].added
         }
-        if cell not in llmotel or not peers:
+        if not llmotel.get(cell) or not llmotel[cell].added or not peers:
             out.append(f"- {cell}: not measured (llmotel or every peer missing)")
             continue
         best = min(peers, key=lambda name: peers[name])
         ours = llmotel[cell].median()
-        ok = ours <= peers[best] / 2
+        verdict = "PASS" if ours <= peers[best] / 2 else "MISS"
+        ratio = f"ratio {ours / peers[best]:.2f}" if peers[best] > 0 else "peer within noise"
         out.append(
-            f"- {cell}: llmotel {fmt(ours)} µs vs cheapest peer {best} {fmt(peers[best])} µs "
-            f"(ratio {ours / peers[best]:.2f}) -> {'PASS' if ok else 'MISS'}"
+            f"- {cell}: llmotel {fmt(ours)} {metric.unit} vs cheapest peer {best} {fmt(peers[best])} {metric.unit} "
+            f"({ratio}) -> {verdict}"
         )
     return out
+
+
+def problems(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    errors: list[str] = []
+    for name, runs in results.items():
+        for run in runs:
+            if "error" in run:
+                errors.append(f"- {name}: {run['error']}")
+            for provider, why in run.get("missing", {}).items():
+                errors.append(f"- {name} / {provider}: not measured, {why}")
+    unique = list(dict.fromkeys(errors))
+    return ["", "Not measured:", *unique] if unique else []
 
 
 def method_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -264,17 +351,57 @@ def method_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         "openai, anthropic and OpenTelemetry SDK as the project), with a real SDK `TracerProvider` + "
         "`BatchSpanProcessor` (queue large enough to drop nothing, flushed inside every timed batch) into an exporter "
         "that counts and drops spans, and an SDK `MeterProvider` with an `InMemoryMetricReader`; the same for every "
-        "configuration, bare included. CPU = `time.process_time` of the whole process (all threads, so span export "
-        "is counted). The worker instruments once and switches the patched attributes on and off between batches "
-        "(bare and instrumented batches alternate ABBA in one process; a bare batch that exports any span is "
-        "flagged ⚠ leak). Content capture off everywhere (OpenLLMetry's TRACELOOP_TRACE_CONTENT=false). The "
-        "Anthropic SDK's own spans are off (client option `open_telemetry=False`) in every bare batch and every "
-        "peer, on in the `anthropic-sdk` row and left to llmotel in the `llmotel` row. Sync clients, one "
-        "keep-alive connection, `max_retries=0`; the server answers at once, so the numbers are client CPU only.",
+        "configuration, bare included. The worker instruments once and switches the patched attributes on and off "
+        "between batches (bare and instrumented batches alternate ABBA in one process, each on a fresh client after "
+        "warm-up calls; a bare batch that exports any span is flagged ⚠ leak). Content capture off everywhere "
+        "(OpenLLMetry: TRACELOOP_TRACE_CONTENT=false). The Anthropic SDK's own spans are off (client option "
+        "`open_telemetry=False`) in every bare batch and every peer, on in the `anthropic-sdk` row and left to "
+        "llmotel in the `llmotel` row. Sync clients, one keep-alive connection, `max_retries=0`; the loopback server "
+        "(bench/canned_server.py, another process on another CPU) answers at once with canned bodies, so the numbers "
+        "are client work only. Details: bench/README.md.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".",
         "Attributes switched per configuration: " + ", ".join(f"{k} {v}" for k, v in sorted(patched.items())) + ".",
     ]
+
+
+# --- driver --------------------------------------------------------------------------------------------------------
+
+
+def measure(configs: list[Config], args: argparse.Namespace, server_cpu: int | None) -> dict[str, list[dict[str, Any]]]:
+    server, base_url = start_server(server_cpu)
+    results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in configs}
+    try:
+        if args.callgrind:
+            markers = build_markers()
+
+            def one(config: Config) -> tuple[Config, dict[str, Any], float]:
+                t0 = time.monotonic()
+                return config, run_callgrind(config, base_url, args, markers), time.monotonic() - t0
+
+            # Instruction counts do not depend on load, so the configurations may run side by side.
+            with ThreadPoolExecutor(max_workers=max(1, len(os.sched_getaffinity(0)))) as pool:
+                try:
+                    for config, run, took in pool.map(one, configs):
+                        results[config.name].append(run)
+                        print(f"callgrind {config.name}: {run.get('error') or 'ok'} ({took:.0f} s)", flush=True)
+                except BaseException:
+                    stop_workers()  # before the pool's exit waits for its threads
+                    raise
+            return results
+        for round_no in range(args.rounds):
+            order = configs if round_no % 2 == 0 else configs[::-1]
+            for config in order:
+                t0 = time.monotonic()
+                run = run_worker(worker_cmd(config, base_url, args), config, timeout=900)
+                results[config.name].append(run)
+                status = run.get("error") or f"ok, {len(run.get('cells', {}))} cells"
+                print(f"round {round_no + 1}/{args.rounds} {config.name}: {status} ({time.monotonic() - t0:.0f} s)")
+    finally:
+        stop_workers()
+        server.terminate()
+        server.wait(timeout=10)
+    return results
 
 
 def main() -> None:
@@ -283,17 +410,25 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6, help="(bare, instrumented) batch pairs per cell per process")
     parser.add_argument("--calls", type=int, default=20, help="calls per batch")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls on each batch's fresh client")
+    parser.add_argument("--prime", type=int, default=10, help="untimed calls per state before a cell's first pair")
     parser.add_argument("--configs", default=",".join(c.name for c in CONFIGS), help="comma-separated subset")
     parser.add_argument("--quick", action="store_true", help="1 round, 2 pairs, 10 calls; prints, writes nothing")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count instructions under valgrind (1 round, 2 pairs, 4 calls)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print the section, do not touch RESULTS.md")
     parser.add_argument("--skip-setup", action="store_true", help="do not run bench/peers/setup.sh")
     parser.add_argument("--json", type=Path, help="also dump every raw batch here")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the server and the running worker are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.rounds, args.pairs, args.calls, args.no_write = 1, 2, 10, True
+    if args.callgrind:
+        args.rounds, args.pairs, args.calls, args.warmup, args.prime = 1, 2, 4, 2, 3
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    args.client_cpu = cpus[0] if len(cpus) >= 2 else None
-    server_cpu = cpus[-1] if len(cpus) >= 2 else None
+    args.client_cpu = cpus[0] if len(cpus) >= 2 and not args.callgrind else None
+    server_cpu = cpus[-1] if len(cpus) >= 2 and not args.callgrind else None
 
     wanted = set(args.configs.split(","))
     configs = [c for c in CONFIGS if c.name in wanted]
@@ -302,32 +437,36 @@ def main() -> None:
         subprocess.run(["bash", str(BENCH / "peers" / "setup.sh"), *peer_venvs], check=True)
 
     started = time.monotonic()
-    server, base_url = start_server(server_cpu)
-    results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in configs}
-    try:
-        for round_no in range(args.rounds):
-            order = configs if round_no % 2 == 0 else configs[::-1]
-            for config in order:
-                t0 = time.monotonic()
-                run = run_worker(config, base_url, args)
-                results[config.name].append(run)
-                status = run.get("error") or f"ok, {len(run.get('cells', {}))} cells"
-                print(f"round {round_no + 1}/{args.rounds} {config.name}: {status} ({time.monotonic() - t0:.0f} s)")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    results = measure(configs, args, server_cpu)
     wall = time.monotonic() - started
 
-    command = "bench/overhead.py" if not args.quick else "bench/overhead.py --quick"
-    table, verdict = render(results, args, wall, ".venv/bin/python " + command)
-    section = "## Overhead: added client CPU per call\n\n" + "\n".join([table, *verdict, *method_notes(results)])
+    flags = " --quick" if args.quick else " --callgrind" if args.callgrind else ""
+    command = f".venv/bin/python bench/overhead.py{flags}"
+    if args.callgrind:
+        name, metric, title = "overhead-callgrind", INSTR, "## Overhead: added instructions per call (callgrind)"
+        spread = f"min..max of {args.pairs} pairs of {args.calls}-call batches"
+    else:
+        name, metric, title = "overhead", CPU, "## Overhead: added client CPU per call"
+        spread = f"interquartile range of {args.rounds} process(es) x {args.pairs} pairs of {args.calls}-call batches"
+    section = "\n".join(
+        [
+            title,
+            "",
+            f"Machine: {machine()}. Load average at the end: {os.getloadavg()[0]:.1f}.",
+            f"Command: `{command}` ({wall:.0f} s wall). Not part of `make test`.",
+            "",
+            *table(results, metric, spread),
+            *problems(results),
+            *method_notes(results),
+        ]
+    )
     print()
     print(section)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     if not args.no_write:
-        write_section("overhead", section)
-        print(f"\nwrote section 'overhead' of {BENCH / 'RESULTS.md'}")
+        write_section(name, section)
+        print(f"\nwrote section {name!r} of {BENCH / 'RESULTS.md'}")
 
 
 if __name__ == "__main__":

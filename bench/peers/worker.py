@@ -233,12 +233,41 @@ def cpu_now() -> tuple[int, float, float]:
     return time.process_time_ns(), ru.ru_utime, ru.ru_stime
 
 
+class Markers:
+    """Callgrind counter markers (bench/peers/cgmark.c) when running under `valgrind --tool=callgrind`, else nothing."""
+
+    def __init__(self, library: str | None) -> None:
+        self._lib: Any = None
+        if library:
+            import ctypes
+
+            self._lib = ctypes.CDLL(library)
+            if not self._lib.cg_on_valgrind():
+                self._lib = None
+
+    def start(self) -> None:
+        if self._lib is not None:
+            self._lib.cg_start()
+
+    def zero(self) -> None:
+        if self._lib is not None:
+            self._lib.cg_zero()
+
+    def dump(self, label: str) -> None:
+        if self._lib is not None:
+            self._lib.cg_dump(label.encode())
+
+
+MARKERS = Markers(None)
+
+
 def run_batch(
-    call: Callable[[], int], provider: TracerProvider, exporter: CountingExporter, calls: int
+    call: Callable[[], int], provider: TracerProvider, exporter: CountingExporter, calls: int, label: str = ""
 ) -> dict[str, float]:
     provider.force_flush()
     gc.collect()
     spans0 = exporter.spans
+    MARKERS.zero()
     cpu0, u0, s0 = cpu_now()
     wall0 = time.perf_counter_ns()
     for _ in range(calls):
@@ -246,12 +275,14 @@ def run_batch(
     provider.force_flush()  # the export work of this batch's spans belongs to this batch
     cpu1, u1, s1 = cpu_now()
     wall1 = time.perf_counter_ns()
+    MARKERS.dump(label)
     return {
         "cpu_us": (cpu1 - cpu0) / 1e3 / calls,
         "user_us": (u1 - u0) * 1e6 / calls,
         "sys_us": (s1 - s0) * 1e6 / calls,
         "wall_us": (wall1 - wall0) / 1e3 / calls,
         "spans_per_call": (exporter.spans - spans0) / calls,
+        "calls": calls,
     }
 
 
@@ -267,6 +298,16 @@ def measure_cell(
     bare: list[dict[str, float]] = []
     inst: list[dict[str, float]] = []
     chunks = 0
+    # Prime both states untimed first: one-time work (lazy imports, first metric instruments, caches) is not per call.
+    for instrumented in (True, False):
+        if instrumented:
+            toggle.on()
+        call = make_call(provider_name, stream, args.base_url, instrumented and toggle.anthropic_tracing)
+        for _ in range(args.prime):
+            call()
+        if instrumented:
+            toggle.off()
+    tracer_provider.force_flush()
     for pair in range(args.pairs):
         order = (False, True) if pair % 2 == 0 else (True, False)
         for instrumented in order:
@@ -275,7 +316,8 @@ def measure_cell(
             call = make_call(provider_name, stream, args.base_url, instrumented and toggle.anthropic_tracing)
             for _ in range(args.warmup):
                 chunks = call()
-            (inst if instrumented else bare).append(run_batch(call, tracer_provider, exporter, args.calls))
+            label = f"{provider_name}:{'stream' if stream else 'plain'}|{int(instrumented)}|{pair}|{args.calls}"
+            (inst if instrumented else bare).append(run_batch(call, tracer_provider, exporter, args.calls, label))
             if instrumented:
                 toggle.off()
     return {"chunks": chunks, "bare": bare, "instrumented": inst}
@@ -287,10 +329,14 @@ def main() -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--cells", default="openai:plain,openai:stream,anthropic:plain,anthropic:stream")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls on each batch's fresh client")
+    parser.add_argument("--prime", type=int, default=10, help="untimed calls per state before the first pair")
     parser.add_argument("--calls", type=int, default=20, help="calls per batch")
     parser.add_argument("--pairs", type=int, default=20, help="(bare, instrumented) batch pairs per cell")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    parser.add_argument("--callgrind-markers", default=None, help="path of cgmark.so: label each batch for callgrind")
     args = parser.parse_args()
+    global MARKERS
+    MARKERS = Markers(args.callgrind_markers)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
 
@@ -304,6 +350,7 @@ def main() -> None:
     t0 = time.process_time()
     toggle = Toggle(args.config)
     import_cpu_ms = (time.process_time() - t0) * 1e3
+    MARKERS.start()
     results: dict[str, Any] = {}
     for cell in args.cells.split(","):
         provider, mode = cell.split(":")
