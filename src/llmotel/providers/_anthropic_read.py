@@ -191,10 +191,11 @@ def apply_usage(usage_obj: object, usage: Usage) -> None:
 
 
 def apply_usage_extras(usage_obj: object, response: LLMResponse) -> None:
-    """service_tier and inference_geo live in the usage object on Anthropic. Never raises."""
-    tier = _str(field(usage_obj, "service_tier"))
-    if tier:
-        response.service_tier = tier
+    """``usage.inference_geo`` is the serving region. Never raises.
+
+    ``usage.service_tier`` is deliberately not copied: the only service-tier attribute in the registry is
+    OpenAI's (``gen_ai.openai.response.service_tier``), and an Anthropic value under that name would mislead.
+    """
     geo = _str(field(usage_obj, "inference_geo"))
     if geo:
         response.region = geo
