@@ -457,3 +457,52 @@ async def test_vertex_client_async(sim: SimServer, telemetry: Telemetry, wire: W
     async with c.messages.stream(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=_h(5)) as s:  # type: ignore[arg-type]
         await s.until_done()
     check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=True, provider="gcp.vertex_ai")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+@pytest.mark.parametrize("kind", ["with_raw_response", "with_streaming_response"])
+async def test_raw_matrix_async(sim: SimServer, telemetry: Telemetry, wire: Wire, kind: str, stream: bool) -> None:
+    messages = getattr(aclient(sim, wire, telemetry.tracer_provider).messages, kind)
+    kwargs: dict[str, Any] = {"model": MODEL, "max_tokens": 64, "messages": MSGS, "extra_headers": _h(5)}
+    if stream:
+        kwargs["stream"] = True
+
+    async def consume(response: Any) -> None:
+        parsed = await response.parse()
+        if stream:
+            async for _ in parsed:
+                pass
+        else:
+            assert parsed.usage.output_tokens == 5
+
+    if kind == "with_raw_response":
+        await consume(await messages.create(**kwargs))
+    else:
+        async with messages.create(**kwargs) as response:
+            await consume(response)
+    check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=stream)
+
+
+def test_with_streaming_response_body(sim: SimServer, telemetry: Telemetry, wire: Wire) -> None:
+    c = client(sim, wire)
+    with c.messages.with_streaming_response.create(
+        model=MODEL, max_tokens=64, messages=MSGS, extra_headers=_h(6)
+    ) as response:
+        assert response.parse().usage.output_tokens == 6
+    check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=False)
+
+
+@pytest.mark.parametrize("how", ["create_stream", "parse", "count_tokens"])
+async def test_beta_messages_async_more(sim: SimServer, telemetry: Telemetry, wire: Wire, how: str) -> None:
+    beta = aclient(sim, wire, telemetry.tracer_provider).beta.messages
+    if how == "create_stream":
+        async for _ in await beta.create(model=MODEL, max_tokens=64, messages=MSGS, stream=True, extra_headers=_h(5)):  # type: ignore[arg-type]
+            pass
+        check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=True)
+    elif how == "parse":
+        await beta.parse(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=_h(5))  # type: ignore[arg-type]
+        check_chat(*telemetry.one_call(), sim.truth(wire.last_id), sim, stream=False)
+    else:
+        result = await beta.count_tokens(model=MODEL, messages=MSGS)  # type: ignore[arg-type]
+        parent, kids = telemetry.one_call()
+        assert kids == [] and (parent.attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == result.input_tokens
