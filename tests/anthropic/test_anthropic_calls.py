@@ -506,3 +506,71 @@ async def test_beta_messages_async_more(sim: SimServer, telemetry: Telemetry, wi
         result = await beta.count_tokens(model=MODEL, messages=MSGS)  # type: ignore[arg-type]
         parent, kids = telemetry.one_call()
         assert kids == [] and (parent.attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == result.input_tokens
+
+
+# ---- the caller's own failures, broken connections, malformed bodies ------------------------------------------
+
+
+def test_exception_in_the_callers_loop_propagates_and_ends_the_span(
+    sim: SimServer, telemetry: Telemetry, wire: Wire
+) -> None:
+    c = client(sim, wire, telemetry.tracer_provider)
+    with (
+        pytest.raises(KeyError, match="mine"),
+        c.messages.stream(model=MODEL, max_tokens=400, messages=MSGS, extra_headers=_h(300)) as s,
+    ):
+        for _ in s.text_stream:
+            raise KeyError("mine")
+    parent, kids = telemetry.one_call()
+    assert_tiles(parent, kids)
+    a = dict(parent.attributes or {})
+    assert a[sc.LLMOTEL_STREAM_ABANDONED] is True
+    assert sc.ERROR_TYPE not in a  # the caller's error is not the call's
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["create_stream", "stream_helper"])
+def test_mid_stream_disconnect(sim: SimServer, telemetry: Telemetry, wire: Wire, helper: bool) -> None:
+    c = client(sim, wire, telemetry.tracer_provider, max_retries=0)
+    headers = _h(40, **{"x-sim-fault": "disconnect_after:5"})
+    seen = 0
+    with pytest.raises(Exception) as info:
+        if helper:
+            with c.messages.stream(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=headers) as s:
+                for _ in s:
+                    seen += 1
+        else:
+            for _ in c.messages.create(model=MODEL, max_tokens=64, messages=MSGS, stream=True, extra_headers=headers):
+                seen += 1
+    assert seen > 0
+    parent, kids = telemetry.one_call()
+    a = dict(parent.attributes or {})
+    assert parent.status.status_code.name == "ERROR"
+    assert a[sc.ERROR_TYPE] == type(info.value).__qualname__
+    assert [k.name for k in kids] == PHASES
+    assert_tiles(parent, kids)
+
+
+@pytest.mark.parametrize("fault", ["wrong_type_usage", "missing_usage"])
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_malformed_usage_never_breaks_the_call(
+    sim: SimServer, telemetry: Telemetry, wire: Wire, fault: str, stream: bool
+) -> None:
+    c = client(sim, wire, telemetry.tracer_provider)
+    headers = _h(7, **{"x-sim-fault": fault})
+    if stream:
+        events = list(c.messages.create(model=MODEL, max_tokens=64, messages=MSGS, stream=True, extra_headers=headers))
+        assert events[-1].type == "message_stop"
+    else:
+        c.messages.create(model=MODEL, max_tokens=64, messages=MSGS, extra_headers=headers)
+    parent, kids = telemetry.one_call()
+    assert parent.status.status_code.name != "ERROR"
+    assert [k.name for k in kids] == PHASES
+    a = dict(parent.attributes or {})
+    truth = sim.truth(wire.last_id)
+    if stream:
+        # missing: the content deltas are counted instead, and said to be estimated. wrong_type: the SDK's lenient
+        # model construction turns message_delta's numeric string back into the provider's count.
+        assert a[sc.LLMOTEL_USAGE_SOURCE] == ("estimated" if fault == "missing_usage" else "provider")
+        assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == truth["output_tokens"]
+    else:
+        assert sc.GEN_AI_USAGE_OUTPUT_TOKENS not in a  # a wrong-typed or absent count is not reported
