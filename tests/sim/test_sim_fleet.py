@@ -147,3 +147,30 @@ def test_cli_list_and_bad_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     ):
         assert name in out
     assert cli_main(["load", "no_such_scenario"]) == 2
+
+
+def test_random_fault_rates_are_seeded(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    def statuses(seed: int) -> list[int]:
+        sim = sim_factory({"fault_rates": {"http_500": 0.5}}, seed=seed, speed=200)
+        client = _client(sim)
+        out = []
+        for _ in range(12):
+            try:
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+                out.append(200)
+            except openai.InternalServerError:
+                out.append(500)
+        return out
+
+    a, b = statuses(3), statuses(3)
+    assert a == b and 200 in a and 500 in a
+
+
+def test_diurnal_plan_follows_the_sine() -> None:
+    from llmotel.sim.loadgen import LoadSpec, TenantLoad, plan
+
+    spec = LoadSpec(duration_s=400, tenants=[TenantLoad(name="t", rate=5)], diurnal_period_s=400, diurnal_amplitude=0.9)
+    times = [a.at_s for a in plan(spec, seed=1)]
+    peak = sum(1 for t in times if t < 200)  # sin > 0 in the first half period
+    trough = len(times) - peak
+    assert peak > 3 * trough
