@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -71,6 +72,10 @@ def _load(args: argparse.Namespace) -> int:
     config = load_scenario(args.scenario)
     spec = LoadSpec.from_config(config)
     if args.instrument:
+        if any(k.startswith("OTEL_EXPORTER_OTLP") for k in os.environ):
+            # Export for real (OTLP, standard OTEL_* variables) and instrument every installed client.
+            with contextlib.suppress(ImportError):
+                import llmotel.auto  # noqa: F401
         used = instrument_if_available()
         print(f"llmotel-sim: instrumented with {', '.join(used) or 'nothing'}", file=sys.stderr)
     t0 = time.perf_counter()
