@@ -5,8 +5,7 @@ PY := $(VENV)/bin/python
 GO ?= go
 COLLECTOR := collector
 
-.PHONY: setup semconv semconv-check lint typecheck pytest go-check go-fuzz collector-build collector-validate test demo clean \
-	collector-agent-build prometheus
+.PHONY: setup semconv semconv-check lint typecheck pytest go-check go-fuzz collector-build collector-validate test demo clean prometheus
 
 # The collector distribution (ocb-built, see collector/README.md). Rebuilt only when its inputs change.
 COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
@@ -37,7 +36,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy --strict src/llmotel
 
-pytest: setup collector-build collector-agent-build prometheus
+pytest: setup collector-build prometheus
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 go-check:
@@ -61,14 +60,6 @@ test: semconv-check lint typecheck go-check go-fuzz collector-validate pytest
 
 demo: setup collector-build prometheus
 	$(PY) examples/demo.py $(ARGS)
-
-# End to end (examples/, tests/e2e): the agent tier of the gateway example (its own ocb manifest) and Prometheus.
-AGENT_BIN := examples/gateway/build/otelcol-llmotel-agent
-$(AGENT_BIN): examples/gateway/builder-agent.yaml examples/gateway/build-agent.sh examples/gateway/lock/go.mod \
-	examples/gateway/lock/go.sum
-	GO=$(GO) examples/gateway/build-agent.sh
-
-collector-agent-build: $(AGENT_BIN)
 
 # The Debian package's Prometheus (2.42 on bookworm); installed with apt when missing and we are root.
 prometheus:

@@ -1,7 +1,7 @@
 """End-to-end helpers and fixtures: the real otelcol-llmotel binary, a real Prometheus, the fleet simulator and the
 instrumented real clients (examples/multi_tenant_app.py in its own process, `import llmotel.auto`), all on 127.0.0.1.
 
-Missing parts (the collector binaries, prometheus) skip these tests locally with the reason; under CI=true they fail
+Missing parts (the collector binary, prometheus) skip these tests locally with the reason; under CI=true they fail
 with a message saying how to get them, so CI never passes by skipping.
 """
 
@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT / "examples" / "e2e"))
 import stack as e2e  # noqa: E402
 
 SCENARIO = Path(__file__).resolve().parent / "scenario.yaml"
-AGENT_BIN = ROOT / "examples" / "gateway" / "build" / "otelcol-llmotel-agent"
 AGENT_CONFIG = ROOT / "examples" / "gateway" / "agent.yaml"
 
 
@@ -38,11 +37,9 @@ def require(what: str, present: bool, how: str) -> None:
     pytest.skip(message)
 
 
-def require_stack(agent: bool = False) -> None:
+def require_stack() -> None:
     require("collector/build/otelcol-llmotel", e2e.collector_binary() is not None, "run `make collector-build`")
     require("prometheus", e2e.prometheus_binary() is not None, "apt-get install prometheus (or `make prometheus`)")
-    if agent:
-        require(str(AGENT_BIN.relative_to(ROOT)), AGENT_BIN.is_file(), "run `make collector-agent-build`")
 
 
 @dataclass

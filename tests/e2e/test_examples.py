@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import AGENT_BIN, ROOT, require, require_stack
+from e2e_support import ROOT, require, require_stack
 from stack import collector_binary
 
 K8S = ROOT / "examples" / "k8s"
@@ -47,10 +47,10 @@ def test_the_manifests_embed_a_sidecar_an_agent_and_a_gateway_config() -> None:
 def test_embedded_collector_config_passes_validate(
     manifest: str, component: str, config: str, declared: set[str], tmp_path: Path
 ) -> None:
-    require_stack(agent=component == "agent")
+    require_stack()
     used = set(re.findall(r"\$\{env:([A-Z0-9_]+)", config))
     assert used <= declared, f"{manifest}: {sorted(used - declared)} used in the config but not set on a container"
-    binary = AGENT_BIN if component == "agent" else collector_binary()
+    binary = collector_binary()
     path = tmp_path / "collector.yaml"
     path.write_text(config)
     # The values the Deployment would set from the downward API / its env list.

@@ -1,4 +1,4 @@
-"""Gateway tier: app -> agent collector (load-balancing exporter, routing by trace id) -> two otelcol-llmotel gateways.
+"""Gateway tier: app -> agent collector (loadbalancing exporter, routing by trace id) -> two otelcol-llmotel gateways.
 
 The agent also mirrors every span to a third, single otelcol-llmotel: the same spans, one instance. Prometheus
 scrapes the gateways as job "gateway" and the single one as job "single". Trace-local SLIs (plan adherence, TTFT,
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 import report
-from e2e_support import AGENT_BIN, AGENT_CONFIG, SCENARIO, Run, require_stack, run_app, wait_for
-from stack import SIDECAR_CONFIG, Prometheus, Stack, free_port, sidecar_env, wait_until
+from e2e_support import AGENT_CONFIG, SCENARIO, Run, require_stack, run_app, wait_for
+from stack import SIDECAR_CONFIG, Prometheus, Stack, collector_binary, free_port, sidecar_env, wait_until
 
 from llmotel.sim import SimServer
 from llmotel.sim.config import load_scenario
@@ -22,7 +22,7 @@ SINGLE = '{job="single"}'
 
 @pytest.fixture(scope="module")
 def run(e2e_stack: Stack) -> Run:
-    require_stack(agent=True)
+    require_stack()
     config = load_scenario(SCENARIO)
     scrape: dict[str, list[str]] = {"gateway": [], "single": []}
     grpc: dict[str, int] = {}
@@ -39,7 +39,7 @@ def run(e2e_stack: Stack) -> Run:
         "LLMOTEL_GATEWAY_2": f"127.0.0.1:{grpc['gateway-2']}",
         "LLMOTEL_SINGLE_ENDPOINT": f"127.0.0.1:{grpc['single']}",
     }
-    proc = e2e_stack.spawn("agent", [str(AGENT_BIN), "--config", str(AGENT_CONFIG)], env=agent_env)
+    proc = e2e_stack.spawn("agent", [str(collector_binary()), "--config", str(AGENT_CONFIG)], env=agent_env)
     wait_until(lambda: _listening(e2e_stack, proc, agent_http), 30, f"agent collector ({e2e_stack.log_path('agent')})")
     prom = e2e_stack.prometheus(scrape)
     with SimServer(config, speed=config.speed) as sim:
