@@ -160,7 +160,7 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	energy, hasEnergy := r.amount(sc.AttrEnergyWh)
 	carbon, hasCarbon := r.amount(sc.AttrCarbonGCO2e)
 	fingerprint := r.str(sc.AttrPromptPrefixFingerprint)
-	start, duration, okTimes := spanTimes(span)
+	_, duration, okTimes := spanTimes(span)
 	if r.bad == "" && !okTimes {
 		r.fail(reasonBadTimestamps)
 	}
@@ -171,7 +171,6 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 		c.reject(r.bad, now, 1)
 		return
 	}
-	_ = start
 	if d.cacheState == "" && hasInput {
 		d.cacheState = cacheStateOf(cacheRead, input)
 	}
@@ -187,7 +186,8 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	ph := c.phases.take(spanID)
 	var ttftFromPhases float64
 	ttftSource, firstTokenSeen, decodeSource := "", false, ""
-	var decodeDur float64
+	var decodeDur, decodeTPOT float64
+	hasDecodeTPOT := false
 	for _, p := range ph {
 		c.recordPhase(&d, p, now)
 		switch p.name {
@@ -198,6 +198,7 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 			firstTokenSeen, ttftSource = true, p.source
 		case sc.AttrPhaseNameDecode:
 			decodeDur, decodeSource = p.duration, p.source
+			decodeTPOT, hasDecodeTPOT = p.tpot, p.hasTPOT
 			if stalls == 0 {
 				stalls = p.stalls
 			}
@@ -218,6 +219,9 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 		c.st.ttft.Record(v[:6], ttft, now, traceID, spanID)
 	}
 	tpot, hasTPOT := tpotAttr, hasTPOTAttr
+	if !hasTPOT && hasDecodeTPOT {
+		tpot, hasTPOT = decodeTPOT, true
+	}
 	v[5] = decodeSource
 	if v[5] == "" {
 		v[5] = sc.AttrPhaseSourceClient

@@ -17,6 +17,8 @@ type phase struct {
 	source   string
 	duration float64
 	stalls   int64
+	tpot     float64 // decode phases: the SDK's time per output token, when it measured one
+	hasTPOT  bool
 	arrived  time.Time
 }
 
@@ -59,6 +61,7 @@ func (c *llmSLI) ingestPhase(span ptrace.Span, now time.Time) {
 	r.require(sc.AttrPhaseSource)
 	p := phase{traceID: span.TraceID(), spanID: span.SpanID(), name: r.str(sc.AttrPhaseName), source: r.str(sc.AttrPhaseSource), arrived: now}
 	p.stalls, _ = r.count(sc.AttrDecodeStallCount)
+	p.tpot, p.hasTPOT = r.amount(sc.AttrDecodeTimePerOutputToken)
 	_, dur, ok := spanTimes(span)
 	switch {
 	case r.bad != "":
