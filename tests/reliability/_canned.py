@@ -86,13 +86,14 @@ BODIES: dict[str, tuple[str, bytes]] = {
                 _chunk(
                     choices=[],
                     usage={
-                        "prompt_tokens": "3",
+                        "prompt_tokens": 10**30,
                         "completion_tokens": -1,
                         "prompt_tokens_details": "x",
                         "completion_tokens_details": [1],
                     },
                 ),
                 _chunk(choices=[], usage="not-a-dict"),
+                _chunk(choices=[], usage={"prompt_tokens": "3", "completion_tokens": 2**64}),
                 b"data: [DONE]\n\n",
             ]
         ),
@@ -197,7 +198,7 @@ BODIES: dict[str, tuple[str, bytes]] = {
                     "type": "message_delta",
                     "delta": {"stop_reason": 5},
                     "usage": {
-                        "output_tokens": "7",
+                        "output_tokens": 2**70,
                         "input_tokens": -3,
                         "cache_read_input_tokens": 1e300,
                         "cache_creation": "x",

@@ -51,8 +51,9 @@ def field(obj: object, name: str) -> Any:
 
 
 def _int(value: object) -> int | None:
-    # bool is an int subclass; a boolean token count is a malformed body, not 1.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    # bool is an int subclass; a boolean token count is a malformed body, not 1. So is a count outside
+    # [0, 2**63): negative counts break histograms, larger ones do not fit OTLP's int64.
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63 else None
 
 
 def _str(value: object) -> str:

@@ -73,7 +73,8 @@ def _given(value: Any) -> bool:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    # A count outside [0, 2**63) is a malformed body: negative counts break histograms, larger ones OTLP's int64.
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63 else None
 
 
 def _text_parts(content: Any) -> Iterable[str]:
