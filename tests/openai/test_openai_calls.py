@@ -659,3 +659,30 @@ def test_stream_helper_early_exit_ends_span_at_close(sim: SimServer, telemetry: 
     parent = next(s for s in spans if s.name == f"chat {MODEL}")
     assert parent.attributes[sc.LLMOTEL_STREAM_ABANDONED] is True
     assert stream is not None
+
+
+@pytest.mark.parametrize("fault", ["malformed_json", "malformed_sse", "missing_usage", "wrong_type_usage"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_malformed_responses_behave_as_without_llmotel(
+    sim: SimServer, telemetry: Telemetry, fault: str, stream: bool
+) -> None:
+    """Whatever the bare client does with a broken response (return or raise), the instrumented one does too."""
+    from llmotel.providers.openai import OpenAIInstrumentor
+
+    def outcome() -> str:
+        client = _client(sim, max_retries=0)
+        try:
+            r = client.chat.completions.create(
+                model=MODEL, messages=MSGS, stream=stream, extra_headers=_hdr(4, **{"x-sim-fault": fault})
+            )
+            if stream:
+                return f"ok:{sum(1 for _ in r)}"
+            return f"ok:{r.choices[0].finish_reason}"
+        except Exception as exc:
+            return type(exc).__name__
+
+    instrumented = outcome()
+    assert len(telemetry.calls()) == 1  # the span ended either way
+    OpenAIInstrumentor().uninstrument()
+    bare = outcome()
+    assert instrumented == bare
