@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "e2e"))
@@ -80,14 +81,14 @@ def run(args: argparse.Namespace) -> int:
         rollout.set()
         if app.returncode != 0:
             raise StackError(f"the app failed with code {app.returncode}")
-        sent = json.loads(out.decode().strip().splitlines()[-1])
+        sent: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
         say(f"[5/5] waiting for the SLIs of {sent['llm_calls']} LLM calls and "
             f"{sum(sent['agent_runs'].values())} agent runs to reach Prometheus")
 
         def landed() -> bool:
             calls = prom.value("sum(llmotel_sli_requests_total)") or 0
             runs = prom.value("sum(llmotel_sli_plan_adherence_count)") or 0
-            return calls >= sent["llm_calls"] and runs >= sum(sent["agent_runs"].values())
+            return bool(calls >= sent["llm_calls"] and runs >= sum(sent["agent_runs"].values()))
 
         try:
             wait_until(landed, 60, "the SLIs in Prometheus", interval=0.5)
