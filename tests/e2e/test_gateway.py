@@ -16,6 +16,9 @@ from stack import SIDECAR_CONFIG, Prometheus, Stack, collector_binary, free_port
 from llmotel.sim import SimServer
 from llmotel.sim.config import load_scenario
 
+# The module fixture starts four collectors, Prometheus and the app (~40 s here; more on a slow machine).
+pytestmark = pytest.mark.timeout(420)
+
 GATEWAY = '{job="gateway"}'
 SINGLE = '{job="single"}'
 

@@ -18,6 +18,9 @@ from stack import SIDECAR_CONFIG, Stack, free_port, sidecar_env
 from llmotel.sim import SimServer
 from llmotel.sim.config import load_scenario
 
+# The module fixture starts the whole stack and runs the app (~40 s here; more on a slow machine).
+pytestmark = pytest.mark.timeout(420)
+
 
 @pytest.fixture(scope="module")
 def run(e2e_stack: Stack) -> Run:
