@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 import wrapt
@@ -188,7 +189,7 @@ def build_provider() -> Provider:
     from anthropic import _response
 
     candidates: list[object] = [getattr(_response, "APIResponse", None), getattr(_response, "AsyncAPIResponse", None)]
-    with contextlib.suppress(ImportError):  # 1.x SDKs return a LegacyAPIResponse from with_raw_response
+    with contextlib.suppress(ImportError):  # older SDKs return a LegacyAPIResponse from with_raw_response
         candidates.append(getattr(importlib.import_module("anthropic._legacy_response"), "LegacyAPIResponse", None))
     raw_types = tuple(t for t in candidates if isinstance(t, type))
     return Provider(
@@ -221,13 +222,24 @@ def _stream_helper_reads_raw_stream() -> bool:
     HTTP response themselves, bypassing any proxy: there the helper is left unpatched (no span rather
     than a wrong one)."""
     try:
-        import inspect
-
         from anthropic.lib.streaming import MessageStream
 
         return "raw_stream" in inspect.signature(MessageStream.__init__).parameters
     except Exception:
         return False
+
+
+class _Deferred:
+    """An awaitable that creates its coroutine only when awaited: a manager that is never entered leaves
+    no extra never-awaited coroutine behind (only the SDK's own, as without llmotel)."""
+
+    __slots__ = ("_factory",)
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._factory().__await__()  # type: ignore[no-any-return]
 
 
 def _stream_helper_wrapper(provider: Provider, ep: Endpoint) -> _Wrapper:
@@ -251,7 +263,7 @@ def _stream_helper_wrapper(provider: Provider, ep: Endpoint) -> _Wrapper:
                 return original() if callable(original) else original
 
             if ep.is_async:
-                setattr(manager, attr, core(send, instance, args, kwargs))
+                setattr(manager, attr, _Deferred(lambda: core(send, instance, args, kwargs)))
             else:
                 setattr(manager, attr, lambda: core(send, instance, args, kwargs))
         except Exception:
