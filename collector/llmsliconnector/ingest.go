@@ -276,12 +276,12 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 		v[0], v[1] = d.model, d.region
 		key := c.key(v[:2])
 		c.revisions.Observe(key, v[:2], d.revision, now)
-		if prev, seen := c.lastRevision[key]; !seen || prev != d.revision {
+		if prev, seen := c.lastRevision[string(key)]; !seen || prev != d.revision {
 			if seen {
 				c.st.revisionChanges.Add(v[:2], 1, now)
 			}
 			if seen || len(c.lastRevision) < c.cfg.Cardinality.MaxSeriesPerMetric || c.cfg.Cardinality.MaxSeriesPerMetric == 0 {
-				c.lastRevision[key] = d.revision
+				c.lastRevision[string(key)] = d.revision
 			}
 		}
 	}
@@ -308,15 +308,16 @@ func cacheStateOf(cacheRead, input int64) string {
 	}
 }
 
-// key joins values into a map key in a reused buffer; the returned string is a fresh copy.
-func (c *llmSLI) key(values []string) string {
+// key joins values into a map key in a reused buffer, valid until the next call: map lookups
+// with string(key) do not allocate, and maps copy it only when they insert.
+func (c *llmSLI) key(values []string) []byte {
 	b := c.keyBuf[:0]
 	for _, v := range values {
 		b = append(b, v...)
 		b = append(b, 0)
 	}
 	c.keyBuf = b
-	return string(b)
+	return b
 }
 
 // recordRun records the adherence of one scored agent run.

@@ -26,16 +26,16 @@ func NewRecency(window time.Duration, maxKeys, maxMembers int) *Recency {
 	return &Recency{window: window, maxKeys: maxKeys, maxMembers: maxMembers, keys: map[string]*recencyKey{}}
 }
 
-// Observe records member under key (key is the joined values; values are kept for output).
-func (r *Recency) Observe(key string, values []string, member string, now time.Time) {
-	k, ok := r.keys[key]
+// Observe records member under key (the joined values, copied only when new; values are kept for output).
+func (r *Recency) Observe(key []byte, values []string, member string, now time.Time) {
+	k, ok := r.keys[string(key)]
 	if !ok {
 		if r.maxKeys > 0 && len(r.keys) >= r.maxKeys {
 			r.Dropped++
 			return
 		}
 		k = &recencyKey{values: append([]string(nil), values...), members: map[string]time.Time{}}
-		r.keys[key] = k
+		r.keys[string(key)] = k
 	}
 	if _, seen := k.members[member]; !seen && r.maxMembers > 0 && len(k.members) >= r.maxMembers {
 		r.Dropped++

@@ -25,20 +25,20 @@ func NewSums(window time.Duration, slots, maxKeys int) *Sums {
 
 func (s *Sums) reset(i int) { s.slots[i] = map[string]*[2]float64{} }
 
-// Add adds a and b to key's sums in the current slot.
-func (s *Sums) Add(key string, values []string, a, b float64, now time.Time) {
+// Add adds a and b to key's sums in the current slot. key (the joined values) is copied only when new.
+func (s *Sums) Add(key []byte, values []string, a, b float64, now time.Time) {
 	i := s.ring.Advance(now, s.reset)
-	if _, ok := s.values[key]; !ok {
+	if _, ok := s.values[string(key)]; !ok {
 		if s.maxKeys > 0 && len(s.values) >= s.maxKeys {
 			s.Dropped++
 			return
 		}
-		s.values[key] = append([]string(nil), values...)
+		s.values[string(key)] = append([]string(nil), values...)
 	}
-	acc := s.slots[i][key]
+	acc := s.slots[i][string(key)]
 	if acc == nil {
 		acc = &[2]float64{}
-		s.slots[i][key] = acc
+		s.slots[i][string(key)] = acc
 	}
 	acc[0] += a
 	acc[1] += b
