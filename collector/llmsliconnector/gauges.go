@@ -68,13 +68,15 @@ func (c *llmSLI) appendFairness(ms pmetric.MetricSlice, now time.Time) {
 	share := gauge(ms, sc.MetricSLITenantServiceShare, "1", "Tenant share of weighted service over the window.")
 	demand := gauge(ms, sc.MetricSLITenantDemandShare, "1", "Tenant share of requests over the window.")
 	var slowdown pmetric.NumberDataPointSlice
+	hasSlowdown := false
 	one := make([]string, 1)
 	for _, t := range rep.Tenants {
 		one[0] = t.Tenant
 		point(share, now, t.ServiceShare, tenantDims, one)
 		point(demand, now, t.DemandShare, tenantDims, one)
 		if t.HasSlowdown {
-			if slowdown == (pmetric.NumberDataPointSlice{}) {
+			if !hasSlowdown {
+				hasSlowdown = true
 				slowdown = gauge(ms, sc.MetricSLITenantSlowdown, "1", "Tenant p95 TTFT over the fleet p95 TTFT in the window.")
 			}
 			point(slowdown, now, t.Slowdown, tenantDims, one)

@@ -69,7 +69,7 @@ func (t *Tracker) Observe(now time.Time, tenant string, inputTokens, outputToken
 	}
 }
 
-// Service is one SLI figure of a tenant.
+// TenantReport is one tenant's fairness figures over the window.
 type TenantReport struct {
 	Tenant       string
 	Service      float64 // weighted tokens served in the window
