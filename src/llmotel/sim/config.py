@@ -160,6 +160,8 @@ def _validate(cfg: SimConfig) -> None:
             raise ConfigError(f"regions.{r.name}.replicas must be >= 1")
         if r.revision not in cfg.revisions:
             raise ConfigError(f"regions.{r.name}.revision {r.revision!r} is not a key of revisions")
+    if any(r.weight < 0 for r in cfg.regions) or sum(r.weight for r in cfg.regions) <= 0:
+        raise ConfigError("regions[].weight must be >= 0 and at least one region needs weight > 0")
     if cfg.replica.max_batch < 1:
         raise ConfigError("replica.max_batch must be >= 1")
     if cfg.output_tokens_min < 1 or cfg.output_tokens_max < cfg.output_tokens_min:

@@ -448,14 +448,14 @@ class SimApp:
                         buf.append(encode(tok if isinstance(tok, list) else [tok]))
                     sent += 1
                     if sent == 1 and fault.kind in ("malformed_sse", "error_event", "malformed_json"):
-                        await resp.write("".join(buf).encode())
                         req.wall_first_chunk_sent = time.perf_counter()
+                        await resp.write("".join(buf).encode())
                         await self._broken_stream(resp, req, fault)
                         return resp
                 if buf:
-                    await resp.write("".join(buf).encode())
-                    if sent and not req.wall_first_chunk_sent:
+                    if sent and not req.wall_first_chunk_sent:  # stamped before the write: it may yield
                         req.wall_first_chunk_sent = time.perf_counter()
+                    await resp.write("".join(buf).encode())
                 if req.done and sent >= req.visible_tokens:
                     break
                 if req.done or min(req.visible_tokens, req.produced - req.reasoning_tokens) > sent:
