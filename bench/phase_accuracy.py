@@ -41,9 +41,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from openai import OpenAI
+
 from llmotel.phases import PhaseModel
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, ServerTiming, Usage
-from openai import OpenAI
 
 MODEL = "llama-3.1-8b-instruct"
 SPEED = 1.0  # simulated seconds per wall second: timings stay well above loopback and timer jitter
@@ -105,6 +106,7 @@ class Sample:
     uncached: int = 0
     cached: int = 0
     headers_s: float = 0.0
+    stream: bool = True
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Scenario:
     sizes: Callable[[random.Random], tuple[int, str]] = field(default=lambda r: (0, ""))  # (pad tokens, prefix)
     output_tokens: tuple[int, int] = (4, 12)
     neighbour: Callable[[str, threading.Event], None] | None = None
+    nonstream_share: float = 0.0  # share of calls made without streaming (scored in their own row)
 
 
 def _uncached(rng: random.Random) -> tuple[int, str]:
@@ -158,8 +161,9 @@ def _noisy_neighbour(base_url: str, stop: threading.Event) -> None:
 
 
 SCENARIOS: list[Scenario] = [
-    Scenario("idle", "one caller, sequential calls, 50-8000 uncached tokens, nothing else on the server",
-             _config("idle"), sizes=_uncached),
+    Scenario("idle", "one caller, sequential calls, 50-8000 uncached tokens, nothing else on the server; "
+             "a quarter of the calls do not stream (scored in their own row)",
+             _config("idle"), sizes=_uncached, nonstream_share=0.25),
     Scenario("steady_load", "6 concurrent callers on one replica (continuous batching, shared prefill steps)",
              _config("steady_load"), clients=6, sizes=_uncached),
     Scenario("noisy_neighbour", "2 callers; another tenant sends 20k-40k-token prompts that stall the replica",
@@ -216,7 +220,10 @@ class Runner:
                 headers["x-sim-input-tokens"] = str(pad)
             else:
                 content += " details" * pad
-            self._one_call(sim, client, content, headers)
+            if rng.random() < sc.nonstream_share:
+                self._one_plain_call(sim, client, content, headers)
+            else:
+                self._one_call(sim, client, content, headers)
             if sc.think_s[1] > 0:
                 time.sleep(rng.uniform(*sc.think_s))
 
@@ -270,6 +277,40 @@ class Runner:
                                        cold_start=float(truth.get("cold_start_s", 0.0)) > 0,
                                        uncached=(usage.input_tokens or 0) - (usage.cache_read_tokens or 0),
                                        cached=usage.cache_read_tokens or 0, headers_s=(headers_ns - start) / 1e9))
+
+
+    def _one_plain_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str]) -> None:
+        """A non-streaming call: only send and end are seen; decode comes from what streams taught."""
+        start_wall = time.time_ns()
+        start = time.perf_counter_ns()
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": content}], extra_headers=headers,
+        )
+        body = raw.parse()
+        end = time.perf_counter_ns()
+        request_id = raw.headers.get("x-sim-request-id", "")
+        u = body.usage
+        details = u.prompt_tokens_details if u else None
+        usage = Usage(input_tokens=u.prompt_tokens if u else None, output_tokens=u.completion_tokens if u else None,
+                      cache_read_tokens=(details.cached_tokens or 0) if details else 0)
+        capture = CallCapture(start_wall_ns=start_wall, start_ns=start, attempt_start_ns=start, headers_ns=end,
+                              end_ns=end)
+        request = LLMRequest(provider="openai", operation="chat", request_model=MODEL, server_address="127.0.0.1")
+        with self._lock:
+            index = self._seen
+            self._seen += 1
+        phases = self.model.split(request, LLMResponse(response_model=body.model, usage=usage, status_code=200),
+                                  capture, ServerTiming())
+        est = {p.name: (p.end_ns - p.start_ns) / 1e9 for p in phases}
+        ts = _wait_truth(sim, request_id)["wall_ts"]
+        send_s = start / 1e9
+        true = {"queue_s": float(ts["admit"]) - send_s, "prefill_s": float(ts["prefill_end"]) - float(ts["admit"]),
+                "first_token_s": float(ts["first_visible"]) - float(ts["prefill_end"])}
+        with self._lock:
+            # TTFT is not observed: normalise by the true one on the client's timeline.
+            self.samples.append(Sample(index, float(ts["first_visible"]) - send_s, est, true,
+                                       uncached=(usage.input_tokens or 0) - (usage.cache_read_tokens or 0),
+                                       cached=usage.cache_read_tokens or 0, stream=False))
 
 
 def _wait_truth(sim: RemoteSim, request_id: str) -> dict[str, Any]:
@@ -367,8 +408,11 @@ def main() -> None:
     for sc in chosen:
         t = time.perf_counter()
         samples = Runner(sc, warmup + measured, args.seed).run()
-        row = summarize(sc.name, samples, warmup)
+        row = summarize(sc.name, [s for s in samples if s.stream], warmup)
         rows.append(row)
+        plain = [s for s in samples if not s.stream]
+        if plain:
+            rows.append(summarize(f"{sc.name} (non-streaming)", plain, warmup))
         print(f"{sc.name:16s} {time.perf_counter() - t:5.0f}s  " + "  ".join(
             f"{k}={_fmt(v) if isinstance(v, float) and k != 'ttft_median_ms' else v}" for k, v in row.items()
             if k != "scenario"), flush=True)

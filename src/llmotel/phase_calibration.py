@@ -45,10 +45,11 @@ Key = tuple[str, str, str, str]  # provider, server address, resolved model, reg
 STATE_ENV = "LLMOTEL_PHASE_MODEL_STATE"
 _STATE_VERSION = 1
 
-_TAU = 0.1  # expectile of the envelope fit
-_FIT_ITERATIONS = 8
-_HUBER = 3.0
-_PRIOR_WEIGHT = 0.02  # the prior counts as this fraction of one point: it only settles what the data cannot
+_TAU = 0.1  # quantile of the envelope fit (of the per-bin minima)
+_FIT_ITERATIONS = 12
+_QUANTILE_EPS_S = 1e-5  # residuals below this count as this (keeps the reweighting finite)
+_SPARSE_BIN = 4.0
+_PRIOR_WEIGHT = 1e-6  # numerical only: coefficients the data cannot tell apart are pinned to the prior
 _PER_BIN = 3
 _MAX_BINS = 48
 _MAX_AGE = 4096  # calls of a key after which a stored point expires
@@ -124,7 +125,9 @@ class _Envelope:
     coefficient is kept >= 0; ``cap`` pairs (i, j) keep theta[i] <= theta[j] (cache read <= uncached).
     """
 
-    __slots__ = ("_bins", "_cap", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count", "theta")
+    __slots__ = (
+        "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count", "theta",
+    )
 
     def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
         self._prior = prior_theta
@@ -134,6 +137,7 @@ class _Envelope:
         # request path); ``aux_floor`` is its weighted mean over the points that make the floor.
         self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int, float]]] = {}
         self.aux_floor = 0.0
+        self._counts: dict[tuple[int, ...], int] = {}  # calls seen per bin (while it lives)
         self._dirty = False
         self._last_fit = 0
         self.count = 0
@@ -148,11 +152,13 @@ class _Envelope:
         seq = self.count
         key = tuple(_log_bin(v, p) for v, p in zip(x, self._per_octave, strict=True))
         points = self._bins.get(key)
+        self._counts[key] = self._counts.get(key, 0) + 1
         if points is None:
             if len(self._bins) >= _MAX_BINS:
                 # Evict the bin whose newest point is oldest: it describes a size no longer sent.
                 stale = min(self._bins, key=lambda k: max(p[2] for p in self._bins[k]))
                 del self._bins[stale]
+                self._counts.pop(stale, None)
             self._bins[key] = [(x, t, seq, aux)]
             self._dirty = True
             return
@@ -178,14 +184,27 @@ class _Envelope:
         self._last_fit = self.count
         # A full bin contributes its second-lowest point: one call that was impossibly fast (a late clock,
         # a burst) cannot pull the floor down, at the price of a floor a little above the very fastest call.
+        # A bin seen only a few times has a minimum that still holds some queueing (the luckiest of two
+        # calls is rarely unqueued): it weighs n / (n + _SPARSE_BIN) of a well-sampled bin.
         points: list[tuple[tuple[float, ...], float]] = []
         aux: list[float] = []
-        for pts in self._bins.values():
+        trust: list[float] = []
+        for key, pts in self._bins.items():
             chosen = [sorted(pts, key=lambda p: self._residual(p[0], p[1]))[1]] if len(pts) >= _PER_BIN else pts
+            n = self._counts.get(key, 1)
             for x, t, _, a in chosen:
                 points.append((x, t))
                 aux.append(a)
-        fitted = self._fit(points)
+                trust.append(n / (n + _SPARSE_BIN))
+        # A slope is told apart from the fixed overhead only when its token count varies: with one prompt
+        # size the prefill slope stays at its prior; the cache-read cost needs three cached sizes (one
+        # shared system prompt says nothing about it).
+        pinned: dict[int, float] = {}
+        for i in range(len(self._per_octave)):
+            needed = 3 if self._cap is not None and i + 1 == self._cap[0] else 2
+            if len({_log_bin(x[i], 2) for x, _ in points}) < needed:
+                pinned[i + 1] = self._prior[i + 1]
+        fitted = self._fit(points, pinned, trust)
         if fitted is not None:
             self.theta, weights = fitted
             total = sum(weights)
@@ -201,35 +220,31 @@ class _Envelope:
             for x, t, _, a in pts:
                 yield x, t, a
 
-    def _fit(self, points: list[tuple[tuple[float, ...], float]]) -> tuple[list[float], list[float]] | None:
-        """(theta, final weights): a Huber-limited low expectile regression; None if singular."""
+    def _fit(
+        self, points: list[tuple[tuple[float, ...], float]], pinned: dict[int, float], trust: list[float]
+    ) -> tuple[list[float], list[float]] | None:
+        """(theta, final weights): a low-quantile regression (tau = _TAU) by iteratively reweighted least
+        squares. Absolute, not squared, loss: one call that queued for a second cannot tilt the floor.
+        None if singular."""
         if not points:
             return None
         dims = len(self._prior)
-        # Scale of each feature, so the prior's pull is "one typical point" whatever the units.
+        # Scale of each feature, so the prior's pull is "a fraction of one typical point" whatever the units.
         scale = [1.0] + [
             max(1.0, sum(x[i] for x, _ in points) / len(points)) for i in range(dims - 1)
         ]
-        weights = [1.0] * len(points)
-        fixed: set[int] = set()
+        weights = list(trust)
         theta = list(self._prior)
         for _ in range(_FIT_ITERATIONS):
-            solved = self._weighted_solve(points, weights, scale, fixed)
+            solved = self._weighted_solve(points, weights, scale, pinned)
             if solved is None:
                 return None
             theta = solved
             residuals = [t - theta[0] - sum(theta[j + 1] * x[j] for j in range(dims - 1)) for x, t in points]
-            # A call far BELOW the line (a burst, a clock step, an unreported cache hit) must not drag the
-            # floor down: beyond _HUBER robust scales its weight falls off as 1/|r|.
-            spread = sorted(abs(r) for r in residuals)[len(residuals) // 2]
-            limit = _HUBER * spread
+            eps = max(_QUANTILE_EPS_S, 0.01 * sorted(abs(r) for r in residuals)[len(residuals) // 2])
             for i, r in enumerate(residuals):
-                if r > 0:
-                    weights[i] = _TAU
-                elif limit > 0 and -r > limit:
-                    weights[i] = (1.0 - _TAU) * limit / -r
-                else:
-                    weights[i] = 1.0 - _TAU
+                side = _TAU if r > 0 else 1.0 - _TAU
+                weights[i] = side * trust[i] / max(abs(r), eps)
         return theta, weights
 
     def _weighted_solve(
@@ -237,28 +252,36 @@ class _Envelope:
         points: list[tuple[tuple[float, ...], float]],
         weights: list[float],
         scale: list[float],
-        fixed: set[int],
+        pinned: dict[int, float],
     ) -> list[float] | None:
         dims = len(self._prior)
+        fixed = dict(pinned)
         for _ in range(dims + 1):  # active set: pin negative coefficients to 0 and solve again
             free = [i for i in range(dims) if i not in fixed]
             a = [[0.0] * len(free) for _ in free]
             b = [0.0] * len(free)
+            # Solved in features divided by their typical size: token counts span 1..1e6 and the
+            # reweighting spans 1e5, so unscaled normal equations lose precision.
             for (x, t), w in zip(points, weights, strict=True):
                 full = (1.0, *x)
-                row = [full[i] for i in free]
+                row = [full[i] / scale[i] for i in free]
+                rest = t - sum(value * full[i] for i, value in fixed.items())
                 for r, vr in enumerate(row):
-                    b[r] += w * vr * t
+                    b[r] += w * vr * rest
                     for c, vc in enumerate(row):
                         a[r][c] += w * vr * vc
+            # A whisper of the prior keeps the system solvable; identifiability is handled by pinning.
+            lam = _PRIOR_WEIGHT * max((a[r][r] for r in range(len(free))), default=0.0)
             for r, i in enumerate(free):
-                lam = _PRIOR_WEIGHT * scale[i] * scale[i]
                 a[r][r] += lam
-                b[r] += lam * self._prior[i]
+                b[r] += lam * self._prior[i] * scale[i]
             solved = _solve(a, b) if free else []
             if solved is None:
                 return None
+            solved = [v / scale[i] for v, i in zip(solved, free, strict=True)]
             theta = [0.0] * dims
+            for i, value in fixed.items():
+                theta[i] = value
             for r, i in enumerate(free):
                 theta[i] = solved[r]
             negative = [i for i in free if theta[i] < 0.0]
@@ -267,7 +290,7 @@ class _Envelope:
                     lo, hi = self._cap
                     theta[lo] = min(theta[lo], theta[hi])
                 return theta
-            fixed = fixed | set(negative)
+            fixed.update(dict.fromkeys(negative, 0.0))
         return None
 
 
