@@ -8,10 +8,10 @@ Method (docs/phases.md has the long form):
   ``overhead + a * uncached + k * cached``: intercept = fixed overhead, slope ``a`` = prefill seconds per
   uncached token, ``k`` = the (small) cost of a cache read. Queue = what the envelope does not explain.
 - The envelope is kept as binned minima (bins on a log scale of each token count, the few points with
-  the smallest residual kept per bin) and fitted by a low expectile regression (tau = 0.1: points above
-  the line weigh 9x less than points below it) with a weak pull towards the cold-start prior, so a key
-  seen only at one prompt size still gets a sane split. Coefficients are kept non-negative and a cache
-  read never costs more than an uncached token.
+  the smallest residual kept per bin; a full bin contributes its second-lowest) and fitted by a
+  low-quantile regression (tau = 0.1) weighted by how often each bin was seen. Coefficients are kept
+  non-negative, a cache read never costs more than an uncached token, and a slope the data cannot tell
+  apart from the overhead (one prompt size, one cached size) stays at its cold-start prior.
 - Decode: streams give time per output token directly; an exponentially weighted mean (recent load) is
   kept for non-streaming calls of the same key.
 - Non-streaming calls see only the total, so they feed a second envelope of total time against
@@ -119,7 +119,7 @@ def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
 
 
 class _Envelope:
-    """Binned minima of t against features x, and the low-expectile line through them.
+    """Binned minima of t against features x, and the low-quantile line through them.
 
     Features are non-negative token counts; ``theta`` = [intercept, slope per feature]. Every
     coefficient is kept >= 0; ``cap`` pairs (i, j) keep theta[i] <= theta[j] (cache read <= uncached).
