@@ -44,7 +44,11 @@ def free_port() -> int:
 
 
 def prometheus_binary() -> str | None:
-    return os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
+    """$PROMETHEUS_BIN if set (None unless it is an executable), else `prometheus` on PATH."""
+    explicit = os.environ.get("PROMETHEUS_BIN")
+    if explicit is not None:
+        return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else None
+    return shutil.which("prometheus")
 
 
 def collector_binary() -> Path | None:

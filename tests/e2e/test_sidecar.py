@@ -55,16 +55,18 @@ def test_the_noisy_tenant_is_named(run: Run) -> None:
     samples = run.prom.query("topk(1, llmotel_sli_noisy_neighbor_ratio)")
     assert samples, "no noisy-neighbour gauge in Prometheus"
     assert samples[0].labels["llmotel_tenant_id"] == run.scenario.expected["aggressor"]
-    # ... and it had a reason: a tenant served in both regions waited longer where the aggressor's traffic went.
-    aggressor = next(t for t in run.scenario.load["tenants"] if t["name"] == run.scenario.expected["aggressor"])
-    hit = run.scenario.region(aggressor["region"])
-    spared = next(r for r in run.scenario.regions if r.name != aggressor["region"])
-    assert hit is not None
-    p95 = {(s.labels["llmotel_tenant_id"], s.labels["llmotel_server_region"]): s.value
-           for s in run.prom.query(report.QUERIES["ttft_p95"])}
-    for tenant in ("acme", "globex"):  # unpinned tenants, split between the regions
-        label = (lambda r: r.iata) if tenant == "acme" else (lambda r: r.geo)  # cf-ray edge vs inference_geo
-        assert p95[(tenant, label(hit))] > p95[(tenant, label(spared))], (tenant, p95)
+    # Precondition from the simulator's model clock (immune to a busy CI machine): once the aggressor started, the
+    # other tenants served in its region really did wait longer for their first token.
+    aggressor = run.scenario.expected["aggressor"]
+    region = next(t["region"] for t in run.scenario.load["tenants"] if t["name"] == aggressor)  # where it is pinned
+    first = next(i for i, t in enumerate(run.truths) if t["tenant"] == aggressor and t["region"] == region)
+
+    def mean_ttft(truths: list[dict[str, Any]]) -> float:
+        ttfts = [t["sim"]["ttft_s"] for t in truths
+                 if t["tenant"] != aggressor and t["region"] == region and t["stream"] and t["done"]]
+        return sum(ttfts) / max(1, len(ttfts))
+
+    assert mean_ttft(run.truths[first:]) > 2 * mean_ttft(run.truths[:first])
 
 
 def test_the_drifted_region_shows_two_revisions(run: Run) -> None:
