@@ -23,7 +23,6 @@ from typing import Any
 
 import wrapt
 from opentelemetry import propagate
-from opentelemetry.instrumentation.utils import unwrap
 
 from llmotel import _semconv as sc
 from llmotel import call as call_mod
@@ -354,6 +353,6 @@ class AnthropicInstrumentor(LLMInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for owner, attr in self._extra:
-            unwrap(owner, attr)
+            wrapping.unwrap_ours(owner, attr)  # another instrumentation's later wrapper stays in place
         self._extra = []
         super()._uninstrument(**kwargs)
