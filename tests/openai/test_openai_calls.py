@@ -686,3 +686,39 @@ def test_malformed_responses_behave_as_without_llmotel(
     OpenAIInstrumentor().uninstrument()
     bare = outcome()
     assert instrumented == bare
+
+
+async def test_async_early_break_exception_and_collection(sim: SimServer, telemetry: Telemetry) -> None:
+    client = _aclient(sim)
+
+    class Boom(Exception):
+        pass
+
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(20))
+    with pytest.raises(Boom):
+        async with stream as s:
+            async for i, _ in _aenumerate(s):
+                if i == 2:
+                    raise Boom
+
+    async def two() -> None:
+        s2 = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(20))
+        await s2.__anext__()
+        await s2.__anext__()
+
+    await two()
+    gc.collect()
+    calls = telemetry.calls()
+    assert len(calls) == 2
+    for parent, kids in calls:
+        assert parent.attributes[sc.LLMOTEL_STREAM_ABANDONED] is True
+        assert sc.ERROR_TYPE not in parent.attributes
+        assert _names(kids) == PHASES
+        assert_tiles(parent, kids)
+
+
+async def _aenumerate(it):  # type: ignore[no-untyped-def]
+    i = 0
+    async for x in it:
+        yield i, x
+        i += 1
