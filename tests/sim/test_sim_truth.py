@@ -1,18 +1,59 @@
-"""Ground truth agrees with what a client measures on loopback, and the simulated clock is paced correctly."""
+"""Ground truth agrees with what a client measures on loopback, and the simulated clock is paced correctly.
+
+The simulator runs in its own process here, as behind the benchmarks: in-process, the client and server threads
+share one GIL and the client would measure the interpreter's thread switching (up to 5 ms a switch), not the
+simulator. perf_counter() is CLOCK_MONOTONIC on Linux, so the two processes' timestamps are comparable.
+"""
 
 from __future__ import annotations
 
+import json
+import socket
 import statistics
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import openai
+import pytest
+import yaml
 
 from llmotel.sim import SimServer
 
 SPEC = {
+    "name": "truth",
+    "speed": 10.0,
     "regions": [{"name": "r", "replicas": 1}],
     "replica": {"prefill_s_per_token": 0.00005, "decode_step_s": 0.02, "decode_step_s_per_seq": 0.0},
 }
+MODEL_TTFT_S = (4000 * 0.00005 + 0.02) / 10.0  # prefill + one decode step, at speed 10
+
+
+@pytest.fixture(scope="module")
+def remote_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not time.get_clock_info("perf_counter").implementation.startswith("clock_gettime(CLOCK_MONOTONIC"):
+        pytest.skip("needs a system-wide monotonic perf_counter to compare two processes' timestamps")
+    path = tmp_path_factory.mktemp("sim") / "truth.yaml"
+    path.write_text(yaml.safe_dump(SPEC))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmotel.sim.cli", "serve", "--scenario", str(path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None and "on http://" in proc.stdout.readline()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 class _SendClock:
@@ -25,9 +66,7 @@ class _SendClock:
         self.sent = time.perf_counter()
 
 
-def _one(
-    server: SimServer, client: openai.OpenAI, clock: _SendClock, i: int
-) -> tuple[float, float, float, float, dict]:  # type: ignore[type-arg]
+def _one(base: str, client: openai.OpenAI, clock: _SendClock, i: int) -> tuple[float, float, float, float, Any]:
     stream = client.chat.completions.create(
         model="gpt-4o",
         messages=[{"role": "user", "content": f"trial {i}"}],
@@ -41,41 +80,53 @@ def _one(
             first = first or last
     end = time.perf_counter()
     assert first is not None and last is not None
-    return clock.sent, first, last, end, server.truth(stream.response.headers["x-sim-request-id"])
+    with urllib.request.urlopen(f"{base}/truth/{stream.response.headers['x-sim-request-id']}") as resp:
+        truth = json.load(resp)
+    return clock.sent, first, last, end, truth
 
 
-def test_truth_matches_client_measurements(sim_factory) -> None:  # type: ignore[no-untyped-def]
-    server = sim_factory(SPEC, speed=10)
+def _batch(base: str, client: openai.OpenAI, clock: _SendClock) -> dict[str, float]:
+    """Errors (seconds) over 8 requests between client-measured and ground-truth timings (medians; TTFT: min)."""
+    errors: dict[str, list[float]] = {"ttft": [], "decode": [], "sent_to_seen": [], "pace": []}
+    for i in range(8):
+        sent, first, last, end, truth = _one(base, client, clock, i)
+        ts = truth["wall_ts"]
+        # One monotonic clock: client send <= server arrival <= server send <= client receive (the
+        # transport's request hook may fire a few microseconds after the bytes left).
+        assert sent <= ts["arrival"] + 0.001 and ts["arrival"] <= ts["first_chunk_sent"] <= first <= last <= end
+        errors["ttft"].append(abs((first - sent) - truth["wall"]["ttft_s"]))
+        errors["decode"].append(abs((last - first) - (ts["last_token"] - ts["first_visible"])))
+        errors["sent_to_seen"].append(first - ts["first_chunk_sent"])
+        # The model: 4000 tokens x 50 us of prefill, 20 ms steps; the wall clock follows it at speed 10.
+        assert abs(truth["sim"]["prefill_s"] - 0.2) < 1e-6
+        assert abs(truth["sim"]["decode_s"] - 0.18) < 1e-6
+        errors["pace"].append(abs((ts["first_token"] - ts["arrival"]) - MODEL_TTFT_S))
+    medians = {k: statistics.median(v) for k, v in errors.items()}
+    # The client's TTFT also contains its own send path (SDK + transport after the hook) and the server
+    # process's wake-up, both at the mercy of the OS on a loaded machine; the minimum filters that noise, and a
+    # systematic error in the truth (a mis-stamped arrival or first token) would still show in it.
+    medians["ttft"] = min(errors["ttft"])
+    return medians
+
+
+def test_truth_matches_client_measurements(remote_sim: str) -> None:
     clock = _SendClock()
     client = openai.OpenAI(
-        base_url=server.base_url + "/v1",
+        base_url=remote_sim + "/v1",
         api_key="tenant-t",
         max_retries=0,
         http_client=openai.DefaultHttpxClient(event_hooks={"request": [clock.hook]}),
     )
-    _one(server, client, clock, -1)  # warm up imports and the connection
-    ttft_err: list[float] = []
-    decode_err: list[float] = []
-    sent_to_seen: list[float] = []
-    pace_err: list[float] = []
-    for i in range(8):
-        sent, first, last, end, truth = _one(server, client, clock, i)
-        ts = truth["wall_ts"]
-        # Same process, same perf_counter clock: client send <= server arrival <= server send <= client receive
-        # (the transport's request hook may fire a few microseconds after the bytes left).
-        assert sent <= ts["arrival"] + 0.001 and ts["arrival"] <= ts["first_chunk_sent"] <= first <= last <= end
-        ttft_err.append(abs((first - sent) - truth["wall"]["ttft_s"]))
-        decode_err.append(abs((last - first) - (ts["last_token"] - ts["first_visible"])))
-        sent_to_seen.append(first - ts["first_chunk_sent"])
-        # Model: 4000 tokens * 50us = 0.2 s prefill, one 20 ms step to the first token, 9 more steps of decode.
-        assert abs(truth["sim"]["prefill_s"] - 0.2) < 1e-6
-        assert abs(truth["sim"]["decode_s"] - 0.18) < 1e-6
-        # The wall clock follows the model at speed 10 (scheduling jitter only, never accumulating).
-        pace_err.append(abs(truth["wall"]["prefill_s"] - 0.02))
-    assert statistics.median(ttft_err) < 0.005, ttft_err
-    assert statistics.median(decode_err) < 0.005, decode_err
-    assert statistics.median(sent_to_seen) < 0.005, sent_to_seen
-    assert statistics.median(pace_err) < 0.005, pace_err
+    _one(remote_sim, client, clock, -1)  # warm up imports and the connection
+    # Up to three batches: a loaded shared machine can delay a process by milliseconds at any time, which is
+    # the machine's noise, not the simulator's; a simulator that mis-reports its timings fails every batch.
+    batches = []
+    for _ in range(3):
+        medians = _batch(remote_sim, client, clock)
+        batches.append(medians)
+        if all(v < 0.005 for v in medians.values()):
+            return
+    raise AssertionError(f"client vs truth median errors above 5 ms in every batch: {batches}")
 
 
 def test_same_seed_same_plan_and_outputs() -> None:
@@ -101,3 +152,14 @@ def test_same_seed_same_plan_and_outputs() -> None:
 
     assert texts(4) == texts(4)
     assert [len(t.split()) for t in texts(4)] != [len(t.split()) for t in texts(5)]
+
+
+def test_idle_replica_admits_at_arrival_in_model_time(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    server = sim_factory({k: v for k, v in SPEC.items() if k != "name"}, speed=10)
+    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="tenant-t", max_retries=0)
+    for i in range(3):
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": f"q{i}"}], extra_headers={"x-sim-output-tokens": "2"}
+        )
+        truth = server.truth(raw.headers["x-sim-request-id"])
+        assert truth["sim"]["queue_s"] == 0.0  # nothing ahead of it: wake-up latency is not model time

@@ -219,8 +219,19 @@ class Replica:
             await asyncio.sleep(delay)
 
     def _resync(self) -> None:
-        self._anchor_w = time.perf_counter()
-        self._anchor_v = self.v = max(self.v, (self._anchor_w - self.fleet.clock.origin) * self.fleet.clock.speed)
+        """Re-anchor an idle replica's clock at the arrival of the request that woke it.
+
+        The model admits that request at its arrival (an idle replica has no queue); the real wake-up latency
+        of the event loop shows only in the wall stamps and is caught up by the next sleeps.
+        """
+        first = self.waiting[0] if self.waiting else None
+        speed = self.fleet.clock.speed
+        if first is not None and first.sim.arrival >= self.v:
+            self._anchor_v = self.v = first.sim.arrival
+            self._anchor_w = first.wall.arrival
+        else:
+            self._anchor_w = time.perf_counter()
+            self._anchor_v = self.v = max(self.v, (self._anchor_w - self.fleet.clock.origin) * speed)
 
     async def _run(self) -> None:
         self._resync()  # anchor the simulated clock to now before the first step
