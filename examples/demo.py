@@ -32,6 +32,7 @@ from stack import (  # noqa: E402
     Stack,
     StackError,
     app_env,
+    collector_binary,
     free_port,
     python,
     rollout_after,
@@ -50,8 +51,17 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def ensure_collector() -> None:
+    """Build otelcol-llmotel with `make collector-build` when it is missing (`make demo` has done it already)."""
+    if collector_binary() is None:
+        say("[0/5] building otelcol-llmotel (make collector-build; a few minutes the first time)")
+        if subprocess.run(["make", "-C", str(HERE.parent), "collector-build"]).returncode != 0:
+            raise StackError("`make collector-build` failed (see above)")
+
+
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    ensure_collector()
     config = load_scenario(SCENARIO)
     speed = args.speed or config.speed
     if args.duration:
