@@ -128,8 +128,8 @@ def read_count_tokens_result(result: Any, response: LLMResponse) -> None:
     read.read_token_count(result, response)
 
 
-def read_event(event: Any, response: LLMResponse) -> bool:
-    return read.read_stream_event(event, response)
+# The stream-event reader itself, not a forwarding function: one call less per event on the hot path.
+read_event = read.read_stream_event
 
 
 def _attempt_response(result: Any) -> tuple[int, Iterable[tuple[str, str]]]:
