@@ -146,16 +146,14 @@ def _go_name(prefix: str, name: str) -> str:
 
 
 def render_python(attrs: list[Attribute], metrics: list[Metric], spans: list[Span]) -> str:
-    out = [f'"""{HEADER}"""', "", "from __future__ import annotations", "", "from typing import Final, Literal", ""]
+    out = [f'"""{HEADER}"""', "", "from __future__ import annotations", ""]
+    out += ["from typing import Final, Literal, get_args", ""]
     for a in attrs:
         out.append(f'{_const(a.id)}: Final = "{a.id}"')
     out += ["", "AttributeName = Literal["]
     out += [f'    "{a.id}",' for a in attrs]
     out += ["]", '"""Every attribute name llmotel may emit: a misspelled name is a type error."""', ""]
-    out.append("ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(")
-    out.append("    {")
-    out += [f'        "{a.id}",' for a in attrs]
-    out += ["    }", ")", ""]
+    out += ["ATTRIBUTE_NAMES: Final[frozenset[str]] = frozenset(get_args(AttributeName))", ""]
     out.append("# Released GenAI name -> newest name (OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental).")
     out.append("LATEST_EXPERIMENTAL_RENAMES: Final[dict[str, str]] = {")
     out += [f'    "{a.id}": "{a.latest_experimental}",' for a in attrs if a.latest_experimental]
