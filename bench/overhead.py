@@ -141,6 +141,9 @@ def run_worker(cmd: list[str], config: Config, timeout: float) -> dict[str, Any]
         proc.kill()
         proc.communicate()
         return {"error": f"worker timed out after {timeout:.0f} s"}
+    except BaseException:  # Ctrl-C / SIGTERM while waiting: the worker goes too
+        proc.kill()
+        raise
     finally:
         LIVE.discard(proc)
     if proc.returncode != 0:
@@ -425,7 +428,7 @@ def main() -> None:
     if args.quick:
         args.rounds, args.pairs, args.calls, args.no_write = 1, 2, 10, True
     if args.callgrind:
-        args.rounds, args.pairs, args.calls, args.warmup, args.prime = 1, 2, 4, 2, 3
+        args.rounds, args.pairs, args.calls, args.warmup, args.prime = 1, 2, 4, 2, 20
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     args.client_cpu = cpus[0] if len(cpus) >= 2 and not args.callgrind else None
     server_cpu = cpus[-1] if len(cpus) >= 2 and not args.callgrind else None
@@ -440,8 +443,8 @@ def main() -> None:
     results = measure(configs, args, server_cpu)
     wall = time.monotonic() - started
 
-    flags = " --quick" if args.quick else " --callgrind" if args.callgrind else ""
-    command = f".venv/bin/python bench/overhead.py{flags}"
+    flags = [a for a in sys.argv[1:] if not a.startswith("--json") and not a.endswith(".json")]
+    command = " ".join([".venv/bin/python bench/overhead.py", *flags])
     if args.callgrind:
         name, metric, title = "overhead-callgrind", INSTR, "## Overhead: added instructions per call (callgrind)"
         spread = f"min..max of {args.pairs} pairs of {args.calls}-call batches"
