@@ -97,6 +97,10 @@ class Call:
         cap = self.capture
         if abandoned:
             cap.abandoned = True
+        if error is not None and not self.response.status_code:
+            status = getattr(error, "status_code", None)  # the SDKs' status errors carry it
+            if isinstance(status, int):
+                self.response.status_code = status
         capture.end(cap)
         spans.finish(self.span, self.request, self.response, cap, error)
 

@@ -96,10 +96,20 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class SendHook:
+    """A per-attempt hook. ``kind``:
+
+    - ``send`` (default): the function sends one attempt and returns its response (an attempt starts
+      before it, its headers are read from the result).
+    - ``build``: the function builds one attempt's request (an attempt starts; nothing is read).
+    - ``process``: the function receives the answering response as keyword ``response`` (read before it
+      runs). ``build`` + ``process`` replace ``send`` for library versions without a send method.
+    """
+
     module: str
     target: str
     read_response: ResponseHeadersReader
     is_async: bool = False
+    kind: str = "send"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +257,35 @@ def _send_wrapper(hook: SendHook) -> Callable[..., Any]:
             call_mod.attempt_answered(status, items)
         except Exception:
             _log.debug("llmotel could not read an attempt's response", exc_info=True)
+
+    if hook.kind == "build":
+
+        def build(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            if ACTIVE.get() is not None:
+                call_mod.attempt_sent()
+            return wrapped(*args, **kwargs)
+
+        return build
+
+    if hook.kind == "process":
+
+        def before(kwargs: Any) -> None:
+            if ACTIVE.get() is not None and "response" in kwargs:
+                answered(kwargs["response"])
+
+        if hook.is_async:
+
+            async def async_process(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+                before(kwargs)
+                return await wrapped(*args, **kwargs)
+
+            return async_process
+
+        def process(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            before(kwargs)
+            return wrapped(*args, **kwargs)
+
+        return process
 
     if hook.is_async:
 

@@ -361,6 +361,24 @@ def _endpoints() -> tuple[Endpoint, ...]:
     return tuple(eps)
 
 
+def _send_hooks() -> tuple[SendHook, ...]:
+    from openai import _base_client
+
+    base = "openai._base_client"
+    if hasattr(_base_client.SyncAPIClient, "_send_request"):  # openai >= 3
+        return (
+            SendHook(base, "SyncAPIClient._send_request", read_httpx_response),
+            SendHook(base, "AsyncAPIClient._send_request", read_httpx_response, is_async=True),
+        )
+    # openai 1.x / 2.x: attempts are built by _build_request; the answering response reaches _process_response.
+    return (
+        SendHook(base, "SyncAPIClient._build_request", read_httpx_response, kind="build"),
+        SendHook(base, "AsyncAPIClient._build_request", read_httpx_response, kind="build"),
+        SendHook(base, "SyncAPIClient._process_response", read_httpx_response, kind="process"),
+        SendHook(base, "AsyncAPIClient._process_response", read_httpx_response, is_async=True, kind="process"),
+    )
+
+
 def build_provider() -> Provider:
     import openai
     from openai import _legacy_response, _response
@@ -377,10 +395,7 @@ def build_provider() -> Provider:
     return Provider(
         name="openai",
         endpoints=_endpoints(),
-        send_hooks=(
-            SendHook("openai._base_client", "SyncAPIClient._send_request", read_httpx_response),
-            SendHook("openai._base_client", "AsyncAPIClient._send_request", read_httpx_response, is_async=True),
-        ),
+        send_hooks=_send_hooks(),
         stream_types=(openai.Stream,),
         async_stream_types=(openai.AsyncStream,),
         raw_types=raw_types,
