@@ -247,7 +247,7 @@ class SimApp:
             revision=revision,
             fault=fault.label(),
         )
-        req.sim.arrival = self.fleet.clock.sim_now()
+        req.sim.arrival = (arrival_w - self.fleet.clock.origin) * self.fleet.clock.speed  # same instant as wall
         req.wall.arrival = arrival_w
         self._plan_output(request, req, provider, endpoint, body)
         if fault.status:
