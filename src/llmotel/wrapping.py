@@ -56,6 +56,7 @@ proceeds; the OpenTelemetry suppression key is honoured, and while llmotel recor
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -199,8 +200,6 @@ def _result(provider: Provider, call: Call, result: Any) -> Any:
 
 
 def _is_coroutine_parse(raw: Any) -> bool:
-    import inspect
-
     return inspect.iscoroutinefunction(type(raw).parse)
 
 
