@@ -64,7 +64,11 @@ def _listening(stack: Stack, proc: object, port: int) -> bool:
 
 
 def series(prom: Prometheus, promql: str, *labels: str) -> dict[tuple[str, ...], float]:
-    return {tuple(s.labels.get(k, "") for k in labels): s.value for s in prom.query(promql)}
+    """{label values: value}; every result must have its own key (a typo in a label name cannot merge rows)."""
+    samples = prom.query(promql)
+    out = {tuple(s.labels.get(k, "") for k in labels): s.value for s in samples}
+    assert len(out) == len(samples), f"labels {labels} do not tell the results of {promql!r} apart"
+    return out
 
 
 def test_both_gateways_received_part_of_the_traces(run: Run) -> None:
@@ -84,8 +88,8 @@ def test_plan_adherence_is_the_same_as_with_one_collector(run: Run) -> None:
         one = series(run.prom, f"sum by ({by}) ({metric}{SINGLE})", "gen_ai_agent_name", "le")
         assert gw and gw == one, metric
     by = "gen_ai_agent_name, llmotel_sli_step_kind"
-    gw = series(run.prom, f"sum by ({by}) (llmotel_sli_plan_steps_total{GATEWAY})", "gen_ai_agent_name", "kind")
-    one = series(run.prom, f"sum by ({by}) (llmotel_sli_plan_steps_total{SINGLE})", "gen_ai_agent_name", "kind")
+    gw = series(run.prom, f"sum by ({by}) (llmotel_sli_plan_steps_total{GATEWAY})", *by.split(", "))
+    one = series(run.prom, f"sum by ({by}) (llmotel_sli_plan_steps_total{SINGLE})", *by.split(", "))
     assert gw and gw == one
     mean = series(run.prom, f"sum by (gen_ai_agent_name) (llmotel_sli_plan_adherence_sum{GATEWAY})"
                   f" / sum by (gen_ai_agent_name) (llmotel_sli_plan_adherence_count{GATEWAY})", "gen_ai_agent_name")
@@ -100,15 +104,17 @@ def test_per_trace_slis_are_the_same_as_with_one_collector(run: Run) -> None:
         assert gw and gw == one, metric
     keys = "llmotel_phase_name, llmotel_phase_source"
     for suffix in ("count", "sum"):
-        gw = series(run.prom, f"sum by ({keys}) (llmotel_sli_phase_duration_seconds_{suffix}{GATEWAY})", "p", "s")
-        one = series(run.prom, f"sum by ({keys}) (llmotel_sli_phase_duration_seconds_{suffix}{SINGLE})", "p", "s")
+        gw = series(run.prom, f"sum by ({keys}) (llmotel_sli_phase_duration_seconds_{suffix}{GATEWAY})",
+                    *keys.split(", "))
+        one = series(run.prom, f"sum by ({keys}) (llmotel_sli_phase_duration_seconds_{suffix}{SINGLE})",
+                     *keys.split(", "))
         assert gw.keys() == one.keys()
         for k in one:
             assert gw[k] == pytest.approx(one[k], rel=1e-9), (suffix, k)
     for metric in ("llmotel_sli_requests_total", "llmotel_sli_input_tokens_total", "llmotel_sli_output_tokens_total",
                    "llmotel_sli_tenant_service_total", "llmotel_sli_tenant_demand_total"):
-        gw = series(run.prom, f"sum by (llmotel_tenant_id) ({metric}{GATEWAY})", "tenant")
-        one = series(run.prom, f"sum by (llmotel_tenant_id) ({metric}{SINGLE})", "tenant")
+        gw = series(run.prom, f"sum by (llmotel_tenant_id) ({metric}{GATEWAY})", "llmotel_tenant_id")
+        one = series(run.prom, f"sum by (llmotel_tenant_id) ({metric}{SINGLE})", "llmotel_tenant_id")
         assert gw and gw == one, metric
 
 
