@@ -106,6 +106,9 @@ func (j *phaseJoin) park(parent pcommon.SpanID, p phase) int {
 		dropped += j.dropOldest()
 	}
 	if _, ok := j.pending[parent]; !ok {
+		if len(j.order) >= 2*j.max+16 {
+			j.compact() // entries of taken phases pile up between flushes
+		}
 		j.order = append(j.order, parent)
 	}
 	j.pending[parent] = append(j.pending[parent], p)
@@ -120,6 +123,18 @@ func (j *phaseJoin) dropOldest() int {
 	delete(j.pending, oldest)
 	j.count -= n
 	return n
+}
+
+// compact drops order entries whose phases were taken by their call.
+func (j *phaseJoin) compact() {
+	kept := j.order[:0]
+	for _, parent := range j.order {
+		if _, ok := j.pending[parent]; ok {
+			kept = append(kept, parent)
+		}
+	}
+	clear(j.order[len(kept):])
+	j.order = kept
 }
 
 // take removes and returns the phases waiting for call.
