@@ -115,8 +115,8 @@ def _usage_attrs(usage: Usage, attrs: dict[str, AttributeValue]) -> None:
     cache_read = usage.cache_read_tokens
     if cache_read is not None:
         attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
-    if usage.input_tokens:
-        ratio = (cache_read or 0) / usage.input_tokens
+    if usage.input_tokens and cache_read is not None:  # unknown cache reads are not a miss
+        ratio = cache_read / usage.input_tokens
         attrs[sc.LLMOTEL_CACHE_HIT_RATIO] = ratio
         attrs[sc.LLMOTEL_CACHE_STATE] = (
             sc.LLMOTEL_CACHE_STATE_HIT
@@ -280,9 +280,11 @@ def _finish(
     attrs: dict[str, AttributeValue] = {}
     if capture.resend_count:
         attrs[sc.HTTP_REQUEST_RESEND_COUNT] = capture.resend_count
+    timing = server_timing.parse(response.headers, response.body_timing)
+    if usage.cache_read_tokens is None and timing.cached_tokens is not None:
+        usage.cache_read_tokens = timing.cached_tokens  # llama.cpp cache_n / vLLM num_cached_tokens
     _usage_attrs(usage, attrs)
     where, _ = _response_attrs(request, response, capture, attrs)
-    timing = server_timing.parse(response.headers, response.body_timing)
     attrs[sc.LLMOTEL_SERVER_TIMING_FORMAT] = timing.format
     if timing.total_s is not None:
         attrs[sc.LLMOTEL_SERVER_PROCESSING_TIME] = timing.total_s

@@ -722,3 +722,16 @@ async def _aenumerate(it):  # type: ignore[no-untyped-def]
     async for x in it:
         yield i, x
         i += 1
+
+
+def test_server_reported_cache_fills_missing_usage_detail(sim: SimServer, telemetry: Telemetry) -> None:
+    raw = _client(sim).chat.completions.with_raw_response.create(
+        model=MODEL, messages=MSGS, extra_headers=_hdr(3, **{"x-sim-server-timing": "llama_cpp"})
+    )
+    body = raw.parse()
+    parent, _ = telemetry.one_call()
+    cached = body.usage.prompt_tokens_details.cached_tokens if body.usage.prompt_tokens_details else None
+    truth = sim.truth(raw.headers["x-sim-request-id"])
+    assert parent.attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == (
+        cached if cached is not None else truth["cached_tokens"]
+    )
