@@ -3,9 +3,9 @@
 The simulator runs as its own process (``llmotel-sim serve``), as it does behind the other benchmarks. A light
 aiohttp client (not the SDKs: we measure the server, not the client) opens N concurrent streaming chat requests,
 each producing T tokens, and reads every SSE chunk. "Not the bottleneck" means the server keeps to its own model:
-for every request, the wall-clock decode time it recorded (ground truth) stays close to the modelled decode time
-divided by the speed. We report that lag, the client-observed time to first token and chunk gaps, throughput, and
-the server process's CPU use.
+for every request, the wall-clock time from arrival to last token it recorded (ground truth) stays close to the
+modelled time divided by the speed. We report that lag, the client-observed time to first token and chunk gaps,
+throughput, and the server process's CPU use.
 
     .venv/bin/python bench/sim_capacity.py [--concurrency 500 1000] [--tokens 64] [--no-write]
 """
@@ -89,8 +89,8 @@ async def _run(base: str, concurrency: int, tokens: int) -> dict[str, float]:
         for r in ok:
             async with session.get(f"{base}/truth/{r['rid']}") as resp:
                 truth = json.loads(await resp.text())
-            model = truth["sim"]["decode_s"] / SCENARIO["speed"]  # type: ignore[operator]
-            lags.append(truth["wall"]["decode_s"] / model if model else 1.0)
+            model = truth["sim"]["total_s"] / SCENARIO["speed"]  # type: ignore[operator]
+            lags.append(truth["wall"]["total_s"] / model if model else 1.0)
             server_ttft.append(float(truth["wall"]["ttft_s"]))
     ttfts = sorted(float(r["ttft"]) for r in ok)
     gaps = sorted(float(r["max_gap"]) for r in ok)
@@ -153,8 +153,8 @@ def main() -> int:
         "",
         f"`llmotel-sim serve` in its own process (4 replicas, max batch 512, decode step 50 ms + 20 us per running "
         f"sequence, speed 1); an aiohttp client opens N concurrent streaming chat requests of {args.tokens} tokens "
-        f"each (model time about {model_total:.1f} s each) and reads every chunk. *lag* = wall decode time the "
-        "server recorded / modelled decode time (1.00 = the server kept its model's pace; above 1 it is the "
+        f"each (model time about {model_total:.1f} s each) and reads every chunk. *lag* = the server's wall time from "
+        "arrival to last token / the modelled time (1.00 = the server kept its model's pace; above 1 it is the "
         "bottleneck). *server TTFT* = the server's own arrival-to-first-token (truth); the client's TTFT adds "
         "connection set-up and the client's own CPU. Command: `.venv/bin/python bench/sim_capacity.py`.",
         "",
