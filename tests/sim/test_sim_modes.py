@@ -124,7 +124,7 @@ def test_stall_is_visible_as_a_gap(sim: SimServer) -> None:
     )
     stamps = [time.perf_counter() for c in stream if c.choices and c.choices[0].delta.content]
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert len(stamps) == 6 and max(gaps) >= 0.28 and gaps.index(max(gaps)) == 1
+    assert len(stamps) == 6 and gaps[1] >= 0.28  # the stall sits between the 2nd and 3rd chunk
 
 
 def test_slow_first_byte(sim: SimServer) -> None:
