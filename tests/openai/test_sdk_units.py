@@ -214,3 +214,26 @@ def test_prefix_fingerprint_is_keyed_and_stable() -> None:
     config.configure(fingerprint_key="b" * 32)
     assert fingerprint.prefix(["You are terse."], tools)[0] != fp  # keyed
     assert fingerprint.prefix([], None) == ("", 0)
+
+
+def test_chat_chunk_reader_content_rules() -> None:
+    from openai.types.chat import ChatCompletionChunk
+
+    from llmotel.providers.openai import read_chat_chunk
+    from llmotel.record import LLMResponse
+
+    def chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> ChatCompletionChunk:
+        return ChatCompletionChunk.model_validate(
+            {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m-2025", **extra,
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        )
+
+    r = LLMResponse()
+    assert read_chat_chunk(chunk({"role": "assistant", "content": ""}, system_fingerprint="fp_1"), r) is False
+    assert (r.response_id, r.response_model, r.system_fingerprint) == ("c1", "m-2025", "fp_1")
+    assert read_chat_chunk(chunk({"reasoning_content": "thinking"}), r) is True  # vLLM-style reasoning delta
+    assert read_chat_chunk(chunk({"tool_calls": [{"index": 0, "id": "t", "function": {"name": "search"}}]}), r)
+    assert read_chat_chunk(chunk({"content": "hi"}), r) is True
+    assert read_chat_chunk(chunk({}, "length", timings={"prompt_ms": 5.0}), r) is False
+    assert r.tool_names == ["search"] and r.finish_reasons == ["length"] and r.truncated
+    assert r.body_timing == {"timings": {"prompt_ms": 5.0}}

@@ -194,6 +194,14 @@ def read_chat_result(result: Any, response: LLMResponse) -> None:
             pass
 
 
+def _other_content(delta: Any) -> bool:
+    """Refusal text, or reasoning text that compatible servers stream as an extra delta field."""
+    if getattr(delta, "refusal", None):
+        return True
+    extra = delta.model_extra
+    return bool(extra and (extra.get("reasoning_content") or extra.get("reasoning")))
+
+
 def read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
     """Hot path: one chat.completion.chunk. True if it carries content or a tool-call delta."""
     if not response.response_id:
@@ -204,7 +212,7 @@ def read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
         for choice in choices:
             delta = choice.delta
             if delta is not None:
-                if delta.content or getattr(delta, "refusal", None):
+                if delta.content or _other_content(delta):
                     content = True
                 tool_calls = delta.tool_calls
                 if tool_calls:
