@@ -174,3 +174,40 @@ def test_diurnal_plan_follows_the_sine() -> None:
     peak = sum(1 for t in times if t < 200)  # sin > 0 in the first half period
     trough = len(times) - peak
     assert peak > 3 * trough
+
+
+def test_cli_load_runs_a_scenario_and_checks_its_signature(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import yaml
+
+    scenario = {
+        "name": "tiny",
+        "speed": 20,
+        "regions": [{"name": "r", "replicas": 1}],
+        "load": {
+            "duration_s": 4,
+            "tenants": [
+                {"name": "a", "provider": "openai", "rate": 3, "output_tokens": 5},
+                {"name": "b", "provider": "anthropic", "rate": 2, "output_tokens": 5, "stream": False},
+            ],
+        },
+        "expected": {
+            "signature": "quota_truncation",
+            "truncated_tenant": "a",
+            "min_length_fraction": 0.5,
+            "limited_tenant": "b",
+            "min_429": 1,
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    out = tmp_path / "out.json"
+    # Nothing is truncated or limited here, so the signature must fail: exit status 1, checks printed.
+    assert cli_main(["load", str(path), "--no-instrument", "--json", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert "FAIL truncated_fraction" in printed.out and "tiny:" in printed.out
+    assert "ok=" in printed.err  # the progress bar
+    rows = json.loads(out.read_text())
+    assert rows and all(r["status"] == 200 and r["truth"]["tenant"] == r["tenant"] for r in rows)
+    assert {r["provider"] for r in rows} == {"openai", "anthropic"}
