@@ -163,3 +163,38 @@ def test_idle_replica_admits_at_arrival_in_model_time(sim_factory) -> None:  # t
         )
         truth = server.truth(raw.headers["x-sim-request-id"])
         assert truth["sim"]["queue_s"] == 0.0  # nothing ahead of it: wake-up latency is not model time
+
+
+def test_same_seed_same_routing_and_faults_whatever_the_arrival_order() -> None:
+    from llmotel.sim.scenario import run_scenario
+
+    scenario = {
+        "name": "determinism",
+        "speed": 50,
+        "routing": "random",
+        "fault_rates": {"http_500": 0.2},
+        "regions": [{"name": "a", "replicas": 2}, {"name": "b", "replicas": 2}],
+        "load": {
+            "duration_s": 10,
+            "tenants": [
+                {"name": "x", "provider": "openai", "rate": 3, "output_tokens": 3},
+                {"name": "y", "provider": "anthropic", "rate": 2, "output_tokens": 3},
+            ],
+        },
+    }
+
+    def outcome(seed: int) -> dict[tuple[str, float], tuple[int, str, str]]:
+        run = run_scenario(dict(scenario), seed=seed)
+        return {
+            (r.tenant, round(r.sched_s, 6)): (
+                r.status,
+                (r.truth or {}).get("region", ""),
+                (r.truth or {}).get("replica", ""),
+            )
+            for r in run.results
+        }
+
+    first, second, other = outcome(7), outcome(7), outcome(8)
+    assert first == second
+    assert {v[1] for v in first.values()} == {"a", "b"} and {v[0] for v in first.values()} == {200, 500}
+    assert first != other

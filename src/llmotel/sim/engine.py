@@ -75,6 +75,7 @@ class SimRequest:
     produced: int = 0
     cancelled: bool = False
     done: bool = False
+    rng: random.Random | None = None  # this request's own randomness (Fleet.request_rng)
     _waiter: asyncio.Future[None] | None = None
 
     @property
@@ -312,6 +313,18 @@ class Fleet:
             self.regions[region.name] = [Replica(self, region, i) for i in range(region.replicas)]
         self._rr = itertools.count()
         self.truths: OrderedDict[str, SimRequest] = OrderedDict()
+        self._seen: dict[tuple[str, int], int] = {}
+
+    def request_rng(self, tenant: str, prompt: Prompt) -> random.Random:
+        """Randomness for one request (region, replica, random faults) keyed by the seed, the tenant, the prompt
+        and how many identical requests that tenant sent before — not by arrival order, which the wall clock
+        decides. So the same seeded plan makes the same choices on every run."""
+        key = (tenant, stable_hash(prompt.text) ^ prompt.extra_tokens)
+        if len(self._seen) > 200_000:  # bounded; only determinism across such long runs is lost
+            self._seen.clear()
+        n = self._seen.get(key, 0)
+        self._seen[key] = n + 1
+        return random.Random(f"{self.config.seed}|{tenant}|{key[1]}|{n}")
 
     def replicas(self) -> list[Replica]:
         return [r for reps in self.regions.values() for r in reps]
@@ -321,7 +334,9 @@ class Fleet:
         if len(self.truths) > MAX_TRUTHS:
             self.truths.popitem(last=False)
 
-    def pick_region(self, pinned: str | None, tenant_region: str | None) -> RegionSpec:
+    def pick_region(
+        self, pinned: str | None, tenant_region: str | None, rng: random.Random | None = None
+    ) -> RegionSpec:
         for name in (pinned, tenant_region):
             if name:
                 region = self.config.region(name)
@@ -331,7 +346,7 @@ class Fleet:
         regions = self.config.regions
         if len(regions) == 1:
             return regions[0]
-        return self.rng.choices(regions, weights=[r.weight for r in regions])[0]
+        return (rng or self.rng).choices(regions, weights=[r.weight for r in regions])[0]
 
     def pick_replica(self, region: RegionSpec, req: SimRequest) -> Replica:
         reps = self.regions[region.name]
@@ -341,7 +356,7 @@ class Fleet:
         if mode == "round_robin":
             return reps[next(self._rr) % len(reps)]
         if mode == "random":
-            return reps[self.rng.randrange(len(reps))]
+            return reps[(req.rng or self.rng).randrange(len(reps))]
         if mode == "cache_aware":
             if req.provider == "anthropic":
                 scores = [r.cache.explicit_match(req.prompt) for r in reps]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -149,7 +150,7 @@ class SimApp:
                 h["x-ms-region"] = region.azure_name
         return h
 
-    def _pick_fault(self, request: web.Request) -> Fault:
+    def _pick_fault(self, request: web.Request, rng: random.Random) -> Fault:
         spec = request.headers.get("x-sim-fault")
         if spec:
             times = request.headers.get("x-sim-fault-times")
@@ -165,7 +166,7 @@ class SimApp:
             except FaultError as exc:
                 raise ApiError(400, str(exc)) from None
         for name, rate in self.config.fault_rates.items():
-            if rate > 0 and self.fleet.rng.random() < rate:
+            if rate > 0 and rng.random() < rate:
                 return parse_fault(name)
         return NO_FAULT
 
@@ -223,13 +224,14 @@ class SimApp:
             raise ApiError(400, "request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ApiError(400, "request body must be a JSON object")
-        fault = self._pick_fault(request)
         stream = bool(body.get("stream")) and endpoint != "embeddings"
         prompt = self._prompt(provider, endpoint, body)
         prompt.extra_tokens = max(0, (_int_header(request, "x-sim-input-tokens") or 0) - prompt.tokens)
+        rng = self.fleet.request_rng(tenant, prompt)
+        fault = self._pick_fault(request, rng)
         tenant_spec = cfg.tenant(tenant)
         try:
-            region = self.fleet.pick_region(request.headers.get("x-sim-region"), tenant_spec.region)
+            region = self.fleet.pick_region(request.headers.get("x-sim-region"), tenant_spec.region, rng)
         except KeyError as exc:
             raise ApiError(400, f"x-sim-region {exc.args[0]!r} is not a region of this fleet") from None
         revision = cfg.revision(region.revision)
@@ -246,6 +248,7 @@ class SimApp:
             revision_name=region.revision,
             revision=revision,
             fault=fault.label(),
+            rng=rng,
         )
         req.sim.arrival = (arrival_w - self.fleet.clock.origin) * self.fleet.clock.speed  # same instant as wall
         req.wall.arrival = arrival_w
