@@ -12,9 +12,9 @@ AFTER the model had learned from ``--warmup`` (default 200) calls of the key, pl
 a cold model, plus the error of queue + prefill together (which does not depend on how the server
 divides one batch's prefill among the requests admitted with it).
 
-Calls are timed by the llmotel OpenAI instrumentor when it is importable (spans read from an in-memory
-exporter); otherwise the script times them itself around the real client (``--timing client``) and
-feeds ``PhaseModel.split`` the same CallCapture the instrumentor would build.
+By default the calls are timed by llmotel's OpenAI instrumentor and the phase spans are read back (the
+product path, ``--timing sdk``); ``--timing client`` times them in this script instead and feeds
+``PhaseModel.split`` the same CallCapture.
 
     .venv/bin/python bench/phase_accuracy.py            # all scenarios, writes bench/RESULTS.md
     .venv/bin/python bench/phase_accuracy.py --quick    # fewer calls, no RESULTS.md
@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openai import OpenAI
 
+from llmotel import phases as phase_module
+from llmotel.phase_calibration import Calibrator
 from llmotel.phases import PhaseModel
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, ServerTiming, Usage
 
@@ -149,10 +151,13 @@ def _config(name: str, replica: dict[str, Any] | None = None, replicas: int = 1)
 
 def _noisy_neighbour(base_url: str, stop: threading.Event) -> None:
     """Another tenant's huge prompts (20k-40k tokens, one output token) every ~1.5 wall seconds."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
     client = OpenAI(base_url=base_url + "/v1", api_key="tenant-noisy", max_retries=0)
     rng = random.Random(99)
     while not stop.is_set():
-        with contextlib.suppress(Exception):
+        # Another tenant's traffic: not in our process in real life, so never seen by our phase model.
+        with contextlib.suppress(Exception), suppress_instrumentation():
             client.chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": f"batch job {rng.random()}"}],
                 extra_headers={"x-sim-input-tokens": str(rng.randint(20_000, 40_000)), "x-sim-output-tokens": "1"},
@@ -175,13 +180,56 @@ SCENARIOS: list[Scenario] = [
 ]
 
 
+class SdkTiming:
+    """The product path: llmotel's OpenAI instrumentor times every call and the phase spans are read back.
+
+    Each scored call runs under a root span of its own, so its phase spans are found by trace id.
+    """
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+        from llmotel.providers.openai import OpenAIInstrumentor
+
+        by_trace: dict[int, list[ReadableSpan]] = {}
+        lock = threading.Lock()
+
+        class Index(SpanProcessor):
+            def on_end(self, span: ReadableSpan) -> None:
+                if span.name in ("queue", "prefill", "first_token", "decode", "retries") and span.context:
+                    with lock:
+                        by_trace.setdefault(span.context.trace_id, []).append(span)
+
+        self._by_trace, self._lock = by_trace, lock
+        provider = TracerProvider()
+        provider.add_span_processor(Index())
+        self.tracer = provider.get_tracer("bench.phase_accuracy")
+        self._instrumentor = OpenAIInstrumentor()
+        self._instrumentor.instrument(tracer_provider=provider, meter_provider=MeterProvider())
+
+    def phases(self, trace_id: int) -> dict[str, float]:
+        with self._lock:
+            spans = self._by_trace.pop(trace_id, [])
+        return {s.name: ((s.end_time or 0) - (s.start_time or 0)) / 1e9 for s in spans}
+
+    def close(self) -> None:
+        self._instrumentor.uninstrument()
+
+
+SDK: SdkTiming | None = None
+_TIMED_BY = {True: "instrumented by llmotel (phase spans read back)", False: "timed by the script"}
+
+
 class Runner:
     """Drives one scenario's callers and collects (estimate, truth) pairs."""
 
     def __init__(self, scenario: Scenario, calls: int, seed: int) -> None:
         self.scenario = scenario
         self.calls = calls
-        self.model = PhaseModel()
+        if SDK is not None:  # a fresh learner per scenario, inside the process-wide model the SDK uses
+            phase_module.DEFAULT_MODEL.calibrator = Calibrator()
+        self.model = phase_module.DEFAULT_MODEL if SDK is not None else PhaseModel()
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
         self._seen = 0
@@ -228,6 +276,14 @@ class Runner:
                 time.sleep(rng.uniform(*sc.think_s))
 
     def _one_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str]) -> None:
+        if SDK is None:
+            self._stream_call(sim, client, content, headers, None)
+            return
+        with SDK.tracer.start_as_current_span("bench call") as root:
+            self._stream_call(sim, client, content, headers, root.get_span_context().trace_id)
+
+    def _stream_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str],
+                     trace_id: int | None) -> None:
         start_wall = time.time_ns()
         start = time.perf_counter_ns()
         raw = client.chat.completions.with_raw_response.create(
@@ -262,8 +318,11 @@ class Runner:
         with self._lock:
             index = self._seen
             self._seen += 1
-        phases = self.model.split(request, response, capture, ServerTiming())
-        est = {p.name: (p.end_ns - p.start_ns) / 1e9 for p in phases}
+        if SDK is not None and trace_id is not None:
+            est = SDK.phases(trace_id)
+        else:
+            phases = self.model.split(request, response, capture, ServerTiming())
+            est = {p.name: (p.end_ns - p.start_ns) / 1e9 for p in phases}
         truth = _wait_truth(sim, request_id)
         # The true phase boundaries on the client's timeline (perf_counter is CLOCK_MONOTONIC, shared by the
         # simulator's process): queue = send -> server admits the request (request path + scheduler queue),
@@ -281,6 +340,14 @@ class Runner:
 
     def _one_plain_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str]) -> None:
         """A non-streaming call: only send and end are seen; decode comes from what streams taught."""
+        if SDK is None:
+            self._plain_call(sim, client, content, headers, None)
+            return
+        with SDK.tracer.start_as_current_span("bench call") as root:
+            self._plain_call(sim, client, content, headers, root.get_span_context().trace_id)
+
+    def _plain_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str],
+                    trace_id: int | None) -> None:
         start_wall = time.time_ns()
         start = time.perf_counter_ns()
         raw = client.chat.completions.with_raw_response.create(
@@ -299,9 +366,12 @@ class Runner:
         with self._lock:
             index = self._seen
             self._seen += 1
-        phases = self.model.split(request, LLMResponse(response_model=body.model, usage=usage, status_code=200),
-                                  capture, ServerTiming())
-        est = {p.name: (p.end_ns - p.start_ns) / 1e9 for p in phases}
+        if SDK is not None and trace_id is not None:
+            est = SDK.phases(trace_id)
+        else:
+            phases = self.model.split(request, LLMResponse(response_model=body.model, usage=usage, status_code=200),
+                                      capture, ServerTiming())
+            est = {p.name: (p.end_ns - p.start_ns) / 1e9 for p in phases}
         ts = _wait_truth(sim, request_id)["wall_ts"]
         send_s = start / 1e9
         true = {"queue_s": float(ts["admit"]) - send_s, "prefill_s": float(ts["prefill_end"]) - float(ts["admit"]),
@@ -364,7 +434,8 @@ def _fmt(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: float) -> str:
+def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: float,
+           load_avg: tuple[float, float, float]) -> str:
     from _results import machine
 
     ok = all(r["queue_median"] <= 0.10 and r["prefill_median"] <= 0.10 and r["queue_p90"] <= 0.25
@@ -373,7 +444,8 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         "## Phase model accuracy (server timing off)",
         "",
         f"Machine: {machine()}. Command: `.venv/bin/python bench/phase_accuracy.py` ({seconds:.0f} s).",
-        f"Real `openai` streaming calls over loopback against `llmotel.sim` (speed {SPEED:g}, server timing `none`);"
+        f"Real `openai` streaming calls, {_TIMED_BY[SDK is not None]},"
+        f" over loopback against `llmotel.sim` (speed {SPEED:g}, server timing `none`);"
         f" per scenario {warmup} calls teach the model, the next {measured} are scored against the simulator's"
         " ground truth. Error = |estimated - true| / client-measured TTFT. Target: median <= 10 %, p90 <= 25 %.",
         "",
@@ -389,7 +461,29 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
             f"| {_fmt(r['prefill_p90'])} | {_fmt(r['queue+prefill_median'])} | {_fmt(r['queue+prefill_p90'])} "
             f"| {_fmt(r['cold20_queue_median'])} / {_fmt(r['cold20_prefill_median'])} |"
         )
-    lines += ["", f"Target met in every scenario: **{'yes' if ok else 'no'}**."]
+    missed = [r["scenario"] for r in rows if not (r["queue_median"] <= 0.10 and r["prefill_median"] <= 0.10
+                                                  and r["queue_p90"] <= 0.25 and r["prefill_p90"] <= 0.25)]
+    load = ", ".join(f"{x:.1f}" for x in load_avg)
+    lines += [
+        "",
+        f"Target met in every scenario: **{'yes' if ok else 'no'}**"
+        + (f" (missed: {', '.join(missed)})." if missed else "."),
+        "",
+        "How to read it. The true queue is measured on the client's timeline (send -> the server admits the"
+        " request), so it includes the request path, as the `queue` span does. `queue+prefill` is the error of"
+        " the two together (where prefill ends), which does not depend on how a server books a shared prefill"
+        " step. In `steady_load` the replica admits every request that arrived during a decode step together"
+        " and prefills them in one pass; the simulator counts the whole pass as each request's prefill. The"
+        " client cannot see the other requests, so the time spent on *their* tokens is estimated as queue: the"
+        " medians stay low, but the calls admitted with a large prompt land in the p90 (the sum stays close,"
+        " see `queue+prefill`). This is a limit of what the client observes, not of the fit; with server"
+        " timing on (vLLM, TGI) the spans use the server's split instead. The non-streaming row scores calls"
+        " that see only send and end: decode comes from what the streams of the same key taught.",
+        "",
+        f"Load average during the run (1/5/15 min): {load} on a 2-core machine shared with other jobs;"
+        " the simulator's own wall-clock truth carries a few ms of scheduling jitter at that load, which is"
+        " a visible share of the 30-60 ms TTFTs of small prompts.",
+    ]
     return "\n".join(lines)
 
 
@@ -400,7 +494,12 @@ def main() -> None:
     parser.add_argument("--scenario", action="append", help="run only these (repeatable)")
     parser.add_argument("--quick", action="store_true", help="60 + 40 calls, do not write RESULTS.md")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timing", choices=["sdk", "client"], default="sdk",
+                        help="sdk: llmotel's instrumentor times the calls (default); client: this script does")
     args = parser.parse_args()
+    global SDK
+    if args.timing == "sdk":
+        SDK = SdkTiming()
     warmup, measured = (60, 40) if args.quick else (args.warmup, args.measured)
     chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     rows = []
@@ -420,7 +519,7 @@ def main() -> None:
     if not args.quick and not args.scenario:
         from _results import write_section
 
-        write_section("phase-accuracy", render(rows, warmup, measured, seconds))
+        write_section("phase-accuracy", render(rows, warmup, measured, seconds, os.getloadavg()))
         print("wrote bench/RESULTS.md section phase-accuracy")
 
 
