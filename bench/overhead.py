@@ -80,10 +80,20 @@ class Metric:
     key: str  # the field of a batch
     unit: str
     what: str
+    # Deterministic counts only ever go up from one-time work (first batch after instrumentation starts, lazy
+    # caches), so the steady per-call cost is the lowest batch of each state: estimate = min(inst) - min(bare).
+    # Timings go both ways with the machine's load, so they use the median of paired differences.
+    steady: bool = False
 
 
 CPU = Metric("cpu_us", "µs", "Added client CPU per call in µs (`time.process_time`, all threads)")
-INSTR = Metric("kinstr", "k instr", "Added instructions per call in thousands (callgrind Ir, all threads)")
+INSTR = Metric(
+    "kinstr",
+    "k instr",
+    "Added instructions per call in thousands (callgrind Ir, all threads; estimate = lowest instrumented batch - "
+    "lowest bare batch)",
+    steady=True,
+)
 
 
 def python_for(config: Config) -> Path:
@@ -218,11 +228,15 @@ class Cell:
     """Every (bare, instrumented) batch pair of one configuration and cell, over all rounds."""
 
     bare: list[float] = field(default_factory=list)
+    inst: list[float] = field(default_factory=list)
     added: list[float] = field(default_factory=list)
     spans_per_call: float = 0.0
     leak: bool = False  # a bare batch exported spans: the switch did not turn the instrumentation off
+    steady: bool = False  # see Metric.steady
 
-    def median(self) -> float:
+    def estimate(self) -> float:
+        if self.steady:
+            return min(self.inst) - min(self.bare)
         return statistics.median(self.added)
 
     def quartiles(self) -> tuple[float, float]:
@@ -236,23 +250,24 @@ def collect(runs: list[dict[str, Any]], metric: Metric) -> dict[str, Cell]:
     cells: dict[str, Cell] = {}
     for run in runs:
         for name, data in run.get("cells", {}).items():
-            cell = cells.setdefault(name, Cell())
+            cell = cells.setdefault(name, Cell(steady=metric.steady))
             for bare, inst in zip(data["bare"], data["instrumented"], strict=True):
                 cell.leak |= bare["spans_per_call"] > 0
                 cell.spans_per_call = inst["spans_per_call"]
                 if metric.key in bare and metric.key in inst:
                     cell.bare.append(bare[metric.key])
+                    cell.inst.append(inst[metric.key])
                     cell.added.append(inst[metric.key] - bare[metric.key])
     return cells
 
 
 def per_event(cells: dict[str, Cell], provider: str) -> tuple[float, float, float] | None:
-    """Added cost per stream event: (stream - plain) / 50 of the medians, and the widest range the quartiles allow."""
+    """Added cost per stream event: (stream - plain) / 50 of the estimates, and the widest range the spreads allow."""
     plain, stream = cells.get(f"{provider}:plain"), cells.get(f"{provider}:stream")
     if not plain or not stream or not plain.added or not stream.added:
         return None
     (p1, p3), (s1, s3) = plain.quartiles(), stream.quartiles()
-    return (stream.median() - plain.median()) / STREAM_EVENTS, (s1 - p3) / STREAM_EVENTS, (s3 - p1) / STREAM_EVENTS
+    return (stream.estimate() - plain.estimate()) / STREAM_EVENTS, (s1 - p3) / STREAM_EVENTS, (s3 - p1) / STREAM_EVENTS
 
 
 def fmt(value: float) -> str:
@@ -264,13 +279,13 @@ def fmt_cell(cell: Cell | None) -> str:
         return "—"
     mark = " ⚠ leak" if cell.leak else ""
     q1, q3 = cell.quartiles()
-    return f"{fmt(cell.median())} ({fmt(q1)}..{fmt(q3)}){mark}"
+    return f"{fmt(cell.estimate())} ({fmt(q1)}..{fmt(q3)}){mark}"
 
 
 def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str) -> list[str]:
     collected = {name: collect(runs, metric) for name, runs in results.items()}
     lines = [
-        f"{metric.what}: median over all (bare, instrumented) batch pairs, {spread} in brackets. Stream = 50 SSE "
+        f"{metric.what}; {spread} in brackets. Stream = 50 SSE "
         "events (OpenAI: role chunk, 48 content chunks, finish chunk; Anthropic: message_start, content_block_start, "
         "ping, 44 content_block_delta, content_block_stop, message_delta, message_stop). Per event = (stream - plain) "
         "/ 50 (the Anthropic SDK yields 49 of them: it drops `ping`). The A/A row is the noise floor: its true value "
@@ -285,7 +300,8 @@ def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str)
     for provider in ("openai", "anthropic"):
         plain, stream = bare_cells.get(f"{provider}:plain"), bare_cells.get(f"{provider}:stream")
         if plain and stream and plain.bare and stream.bare:
-            p, s = statistics.median(plain.bare), statistics.median(stream.bare)
+            pick = min if metric.steady else statistics.median
+            p, s = pick(plain.bare), pick(stream.bare)
             bare_row += [fmt(p), fmt(s), f"{(s - p) / STREAM_EVENTS:.1f}"]
         else:
             bare_row += ["—", "—", "—"]
@@ -306,11 +322,11 @@ def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str)
 
 def target_lines(collected: dict[str, dict[str, Cell]], metric: Metric) -> list[str]:
     """The acceptance target: llmotel's added cost at most half the cheapest peer's, per cell."""
-    out = ["", f"Target (llmotel added {metric.unit} <= 1/2 of the cheapest peer's, medians):", ""]
+    out = ["", f"Target (llmotel added {metric.unit} <= 1/2 of the cheapest peer's):", ""]
     llmotel = collected.get("llmotel", {})
     for cell in CELLS:
         peers = {
-            c.name: collected[c.name][cell].median()
+            c.name: collected[c.name][cell].estimate()
             for c in CONFIGS
             if c.peer and c.name in collected and collected[c.name].get(cell) and collected[c.name][cell].added
         }
@@ -318,7 +334,7 @@ def target_lines(collected: dict[str, dict[str, Cell]], metric: Metric) -> list[
             out.append(f"- {cell}: not measured (llmotel or every peer missing)")
             continue
         best = min(peers, key=lambda name: peers[name])
-        ours = llmotel[cell].median()
+        ours = llmotel[cell].estimate()
         verdict = "PASS" if ours <= peers[best] / 2 else "MISS"
         ratio = f"ratio {ours / peers[best]:.2f}" if peers[best] > 0 else "peer within noise"
         out.append(
@@ -422,6 +438,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the section, do not touch RESULTS.md")
     parser.add_argument("--skip-setup", action="store_true", help="do not run bench/peers/setup.sh")
     parser.add_argument("--json", type=Path, help="also dump every raw batch here")
+    parser.add_argument("--from-json", type=Path, help="render (and write) a run saved with --json; measure nothing")
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the server and the running worker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -436,26 +453,35 @@ def main() -> None:
     wanted = set(args.configs.split(","))
     configs = [c for c in CONFIGS if c.name in wanted]
     peer_venvs = sorted({c.venv for c in configs if c.venv})
-    if peer_venvs and not args.skip_setup:
+    if peer_venvs and not args.skip_setup and not args.from_json:
         subprocess.run(["bash", str(BENCH / "peers" / "setup.sh"), *peer_venvs], check=True)
-
-    started = time.monotonic()
-    results = measure(configs, args, server_cpu)
-    wall = time.monotonic() - started
 
     flags = [a for a in sys.argv[1:] if not a.startswith("--json") and not a.endswith(".json")]
     command = " ".join([".venv/bin/python bench/overhead.py", *flags])
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        results, wall, command, load = saved["results"], saved["wall_s"], saved["command"], saved["load"]
+        args.callgrind = saved["callgrind"]
+        args.rounds, args.pairs, args.calls = saved["rounds"], saved["pairs"], saved["calls"]
+    else:
+        started = time.monotonic()
+        results = measure(configs, args, server_cpu)
+        wall = time.monotonic() - started
+        load = os.getloadavg()[0]
     if args.callgrind:
         name, metric, title = "overhead-callgrind", INSTR, "## Overhead: added instructions per call (callgrind)"
-        spread = f"min..max of {args.pairs} pairs of {args.calls}-call batches"
+        spread = f"min..max of the differences of {args.pairs} (bare, instrumented) pairs of {args.calls}-call batches"
     else:
         name, metric, title = "overhead", CPU, "## Overhead: added client CPU per call"
-        spread = f"interquartile range of {args.rounds} process(es) x {args.pairs} pairs of {args.calls}-call batches"
+        spread = (
+            f"median of the differences of all {args.rounds} process(es) x {args.pairs} (bare, instrumented) pairs of "
+            f"{args.calls}-call batches; interquartile range"
+        )
     section = "\n".join(
         [
             title,
             "",
-            f"Machine: {machine()}. Load average at the end: {os.getloadavg()[0]:.1f}.",
+            f"Machine: {machine()}. Load average at the end of the run: {load:.1f} (other work on the machine).",
             f"Command: `{command}` ({wall:.0f} s wall). Not part of `make test`.",
             "",
             *table(results, metric, spread),
@@ -466,7 +492,9 @@ def main() -> None:
     print()
     print(section)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        saved = {"results": results, "wall_s": wall, "command": command, "callgrind": args.callgrind, "load": load}
+        saved |= {"rounds": args.rounds, "pairs": args.pairs, "calls": args.calls}
+        args.json.write_text(json.dumps(saved, indent=1))
     if not args.no_write:
         write_section(name, section)
         print(f"\nwrote section {name!r} of {BENCH / 'RESULTS.md'}")
