@@ -383,3 +383,25 @@ def test_split_is_cheap_enough_for_every_call() -> None:
         model.split(req, resp, cap, server)
     per_call = (time.perf_counter() - t0) / 2000
     assert per_call < 200e-6, per_call  # generous: CI machines are slow; typical is ~20 us
+
+
+def test_state_env_var_carries_the_model_across_process_restarts(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    state = tmp_path / "phase-state.json"
+    script = (
+        "import random, sys; sys.path.insert(0, 'tests'); "
+        "from test_phases import _train, KEY; from llmotel.phases import DEFAULT_MODEL as m; "
+        "n = m.calibrator.coefficients(KEY).samples; "
+        "_train(m, 40, random.Random(1)) if n == 0 else None; print(n)"
+    )
+    env = {**os.environ, "LLMOTEL_PHASE_MODEL_STATE": str(state)}
+    root = Path(__file__).resolve().parent.parent
+    first = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
+                           check=True)
+    assert first.stdout.strip() == "0" and state.exists()  # learned nothing before, saved at exit
+    second = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
+                            check=True)
+    assert int(second.stdout.strip()) == 40  # the restarted process starts from what the first one learned

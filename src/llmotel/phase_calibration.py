@@ -478,6 +478,8 @@ class Calibrator:
                         "tpot_n": state.tpot_n,
                         "tpot_ring": list(state.tpot_ring.values),
                         "header_votes": state.header_votes,
+                        "ttft_count": state.ttft.count,
+                        "total_count": state.total.count,
                     }
                 )
             return {"version": _STATE_VERSION, "keys": keys}
@@ -527,6 +529,10 @@ class Calibrator:
                     state = self._state(key)
                     for value in rings["tpot_ring"]:
                         state.tpot_ring.add(value)
+                    for envelope, name in ((state.ttft, "ttft_count"), (state.total, "total_count")):
+                        count = entry.get(name, 0)
+                        if isinstance(count, int) and count > envelope.count:
+                            envelope.count = count  # calls learned from, not just the points kept
                     votes = entry.get("header_votes", 0)
                     if isinstance(votes, int):
                         state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, votes))
