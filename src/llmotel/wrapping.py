@@ -43,8 +43,17 @@ What the provider supplies:
 - Send hooks (``SendHook``): the client's per-attempt HTTP send, so retries are seen
   (``http.request.resend_count``, phases of the attempt that answered) and response headers are read
   (kept: only the names in ``call.KEEP_HEADERS``). ``read_response(resp) -> (status, header items)``.
+  Versions without a send method: ``kind="build"`` on the per-attempt request builder plus
+  ``kind="process"`` on the function that receives the answering response (keyword ``response``).
 - The library's stream classes (returned objects of these types are proxied) and raw-response classes
   (``with_raw_response`` / ``with_streaming_response``; their ``parse()`` is intercepted).
+- Optionally ``helper_closers``: ``close`` methods of ``.stream()`` helper objects that close the HTTP
+  response directly (they hold llmotel's proxy in ``_raw_stream``); the call then ends at that close.
+- A provider may set ``LLMRequest.emit_phases = False`` for calls that generate nothing (token counting).
+
+A call inside another llmotel call, under the suppression key, or under another instrumentation's GenAI
+CLIENT span gets no span of its own (``_skip``). ``_sync_wrapper`` / ``_async_wrapper`` / ``_resolve`` are
+used by providers that need a custom patch point (anthropic's ``messages.stream()``): keep their signatures.
 
 Guarantees of the machinery: the caller's arguments are never mutated (trace-context propagation, when
 enabled, injects into a copy of ``extra_headers``); return values, exceptions, streams, context managers
