@@ -21,6 +21,7 @@ import (
 
 	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/clock"
 	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/metadata"
+	sc "github.com/llmotel/llmotel/collector/llmsliconnector/internal/semconv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/traces and testdata/golden")
@@ -121,4 +122,19 @@ func TestGolden(t *testing.T) {
 			compareGolden(t, name, h.flush())
 		})
 	}
+}
+
+// TestGoldenSDKRecorded feeds spans recorded from the real llmotel SDK (testdata/record/record_sdk_batch.py:
+// OpenAI and Anthropic clients against the fleet simulator, agent runs) and compares with the golden SLIs.
+func TestGoldenSDKRecorded(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "traces", "sdk_recorded.pb"))
+	require.NoError(t, err)
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(raw)
+	require.NoError(t, err)
+	h := newHarness(t, testConfig())
+	h.feed(td)
+	md := h.flush()
+	compareGolden(t, "sdk_recorded", md)
+	_, rejected := metricByName(md, sc.MetricSLISpansRejected)
+	require.False(t, rejected, "the SDK's spans are exactly the shape the connector expects")
 }
