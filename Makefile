@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GO ?= go
 COLLECTOR := collector
 
-.PHONY: setup semconv semconv-check lint typecheck pytest go-check go-fuzz collector-build collector-validate test demo clean prometheus
+.PHONY: setup semconv semconv-check lint typecheck pytest go-check go-fuzz fuzz collector-build collector-validate test demo clean prometheus
 
 # The collector distribution (ocb-built, see collector/README.md). Rebuilt only when its inputs change.
 COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
@@ -46,6 +46,16 @@ go-check:
 # A short, bounded fuzz run of span ingestion (the corpus in testdata/fuzz runs in go-check too).
 go-fuzz:
 	cd $(COLLECTOR)/llmsliconnector && $(GO) test -run '^$$' -fuzz '^FuzzConsumeTraces$$' -fuzztime $(FUZZTIME) .
+
+# The long fuzz runs (docs/reliability.md): random hypothesis examples over the SDK's readers and span building,
+# peak RSS over many distinct keys (also with the OTLP endpoint down), then a longer go fuzz of span ingestion.
+# Writes the "reliability" section of bench/RESULTS.md.
+FUZZ_EXAMPLES ?= 5000
+FUZZ_CALLS ?= 100000
+LONG_FUZZTIME ?= 10m
+fuzz: setup
+	$(PY) bench/reliability.py --examples $(FUZZ_EXAMPLES) --calls $(FUZZ_CALLS)
+	$(MAKE) go-fuzz FUZZTIME=$(LONG_FUZZTIME)
 
 $(COLLECTOR_BIN): $(COLLECTOR_INPUTS)
 	GO=$(GO) $(COLLECTOR)/build.sh

@@ -36,3 +36,17 @@ def _frozen_heap() -> None:
 def canned() -> Iterator[CannedServer]:
     with CannedServer() as server:
         yield server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """``LLMOTEL_FUZZ_REPORT=path``: write how many inputs each property test tried (``make fuzz``)."""
+    import json
+    import os
+
+    path = os.environ.get("LLMOTEL_FUZZ_REPORT")
+    if not path:
+        return
+    from _fuzz import TRIED
+
+    with open(path, "w") as f:
+        json.dump({"tried": dict(TRIED), "exitstatus": int(exitstatus)}, f)
