@@ -318,7 +318,10 @@ def forked(provider: str) -> Any:
 
 # ---- another instrumentation active ----------------------------------------------------------------
 
-_CREATE = ("openai.resources.chat.completions.completions", "Completions.create")
+_TARGETS = {
+    "openai": ("openai.resources.chat.completions.completions", "Completions"),
+    "anthropic": ("anthropic.resources.messages.messages", "Messages"),
+}
 _calls_seen: list[str] = []
 
 
@@ -327,13 +330,14 @@ def _other_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return wrapped(*args, **kwargs)
 
 
-def _other_wrap(when: str) -> Any:
+def _other_wrap(when: str, provider: str = "openai") -> Any:
     """Another (non-llmotel) wrapt instrumentation of chat.completions.create, applied before or after llmotel."""
 
     def before(tel: Tel) -> Any:
         import importlib
 
-        owner = importlib.import_module(_CREATE[0]).Completions
+        module, cls = _TARGETS[provider]
+        owner = getattr(importlib.import_module(module), cls)
         original = owner.__dict__["create"]
         if when == "first":
             wrapt.wrap_function_wrapper(owner, "create", _other_wrapper)
@@ -506,6 +510,12 @@ CASES: list[Case] = [
     # another instrumentation already active
     Case("openai_other_wrapt_wrapper_inside", oai(), before=_other_wrap("first"), after=_other_unwrap),
     Case("openai_other_wrapt_wrapper_outside", oai(stream=True), before=_other_wrap("last"), after=_other_unwrap),
+    Case(
+        "anthropic_other_wrapt_wrapper_outside",
+        ant(stream=True),
+        before=_other_wrap("last", "anthropic"),
+        after=_other_unwrap,
+    ),
     Case("anthropic_sdk_native_tracing_on", _native_on),
     # OTLP exporter endpoint down or slow
     Case("openai_otlp_exporter_down", oai(stream=True), before=_otlp("down"), after=_otlp_after),
