@@ -99,12 +99,20 @@ def test_call_latency_unchanged_while_exporter_down_or_slow(sim: SimServer) -> N
         assert med[kind] <= med["memory"] * 1.5 + 0.010, med
 
 
-def test_memory_bounded_while_exporter_down() -> None:
-    calls = 4000
-    # The SDK logs every failed export; pytest would keep each record in memory (an app's log handler does not).
+@pytest.fixture
+def quiet_otel_logs() -> Iterator[None]:
+    """The SDK logs every failed export; pytest would keep each record in memory (an app's handler does not)."""
     otel_log = logging.getLogger("opentelemetry")
     level = otel_log.level
     otel_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        otel_log.setLevel(level)
+
+
+def test_memory_bounded_while_exporter_down(quiet_otel_logs: None) -> None:
+    calls = 4000
     with _telemetry("down", queue=256) as proc:
         assert proc is not None
         # One key: the metric series stay few, so what is measured is the span path while export fails
@@ -122,7 +130,6 @@ def test_memory_bounded_while_exporter_down() -> None:
         finally:
             tracemalloc.stop()
         queued = len(proc._batch_processor._queue)
-    otel_log.setLevel(level)
     print(f"exporter down: {calls} calls, queue {queued}/256 spans, heap growth over the last half {growth} B")
     assert queued <= 256
     # Bounded: the queue (256 spans) plus one batch in flight (128) at ~1.5 kB a span; unbounded would be
