@@ -378,11 +378,11 @@ def test_split_is_cheap_enough_for_every_call() -> None:
     _train(model, 200, random.Random(13))
     cap = _stream_capture(10**13, 0.2, 0.02, 40)
     req, resp, server = _request(), _response(1000, 40), ServerTiming()
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # CPU of this thread: a busy shared machine does not make the model slower
     for _ in range(2000):
         model.split(req, resp, cap, server)
-    per_call = (time.perf_counter() - t0) / 2000
-    assert per_call < 200e-6, per_call  # generous: CI machines are slow; typical is ~20 us
+    per_call = (time.thread_time() - t0) / 2000
+    assert per_call < 200e-6, per_call  # generous; typical is ~20 us including learning (bench: ~17 us)
 
 
 def test_state_env_var_carries_the_model_across_process_restarts(tmp_path: Path) -> None:

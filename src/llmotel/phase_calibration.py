@@ -145,7 +145,10 @@ class _Envelope:
 
     def _residual(self, x: tuple[float, ...], t: float) -> float:
         theta = self.theta
-        return t - sum(theta[i + 1] * x[i] for i in range(len(x)))
+        r = t
+        for i, v in enumerate(x):  # a plain loop: this runs on every call, a generator costs twice as much
+            r -= theta[i + 1] * v
+        return r
 
     def add(self, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
         self.count += 1
@@ -322,7 +325,8 @@ class _LowRing:
 
 class _KeyState:
     __slots__ = (
-        "header_votes", "prior", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "u_max", "u_min",
+        "header_votes", "prior", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "tu_max", "tu_min", "u_max",
+        "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
@@ -343,6 +347,8 @@ class _KeyState:
         self.header_votes = 0
         self.u_min = math.inf
         self.u_max = 0.0
+        self.tu_min = math.inf  # the same for the non-streaming envelope
+        self.tu_max = 0.0
 
 
 def _confidence(samples: int, base: float, spread: float) -> float:
@@ -412,6 +418,8 @@ class Calibrator:
         with self._lock:
             state = self._state(key)
             state.total.add((float(max(uncached, 0)), float(max(cached, 0)), float(max(output, 0))), total_s)
+            state.tu_min = min(state.tu_min, float(uncached))
+            state.tu_max = max(state.tu_max, float(uncached))
         self._maybe_save()
 
     def coefficients(self, key: Key) -> Coefficients:
@@ -422,9 +430,7 @@ class Calibrator:
             p = state.prior
             ttft, total = state.ttft, state.total
             spread = state.u_max / max(state.u_min, 1.0) if ttft.count else 1.0
-            t_spread = max((x[0] for x, _ in total.points()), default=1.0) / max(
-                min((x[0] for x, _ in total.points()), default=1.0), 1.0
-            )
+            t_spread = state.tu_max / max(state.tu_min, 1.0) if total.count else 1.0
             return Coefficients(
                 overhead_s=ttft.theta[0],
                 prefill_s_per_token=ttft.theta[1],
