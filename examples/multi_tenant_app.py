@@ -131,20 +131,6 @@ class AgentRunner:
             await c.close()
 
 
-class TenantLoad(LoadGenerator):
-    """The scenario's tenants; the warm-up call of each client is made as its tenant too (it is a real call)."""
-
-    async def warm_up(self) -> None:
-        tenants = self.spec.tenants
-        try:
-            for t in tenants:
-                self.spec.tenants = [t]
-                with llmotel.tenant(t.name):
-                    await super().warm_up()
-        finally:
-            self.spec.tenants = tenants
-
-
 async def main_async(args: argparse.Namespace) -> Sent:
     config = load_scenario(args.scenario)
     if args.duration:
@@ -152,7 +138,8 @@ async def main_async(args: argparse.Namespace) -> Sent:
     spec = LoadSpec.from_config(config)
     speed = args.speed or config.speed
     sent = Sent()
-    load = TenantLoad(args.base_url, spec, args.seed or config.seed, speed,
+    # Each tenant's traffic, warm-up included, runs inside llmotel.tenant(name) (the load generator does that).
+    load = LoadGenerator(args.base_url, spec, args.seed or config.seed, speed,
                          progress=None if args.quiet else sys.stderr)
     agents = AgentRunner(args.base_url, sent)
     deadline = time.monotonic() + spec.duration_s / speed

@@ -13,7 +13,8 @@ import openai
 import pytest
 
 import llmotel
-from agent_spans import Captured, capture_spans, parent_id, span_id
+from _otel import instrumented
+from agent_spans import Captured, parent_id, span_id
 from llmotel import _semconv as sc
 from llmotel.providers.openai import OpenAIInstrumentor
 from llmotel.sim import SimServer
@@ -24,16 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def captured() -> Iterator[Captured]:
-    instrumentor = OpenAIInstrumentor()
-    ours = not instrumentor.is_instrumented_by_opentelemetry  # leave another test's instrumentation alone
-    if ours:
-        instrumentor.instrument()
-    try:
-        # After instrument(): bind the LLM and agent spans to this test's in-memory provider.
-        yield from capture_spans()
-    finally:
-        if ours:
-            instrumentor.uninstrument()
+    # instrument(tracer_provider=...) binds the LLM and the agent spans to the same in-memory provider.
+    with instrumented(OpenAIInstrumentor) as otel:
+        yield Captured(otel.exporter, otel.tracer_provider)
 
 
 def _asks(sim: SimServer, client: openai.OpenAI, tools: list[str]) -> list[tuple[str, str]]:
@@ -151,34 +145,27 @@ def test_anthropic_tool_use_inside_a_run(sim: SimServer) -> None:
 
     from llmotel.providers.anthropic import AnthropicInstrumentor
 
-    instrumentor = AnthropicInstrumentor()
-    ours = not instrumentor.is_instrumented_by_opentelemetry
-    if ours:
-        instrumentor.instrument()
-    try:
-        for captured in capture_spans():
-            client = anthropic.Anthropic(base_url=sim.base_url, api_key="tenant-acme", max_retries=0)
-            with llmotel.agent_run("claude-agent") as run:
-                run.plan(["lookup_order", "refund"])
-                msg = client.messages.create(
-                    model="claude-sonnet-4-6",
-                    max_tokens=64,
-                    messages=[{"role": "user", "content": "refund my order"}],
-                    extra_headers={"x-sim-tool-calls": "lookup_order,cancel_order"},
-                )
-                for block in msg.content:
-                    if block.type == "tool_use":
-                        with llmotel.tool(block.name, call_id=block.id):
-                            pass
-            llm = [s for s in captured.all() if (s.attributes or {}).get(sc.GEN_AI_OPERATION_NAME) == "chat"]
-            assert len(llm) == 1 and parent_id(llm[0]) == span_id(captured.one("invoke_agent claude-agent"))
-            asked = list((llm[0].attributes or {})[sc.LLMOTEL_RESPONSE_TOOL_NAMES])  # type: ignore[arg-type]
-            assert asked == ["lookup_order", "cancel_order"]
-            assert run.adherence is not None
-            assert (run.adherence.skipped, run.adherence.extra, run.adherence.ordered) == (1, 1, 0.5)
-            cancel = captured.one("execute_tool cancel_order").attributes or {}
-            assert cancel[sc.LLMOTEL_TOOL_PLANNED] is False
-            assert str(cancel[sc.GEN_AI_TOOL_CALL_ID]).startswith("toolu_")
-    finally:
-        if ours:
-            instrumentor.uninstrument()
+    with instrumented(AnthropicInstrumentor) as otel:
+        captured = Captured(otel.exporter, otel.tracer_provider)
+        client = anthropic.Anthropic(base_url=sim.base_url, api_key="tenant-acme", max_retries=0)
+        with llmotel.agent_run("claude-agent") as run:
+            run.plan(["lookup_order", "refund"])
+            msg = client.messages.create(
+                model="claude-sonnet-4-6",
+                max_tokens=64,
+                messages=[{"role": "user", "content": "refund my order"}],
+                extra_headers={"x-sim-tool-calls": "lookup_order,cancel_order"},
+            )
+            for block in msg.content:
+                if block.type == "tool_use":
+                    with llmotel.tool(block.name, call_id=block.id):
+                        pass
+        llm = [s for s in captured.all() if (s.attributes or {}).get(sc.GEN_AI_OPERATION_NAME) == "chat"]
+        assert len(llm) == 1 and parent_id(llm[0]) == span_id(captured.one("invoke_agent claude-agent"))
+        asked = list((llm[0].attributes or {})[sc.LLMOTEL_RESPONSE_TOOL_NAMES])  # type: ignore[arg-type]
+        assert asked == ["lookup_order", "cancel_order"]
+        assert run.adherence is not None
+        assert (run.adherence.skipped, run.adherence.extra, run.adherence.ordered) == (1, 1, 0.5)
+        cancel = captured.one("execute_tool cancel_order").attributes or {}
+        assert cancel[sc.LLMOTEL_TOOL_PLANNED] is False
+        assert str(cancel[sc.GEN_AI_TOOL_CALL_ID]).startswith("toolu_")

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 from openai import OpenAI
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from _otel import instrumented
 from llmotel import _semconv as sc
-from llmotel import config, energy, energy_config, energy_data
+from llmotel import energy, energy_config, energy_data
 from llmotel.providers.openai import OpenAIInstrumentor
 from llmotel.record import Usage
 from llmotel.sim import SimServer
@@ -25,18 +25,8 @@ ENERGY_KEYS = (sc.LLMOTEL_ENERGY_WH, sc.LLMOTEL_ENERGY_WH_MIN, sc.LLMOTEL_ENERGY
 def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     monkeypatch.delenv(energy_config.ENV_VAR, raising=False)
     energy.reload()
-    config.reset()
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        yield spans
-    finally:
-        instrumentor.uninstrument()
-        gc.collect()
-        config.reset()
+    with instrumented(OpenAIInstrumentor) as otel:
+        yield otel.exporter
 
 
 def _call_span(exporter: InMemorySpanExporter) -> ReadableSpan:

@@ -45,6 +45,9 @@ def test_every_call_of_every_tenant_reaches_prometheus(run: Run) -> None:
     counted = by_label(run.prom.query("sum by (llmotel_tenant_id) (llmotel_sli_requests_total)"), "llmotel_tenant_id")
     truth = Counter(t["tenant"] for t in run.truths if t["endpoint"] != "count_tokens")
     app_calls = run.sent["tenants"]
+    # Every call, the load generator's warm-up included, was made as a tenant: no untenanted series (it would
+    # lower Jain's index over tenants).
+    assert set(counted) == set(app_calls), (counted, app_calls)
     for tenant, n in app_calls.items():
         # The app's own count is a floor (warm-up calls come on top); the simulator saw each call exactly once.
         assert counted.get(tenant, 0) >= n, (tenant, counted, app_calls)

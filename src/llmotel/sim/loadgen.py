@@ -227,7 +227,8 @@ class LoadGenerator:
 
     async def warm_up(self) -> None:
         """Exercise every client (and its instrumentation) once, streaming and not, with ``x-sim-dry-run`` so
-        no replica, cache or quota of the scenario is touched."""
+        no replica, cache or quota of the scenario is touched. Like every call of the run, inside the tenant's
+        ``llmotel.tenant`` context: an untenanted warm-up series would skew fairness SLIs downstream."""
         for t in self.spec.tenants:
             for stream in (False, True):
                 warm = TenantLoad(name=t.name, provider=t.provider, model=t.model, stream=stream, output_tokens=2)
