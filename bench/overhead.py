@@ -357,13 +357,21 @@ def problems(results: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def method_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
-    versions: dict[str, str] = {}
+    versions: dict[str, dict[str, list[str]]] = {}  # package -> version -> configurations
     patched: dict[str, int] = {}
     for name, runs in results.items():
-        for run in runs:
-            versions.update(run.get("versions", {}))
+        for run in runs[:1]:
+            for package, version in run.get("versions", {}).items():
+                users = versions.setdefault(package, {}).setdefault(version, [])
+                users.append(name)
             if "patched" in run:
                 patched[name] = len(run["patched"])
+
+    def version_text(package: str, by_version: dict[str, list[str]]) -> str:
+        if len(by_version) == 1:
+            return f"{package} {next(iter(by_version))}"
+        return f"{package} " + " / ".join(f"{v} ({', '.join(users)})" for v, users in sorted(by_version.items()))
+
     return [
         "",
         "How: each configuration runs in its own process (its own venv for the peers: bench/peers/*.txt pin the same "
@@ -379,7 +387,7 @@ def method_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         "(bench/canned_server.py, another process on another CPU) answers at once with canned bodies, so the numbers "
         "are client work only. Details: bench/README.md.",
         "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".",
+        "Versions: " + ", ".join(version_text(k, v) for k, v in sorted(versions.items())) + ".",
         "Attributes switched per configuration: " + ", ".join(f"{k} {v}" for k, v in sorted(patched.items())) + ".",
     ]
 
