@@ -85,8 +85,11 @@ func (c *llmSLI) appendFairness(ms pmetric.MetricSlice, now time.Time) {
 	if rep.HasJain {
 		point(gauge(ms, sc.MetricSLIFairnessJainIndex, "1", "Jain's index of per-tenant service per request over the window."), now, rep.Jain, nil, nil)
 	}
-	if rep.HasNoisy {
-		one[0] = rep.Noisy
-		point(gauge(ms, sc.MetricSLINoisyNeighbor, "1", "Score of the tenant whose load best explains the others' TTFT."), now, rep.NoisyScore, tenantDims, one)
+	if len(rep.Explains) > 0 {
+		dps := gauge(ms, sc.MetricSLINoisyNeighbor, "1", "How well each tenant's load explains the others' TTFT; the top one is the noisy neighbour.")
+		for _, e := range rep.Explains {
+			one[0] = e.Tenant
+			point(dps, now, e.Score, tenantDims, one)
+		}
 	}
 }

@@ -160,7 +160,7 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	energy, hasEnergy := r.amount(sc.AttrEnergyWh)
 	carbon, hasCarbon := r.amount(sc.AttrCarbonGCO2e)
 	fingerprint := r.str(sc.AttrPromptPrefixFingerprint)
-	_, duration, okTimes := spanTimes(span)
+	start, duration, okTimes := spanTimes(span)
 	if r.bad == "" && !okTimes {
 		r.fail(reasonBadTimestamps)
 	}
@@ -294,7 +294,7 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	if service > 0 {
 		c.st.service.Add(v[:1], service, now)
 	}
-	c.fair.Observe(now, d.tenant, float64(input), out, ttft, hasTTFT)
+	c.fair.Observe(now, start, d.tenant, float64(input), out, ttft, hasTTFT)
 }
 
 func cacheStateOf(cacheRead, input int64) string {

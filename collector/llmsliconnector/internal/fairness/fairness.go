@@ -37,6 +37,7 @@ type Tracker struct {
 	weights    Weights
 	maxTenants int
 	Dropped    int64
+	Late       int64
 }
 
 // NewTracker returns a tracker over window split into slots, holding at most maxTenants (0: unlimited).
@@ -48,9 +49,16 @@ func NewTracker(win time.Duration, slots int, w Weights, maxTenants int) *Tracke
 
 func (t *Tracker) reset(i int) { t.slots[i] = map[string]*tenantSlot{} }
 
-// Observe records one request of tenant: its tokens (0 when it failed) and, when hasTTFT, its TTFT in seconds.
-func (t *Tracker) Observe(now time.Time, tenant string, inputTokens, outputTokens, ttft float64, hasTTFT bool) {
-	i := t.ring.Advance(now, t.reset)
+// Observe records one request of tenant that started at (placed in that slot: the noisy-neighbour
+// correlation compares load and latency at the time they happened, not when the spans arrived), with its
+// tokens (0 when it failed) and, when hasTTFT, its TTFT in seconds. Requests older than the window are
+// dropped and counted in Late.
+func (t *Tracker) Observe(now, at time.Time, tenant string, inputTokens, outputTokens, ttft float64, hasTTFT bool) {
+	i, ok := t.ring.IndexAt(now, at, t.reset)
+	if !ok {
+		t.Late++
+		return
+	}
 	ts := t.slots[i][tenant]
 	if ts == nil {
 		if t.maxTenants > 0 && len(t.slots[i]) >= t.maxTenants {
@@ -81,14 +89,23 @@ type TenantReport struct {
 	HasSlowdown  bool
 }
 
+// TenantScore is how well one tenant's load explains the others' slowdown, in [0, 1].
+type TenantScore struct {
+	Tenant string
+	Score  float64
+}
+
 // Report is the window's fairness picture.
 type Report struct {
 	Tenants    []TenantReport // sorted by tenant
 	Jain       float64        // valid when HasJain
 	HasJain    bool
-	Noisy      string // the noisy neighbour; valid when HasNoisy
+	Noisy      string // the noisy neighbour (top score); valid when HasNoisy
 	NoisyScore float64
 	HasNoisy   bool
+	// Explains holds every tenant's score with at least 3 usable slots, sorted by tenant: exporting them all
+	// keeps a downstream topk(1) correct (a tenant that was top earlier is refreshed, not left stale).
+	Explains []TenantScore
 }
 
 // Snapshot computes the report for the window ending at now.
@@ -146,20 +163,25 @@ func (t *Tracker) Snapshot(now time.Time) Report {
 		rep.Jain = sumX * sumX / (float64(n) * sumX2)
 		rep.HasJain = true
 	}
-	rep.Noisy, rep.NoisyScore, rep.HasNoisy = t.noisyNeighbour(names, totals, &fleet)
+	rep.Explains = t.noisyNeighbour(names, totals, &fleet)
+	for _, e := range rep.Explains {
+		if e.Score > rep.NoisyScore {
+			rep.Noisy, rep.NoisyScore, rep.HasNoisy = e.Tenant, e.Score, true
+		}
+	}
 	return rep
 }
 
 // noisyNeighbour names the tenant whose per-slot load correlates best with the other tenants'
 // per-slot mean TTFT, weighted by its share of service (a tiny tenant that happens to correlate
 // explains little). Needs at least 3 slots where both are defined; score in [0, 1].
-func (t *Tracker) noisyNeighbour(names []string, totals map[string]*tenantSlot, fleet *tenantSlot) (string, float64, bool) {
+func (t *Tracker) noisyNeighbour(names []string, totals map[string]*tenantSlot, fleet *tenantSlot) []TenantScore {
 	if len(names) < 2 || fleet.ttftN == 0 || fleet.service == 0 {
-		return "", 0, false
+		return nil
 	}
+	var scores []TenantScore
 	baseline := fleet.ttftSum / fleet.ttftN
 	order := t.ring.Order()
-	best, bestScore := "", 0.0
 	xs := make([]float64, 0, len(order))
 	ys := make([]float64, 0, len(order))
 	for _, cand := range names {
@@ -187,12 +209,9 @@ func (t *Tracker) noisyNeighbour(names []string, totals map[string]*tenantSlot, 
 			continue
 		}
 		c := pearson(xs, ys)
-		score := math.Max(0, c) * ratio(totals[cand].service, fleet.service)
-		if score > bestScore {
-			best, bestScore = cand, score
-		}
+		scores = append(scores, TenantScore{Tenant: cand, Score: math.Max(0, c) * ratio(totals[cand].service, fleet.service)})
 	}
-	return best, bestScore, best != ""
+	return scores
 }
 
 func pearson(xs, ys []float64) float64 {

@@ -14,16 +14,16 @@ var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 func TestJainIndexBounds(t *testing.T) {
 	tr := NewTracker(5*time.Minute, 10, Weights{Input: 1, Output: 2}, 0)
 	for i := 0; i < 4; i++ {
-		tr.Observe(t0, "a", 100, 50, 0.3, true)
-		tr.Observe(t0, "b", 100, 50, 0.3, true)
+		tr.Observe(t0, t0, "a", 100, 50, 0.3, true)
+		tr.Observe(t0, t0, "b", 100, 50, 0.3, true)
 	}
 	rep := tr.Snapshot(t0)
 	require.True(t, rep.HasJain)
 	assert.InDelta(t, 1.0, rep.Jain, 1e-9, "equal service per request is perfectly fair")
 
 	tr = NewTracker(5*time.Minute, 10, Weights{Input: 1, Output: 2}, 0)
-	tr.Observe(t0, "a", 100, 0, 0, false)
-	tr.Observe(t0, "b", 0, 0, 0, false) // demanded, got nothing
+	tr.Observe(t0, t0, "a", 100, 0, 0, false)
+	tr.Observe(t0, t0, "b", 0, 0, 0, false) // demanded, got nothing
 	rep = tr.Snapshot(t0)
 	assert.InDelta(t, 0.5, rep.Jain, 1e-9, "one of two tenants served: 1/n")
 	assert.InDelta(t, 1.0, rep.Tenants[0].ServiceShare, 1e-9)
@@ -32,8 +32,8 @@ func TestJainIndexBounds(t *testing.T) {
 
 func TestWindowForgetsOldSlots(t *testing.T) {
 	tr := NewTracker(time.Minute, 6, Weights{Input: 1, Output: 1}, 0)
-	tr.Observe(t0, "old", 10, 0, 0, false)
-	tr.Observe(t0.Add(2*time.Minute), "new", 10, 0, 0, false)
+	tr.Observe(t0, t0, "old", 10, 0, 0, false)
+	tr.Observe(t0.Add(2*time.Minute), t0.Add(2*time.Minute), "new", 10, 0, 0, false)
 	rep := tr.Snapshot(t0.Add(2 * time.Minute))
 	require.Len(t, rep.Tenants, 1)
 	assert.Equal(t, "new", rep.Tenants[0].Tenant)
@@ -54,8 +54,8 @@ func TestNoisyNeighbourNeedsVariation(t *testing.T) {
 	tr := NewTracker(5*time.Minute, 10, Weights{Input: 1, Output: 2}, 0)
 	for slot := 0; slot < 10; slot++ {
 		at := t0.Add(time.Duration(slot) * 30 * time.Second)
-		tr.Observe(at, "steady", 1000, 100, 1, true)
-		tr.Observe(at, "victim", 10, 10, 1, true)
+		tr.Observe(at, at, "steady", 1000, 100, 1, true)
+		tr.Observe(at, at, "victim", 10, 10, 1, true)
 	}
 	rep := tr.Snapshot(t0.Add(299 * time.Second))
 	assert.False(t, rep.HasNoisy, "constant load explains no change in TTFT")
@@ -67,10 +67,10 @@ func TestNoisyNeighbourNeedsVariation(t *testing.T) {
 		ttft := 0.2
 		if burst {
 			ttft = 2
-			tr.Observe(at, "bursty", 5000, 1000, ttft, true)
+			tr.Observe(at, at, "bursty", 5000, 1000, ttft, true)
 		}
-		tr.Observe(at, "victim", 10, 10, ttft, true)
-		tr.Observe(at, "bystander", 20, 10, ttft, true)
+		tr.Observe(at, at, "victim", 10, 10, ttft, true)
+		tr.Observe(at, at, "bystander", 20, 10, ttft, true)
 	}
 	rep = tr.Snapshot(t0.Add(299 * time.Second))
 	require.True(t, rep.HasNoisy)

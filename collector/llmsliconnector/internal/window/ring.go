@@ -54,6 +54,21 @@ func (r *Ring) Advance(now time.Time, reset func(int)) int {
 	return r.index(abs)
 }
 
+// IndexAt advances the ring to now and returns the slot of an earlier moment at, so an observation is
+// counted where it happened rather than when it arrived. A moment in the future counts as now; one older
+// than the window returns ok=false.
+func (r *Ring) IndexAt(now, at time.Time, reset func(int)) (int, bool) {
+	cur := r.Advance(now, reset)
+	abs := at.UnixNano() / int64(r.slotDur)
+	switch {
+	case abs >= r.current:
+		return cur, true
+	case abs <= r.current-int64(r.slots):
+		return 0, false
+	}
+	return r.index(abs), true
+}
+
 // Order returns slot indexes from oldest to newest.
 func (r *Ring) Order() []int {
 	out := make([]int, r.slots)

@@ -58,3 +58,16 @@ func TestSumsOverWindow(t *testing.T) {
 	require.Len(t, tot, 1)
 	assert.Equal(t, 3.0, tot[0].A, "the first slot expired")
 }
+
+func TestIndexAtPlacesLateObservations(t *testing.T) {
+	r := NewRing(time.Minute, 4) // 15 s slots
+	noop := func(int) {}
+	now := t0.Add(50 * time.Second)
+	cur, ok := r.IndexAt(now, now.Add(time.Hour), noop)
+	require.True(t, ok, "a future moment counts as now")
+	past, ok := r.IndexAt(now, now.Add(-20*time.Second), noop)
+	require.True(t, ok)
+	assert.NotEqual(t, cur, past, "20 s ago is an earlier slot")
+	_, ok = r.IndexAt(now, now.Add(-2*time.Minute), noop)
+	assert.False(t, ok, "older than the window")
+}
