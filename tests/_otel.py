@@ -1,9 +1,9 @@
 """One in-memory OpenTelemetry setup for tests: llmotel's instrumentors bound to a fresh TracerProvider.
 
 ``with instrumented(OpenAIInstrumentor, AnthropicInstrumentor, metrics=True) as otel:`` resets llmotel's config,
-instruments with a provider whose spans land in ``otel.exporter`` (and metrics in ``otel.metrics`` when asked),
-and on exit uninstruments, collects garbage (so proxied streams that were dropped unread end their spans while
-the test can still see them) and resets the config again.
+instruments (re-instrumenting one left instrumented) with a provider whose spans land in ``otel.exporter`` (and
+metrics in ``otel.metrics`` when asked), and on exit uninstruments, collects garbage (so proxied streams that
+were dropped unread end their spans while the test can still see them) and resets the config again.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def instrumented(*instrumentors: type[BaseInstrumentor], metrics: bool = False) 
     try:
         for cls in instrumentors:
             inst = cls()
+            if inst.is_instrumented_by_opentelemetry:  # left over (e.g. llmotel.auto): rebind to this provider
+                inst.uninstrument()
             inst.instrument(**kwargs)
             done.append(inst)
         yield otel

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+from _otel import instrumented
 from llmotel import _semconv as sc
 from llmotel.sim.scenario import ScenarioRun, run_scenario
+from llmotel.sim.signatures import evaluate
 
 
 @dataclass(slots=True)
@@ -69,36 +66,29 @@ def rows_from_spans(spans: list[ReadableSpan], origin_ns: int, speed: float) -> 
     return rows
 
 
-@contextmanager
-def instrumented() -> Iterator[InMemorySpanExporter]:
-    """Both llmotel instrumentors bound to an in-memory exporter, undone afterwards."""
-    from llmotel import config
+def run_instrumented(name: str) -> tuple[ScenarioRun, list[SpanRow]]:
+    """Run a scenario under both llmotel instrumentors; the rows are rebuilt from its exported spans."""
     from llmotel.providers.anthropic import AnthropicInstrumentor
     from llmotel.providers.openai import OpenAIInstrumentor
 
-    tp = TracerProvider()
-    exporter = InMemorySpanExporter()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
-    for inst in instrumentors:
-        if inst.is_instrumented_by_opentelemetry:
-            inst.uninstrument()
-        inst.instrument(tracer_provider=tp)
-    try:
-        yield exporter
-    finally:
-        for inst in instrumentors:
-            inst.uninstrument()
-        gc.collect()
-        config.reset()
-
-
-def run_instrumented(name: str) -> tuple[ScenarioRun, list[SpanRow]]:
-    with instrumented() as exporter:
+    with instrumented(OpenAIInstrumentor, AnthropicInstrumentor) as otel:
         run = run_scenario(name)
-        gc.collect()  # streams not closed explicitly end their spans on collection
-        spans = list(exporter.get_finished_spans())
+        spans = otel.spans()  # after a collection: streams not closed explicitly end their spans on it
     return run, rows_from_spans(spans, run.origin_ns, run.speed)
+
+
+def run_checked(name: str) -> tuple[ScenarioRun, str]:
+    """Run a scenario instrumented and assert what every scenario promises: under a minute of wall time, no
+    failure but the 429s it may provoke, and its expected signature both in client measurements and in spans.
+    Returns the run and a description of it for the caller's own assertion messages."""
+    run, rows = run_instrumented(name)
+    span_checks = evaluate(run.config.expected, rows)
+    msg = describe(run, span_checks)
+    assert run.wall_s < 60, msg
+    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
+    assert run.checks and run.ok, msg
+    assert span_checks and all(c.ok for c in span_checks), msg
+    return run, msg
 
 
 def describe(run: ScenarioRun, span_checks: list[Any]) -> str:

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import statistics
 
-from sim_scenario_support import describe, run_instrumented
-
-from llmotel.sim.signatures import evaluate
+from sim_scenario_support import run_checked
 
 
 def test_noisy_neighbour() -> None:
-    run, rows = run_instrumented("noisy_neighbour")
-    span_checks = evaluate(run.config.expected, rows)
-    msg = describe(run, span_checks)
-    assert run.wall_s < 60, msg
-    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
-    assert run.checks and run.ok, msg
-    assert span_checks and all(c.ok for c in span_checks), msg
+    run, msg = run_checked("noisy_neighbour")
     # Truth: the victims' extra time is time spent waiting behind the bully's prefill, not their own work.
     victims = [r.truth for r in run.results if r.tenant == "small" and r.truth and r.sched_s >= 20]
     slow = [t for t in victims if t["sim"]["ttft_s"] > 1.0]
@@ -27,12 +19,7 @@ def test_noisy_neighbour() -> None:
 
 
 def test_head_of_line_reasoning() -> None:
-    run, rows = run_instrumented("head_of_line_reasoning")
-    span_checks = evaluate(run.config.expected, rows)
-    msg = describe(run, span_checks)
-    assert run.wall_s < 60, msg
-    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
-    assert run.ok and all(c.ok for c in span_checks), msg
+    run, msg = run_checked("head_of_line_reasoning")
     reasoner = [r.truth for r in run.results if r.tenant == "reasoner" and r.truth]
     assert all(t["reasoning_tokens"] == 1500 for t in reasoner)
     late = [r.truth for r in run.results if r.tenant == "interactive" and r.truth and r.sched_s >= 20]
@@ -42,12 +29,7 @@ def test_head_of_line_reasoning() -> None:
 
 
 def test_prefix_growth_cache_collapse() -> None:
-    run, rows = run_instrumented("prefix_growth_cache_collapse")
-    span_checks = evaluate(run.config.expected, rows)
-    msg = describe(run, span_checks)
-    assert run.wall_s < 60, msg
-    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
-    assert run.ok and all(c.ok for c in span_checks), msg
+    run, _ = run_checked("prefix_growth_cache_collapse")
     # Truth and client agree on every request's cached tokens.
     for r in run.results:
         assert r.truth is not None and r.cached_tokens == r.truth["cached_tokens"]

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from sim_scenario_support import describe, run_instrumented
-
-from llmotel.sim.signatures import evaluate
+from sim_scenario_support import run_checked
 
 
 def test_regional_rollout_drift() -> None:
-    run, rows = run_instrumented("regional_rollout_drift")
-    span_checks = evaluate(run.config.expected, rows)
-    msg = describe(run, span_checks)
-    assert run.wall_s < 60, msg
-    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
-    assert run.ok and all(c.ok for c in span_checks), msg
+    run, _ = run_checked("regional_rollout_drift")
     # Truth: fingerprint <-> region is one-to-one, and the client saw the region's edge and geo.
     for r in run.results:
         t = r.truth
@@ -26,12 +19,7 @@ def test_regional_rollout_drift() -> None:
 
 
 def test_quota_exhaustion_truncation() -> None:
-    run, rows = run_instrumented("quota_exhaustion_truncation")
-    span_checks = evaluate(run.config.expected, rows)
-    msg = describe(run, span_checks)
-    assert run.wall_s < 60, msg
-    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
-    assert run.ok and all(c.ok for c in span_checks), msg
+    run, _ = run_checked("quota_exhaustion_truncation")
     limited = [r for r in run.results if r.status == 429]
     assert all("retry-after" in r.headers for r in limited)
     assert any("x-ratelimit-remaining-tokens" in r.headers for r in limited)
@@ -45,12 +33,7 @@ def test_quota_exhaustion_truncation() -> None:
 
 
 def test_cold_start() -> None:
-    run, rows = run_instrumented("cold_start")
-    span_checks = evaluate(run.config.expected, rows)
-    msg = describe(run, span_checks)
-    assert run.wall_s < 60, msg
-    assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
-    assert run.ok and all(c.ok for c in span_checks), msg
+    run, msg = run_checked("cold_start")
     cold = [r for r in run.results if r.truth and r.truth["cold_start_s"] > 0]
     assert len(cold) >= 3, msg
     firsts = {min(r.sched_s for r in run.results if a <= r.sched_s < b) for a, b in ((0, 10), (30, 40), (60, 70))}
