@@ -256,7 +256,9 @@ class PhaseModel:
             decode = (co.time_per_output_token_s if streams_taught else co.total_s_per_output_token) * steps
         decode = min(max(decode, 0.0), total)
         if streams_taught:
-            first_token_est = co.overhead_s
+            # As for streams: the floor's request path (servers that send headers on arrival) is queue.
+            floor_path = min(co.overhead_request_path_s, co.overhead_s) if co.headers_early else 0.0
+            first_token_est = co.overhead_s - floor_path
             prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
             conf, samples = _confidence(co.confidence, co, uncached), co.samples
         else:
