@@ -144,7 +144,9 @@ func (b *Buffer) Expire(now time.Time) []Run {
 			b.remove(t)
 		case t.readyAt.IsZero() && b.lim.MaxAge > 0 && now.Sub(t.first) >= b.lim.MaxAge:
 			b.remove(t)
-			b.evicted++
+			if len(t.plans) > 0 { // a plan without its run is lost data; tools outside any run are not
+				b.evicted++
+			}
 		default:
 			kept = append(kept, t)
 		}
