@@ -137,35 +137,29 @@ def test_slow_first_byte(sim: SimServer) -> None:
     assert time.perf_counter() - t0 >= 0.3
 
 
+def _oai_stream(sim: SimServer, fault: str) -> list[object]:
+    return list(
+        oai(sim).chat.completions.create(
+            model=MODEL, messages=MSGS, stream=True, extra_headers={"x-sim-fault": fault}  # type: ignore[arg-type]
+        )
+    )
+
+
+def _ant_stream(sim: SimServer, fault: str) -> list[object]:
+    return list(
+        ant(sim).messages.create(
+            model=CLAUDE, max_tokens=50, messages=MSGS, stream=True, extra_headers={"x-sim-fault": fault}  # type: ignore[arg-type]
+        )
+    )
+
+
 def test_malformed_sse_and_error_event(sim: SimServer) -> None:
     with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own JSON decode error here
-        list(
-            oai(sim).chat.completions.create(
-                model=MODEL,
-                messages=MSGS,
-                stream=True,  # type: ignore[arg-type]
-                extra_headers={"x-sim-fault": "malformed_sse"},
-            )
-        )
+        _oai_stream(sim, "malformed_sse")
     with pytest.raises(openai.APIError):
-        list(
-            oai(sim).chat.completions.create(
-                model=MODEL,
-                messages=MSGS,
-                stream=True,  # type: ignore[arg-type]
-                extra_headers={"x-sim-fault": "error_event"},
-            )
-        )
+        _oai_stream(sim, "error_event")
     with pytest.raises(anthropic.APIStatusError) as info:
-        list(
-            ant(sim).messages.create(
-                model=CLAUDE,
-                max_tokens=50,
-                messages=MSGS,
-                stream=True,  # type: ignore[arg-type]
-                extra_headers={"x-sim-fault": "error_event"},
-            )
-        )
+        _ant_stream(sim, "error_event")
     assert "Overloaded" in str(info.value)
 
 
@@ -295,15 +289,7 @@ def test_azure_openai_client_deployment_path(sim: SimServer) -> None:
 
 def test_anthropic_malformed_sse(sim: SimServer) -> None:
     with pytest.raises(Exception):  # noqa: B017 - the SDK's JSON decode error
-        list(
-            ant(sim).messages.create(
-                model=CLAUDE,
-                max_tokens=50,
-                messages=MSGS,
-                stream=True,  # type: ignore[arg-type]
-                extra_headers={"x-sim-fault": "malformed_sse"},
-            )
-        )
+        _ant_stream(sim, "malformed_sse")
 
 
 def test_prerendered_token_events_equal_the_encoded_dicts() -> None:

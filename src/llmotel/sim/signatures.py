@@ -83,26 +83,11 @@ def victim_slowdown(exp: dict[str, Any], rows: Sequence[Row]) -> list[Check]:
         ),
     ]
     aggressor = _ok(rows, exp["aggressor"])
-    if "min_aggressor_input_tokens" in exp:
-        biggest = max((r.input_tokens or 0 for r in aggressor), default=0)
-        checks.append(
-            Check(
-                "aggressor_input_tokens",
-                biggest >= exp["min_aggressor_input_tokens"],
-                biggest,
-                exp["min_aggressor_input_tokens"],
-            )
-        )
-    if "min_aggressor_output_tokens" in exp:
-        biggest = max((r.output_tokens or 0 for r in aggressor), default=0)
-        checks.append(
-            Check(
-                "aggressor_output_tokens",
-                biggest >= exp["min_aggressor_output_tokens"],
-                biggest,
-                exp["min_aggressor_output_tokens"],
-            )
-        )
+    for kind in ("input", "output"):
+        bound = exp.get(f"min_aggressor_{kind}_tokens")
+        if bound is not None:
+            biggest = max((getattr(r, f"{kind}_tokens") or 0 for r in aggressor), default=0)
+            checks.append(Check(f"aggressor_{kind}_tokens", biggest >= bound, biggest, bound))
     return checks
 
 
