@@ -67,25 +67,89 @@ print(json.dumps({"marks": out, "us_per_call": (time.perf_counter() - t0) / call
 def fuzz(examples: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "fuzz.json"
-        env = {**os.environ, "LLMOTEL_FUZZ_EXAMPLES": str(examples), "LLMOTEL_FUZZ_RANDOM": "1",
-               "LLMOTEL_FUZZ_REPORT": str(report)}
+        env = {
+            **os.environ,
+            "LLMOTEL_FUZZ_EXAMPLES": str(examples),
+            "LLMOTEL_FUZZ_RANDOM": "1",
+            "LLMOTEL_FUZZ_REPORT": str(report),
+        }
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:xdist",
-             "tests/reliability/test_fuzz_readers.py", "tests/reliability/test_fuzz_spans.py"],
-            cwd=ROOT, env=env, capture_output=True, text=True,
+            [
+                PY,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:timeout",
+                "-p",
+                "no:xdist",
+                "tests/reliability/test_fuzz_readers.py",
+                "tests/reliability/test_fuzz_spans.py",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         data = json.loads(report.read_text()) if report.exists() else {"tried": {}}
         tail = proc.stdout.strip().splitlines()[-1:] if proc.stdout else []
-        return {"tried": data["tried"], "failed": proc.returncode != 0, "summary": " ".join(tail),
-                "seconds": time.perf_counter() - t0}
+        return {
+            "tried": data["tried"],
+            "failed": proc.returncode != 0,
+            "summary": " ".join(tail),
+            "seconds": time.perf_counter() - t0,
+        }
 
 
 def rss(calls: int, mode: str) -> dict[str, object]:
-    proc = subprocess.run([PY, "-c", _RSS_CHILD, str(calls), mode], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, check=True)
+    proc = subprocess.run(
+        [PY, "-c", _RSS_CHILD, str(calls), mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    )
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def render(examples: int, calls: int, f: dict[str, object], mem: dict[str, object], down: dict[str, object]) -> str:
+    tried: dict[str, int] = f["tried"]  # type: ignore[assignment]
+    rows = "\n".join(f"| {k} | {v:,} |" for k, v in sorted(tried.items()))
+
+    def marks(r: dict[str, object]) -> str:
+        return ", ".join(f"{n:,} calls: {mb} MB" for n, mb in r["marks"])  # type: ignore[attr-defined]
+
+    verdict = "FAILURES — see the pytest output" if f["failed"] else "0 crashes"
+    return f"""## reliability (bench/reliability.py)
+
+Machine: {machine()}.
+Command: `make fuzz FUZZ_EXAMPLES={examples} FUZZ_CALLS={calls}` (runs `bench/reliability.py --examples {examples}
+--calls {calls}`, then the collector's go fuzz).
+
+Long fuzz run ({examples:,} fresh random examples per property, {f["seconds"]:.0f} s on a loaded machine):
+**{sum(tried.values()):,} inputs tried, {verdict}** (`{f["summary"]}`).
+
+| property (tests/reliability/test_fuzz_*.py) | inputs tried |
+|---|---|
+{rows}
+
+Bugs found and fixed while building the suite (fault suite + fuzzing): 2 — `uninstrument()` removed another
+instrumentation's wrapper instead of llmotel's (`wrapping.unwrap_ours`); negative / >= 2**63 token counts reached
+the token histogram and the OTLP int64 encoder (providers' `_int`).
+
+Peak RSS (ru_maxrss) of a fresh process pushing {calls:,} synthetic calls through the real span pipeline, every
+key distinct (model, host, region, revision, tenant, prefix fingerprint), at checkpoints — flat once the caps
+(and the OTel SDK's 2,000-series cardinality limit per instrument) are reached:
+
+- in-memory metrics: {marks(mem)} ({mem["us_per_call"]:.0f} us/call incl. the OTel SDK)
+- OTLP endpoint down (real exporters, span queue 2,048, metric exports retried): {marks(down)}
+  ({down["us_per_call"]:.0f} us/call)
+"""
 
 
 def main() -> None:
@@ -99,34 +163,7 @@ def main() -> None:
     print("rss", mem, flush=True)
     down = rss(args.calls, "down")
     print("rss exporter down", down, flush=True)
-    tried: dict[str, int] = f["tried"]  # type: ignore[assignment]
-    rows = "\n".join(f"| {k} | {v:,} |" for k, v in sorted(tried.items()))
-
-    def marks(r: dict[str, object]) -> str:
-        return ", ".join(f"{n:,} calls: {mb} MB" for n, mb in r["marks"])  # type: ignore[attr-defined]
-
-    md = f"""## reliability (bench/reliability.py)
-
-Machine: {machine()}. Command: `make fuzz` (= `.venv/bin/python bench/reliability.py --examples {args.examples}
---calls {args.calls}`).
-
-Long fuzz run ({args.examples:,} random examples per property, {f['seconds']:.0f} s): **{sum(tried.values()):,}
-inputs tried, {"FAILURES — see pytest output" if f["failed"] else "0 crashes"}** (`{f['summary']}`).
-
-| property (tests/reliability/test_fuzz_*.py) | inputs tried |
-|---|---|
-{rows}
-
-Crashes found and fixed while building the suite (fault suite + fuzzing): 2 — uninstrument() removed another
-instrumentation's wrapper instead of llmotel's (wrapping.unwrap_ours); negative / >= 2**63 token counts reached
-the histograms and the OTLP int64 encoder (providers' `_int`).
-
-Peak RSS, {args.calls:,} synthetic calls through the real span pipeline, every key distinct (model, host, region,
-revision, tenant, prefix fingerprint); ru_maxrss at checkpoints (flat = bounded):
-
-- in-memory metrics: {marks(mem)} ({mem['us_per_call']:.0f} us/call incl. the OTel SDK)
-- OTLP endpoint down (real exporters, batch queue 2048): {marks(down)} ({down['us_per_call']:.0f} us/call)
-"""
+    md = render(args.examples, args.calls, f, mem, down)
     write_section("reliability", md)
     print(md)
 
