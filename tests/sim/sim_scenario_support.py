@@ -77,13 +77,25 @@ def run_instrumented(name: str) -> tuple[ScenarioRun, list[SpanRow]]:
     return run, rows_from_spans(spans, run.origin_ns, run.speed)
 
 
+# A client that dispatched its requests this late (p90, wall seconds) was starved by a busy machine; an idle one
+# dispatches within a millisecond or two of the plan.
+NOISY_LAG_S = 0.05
+
+
 def run_checked(name: str) -> tuple[ScenarioRun, str]:
     """Run a scenario instrumented and assert what every scenario promises: under a minute of wall time, no
     failure but the 429s it may provoke, and its expected signature both in client measurements and in spans.
+    A run whose signature fails while the client provably lagged its plan (a busy machine) is run once more;
+    a scenario that is wrong fails on a quiet machine at once, and on a busy one twice.
     Returns the run and a description of it for the caller's own assertion messages."""
     run, rows = run_instrumented(name)
     span_checks = evaluate(run.config.expected, rows)
     msg = describe(run, span_checks)
+    if not (run.ok and all(c.ok for c in span_checks)) and run.lag_s > NOISY_LAG_S:
+        first = msg
+        run, rows = run_instrumented(name)
+        span_checks = evaluate(run.config.expected, rows)
+        msg = f"{describe(run, span_checks)}\nafter a first run on a busy machine:\n{first}"
     assert run.wall_s < 60, msg
     assert not [(r.status, r.error) for r in run.results if not r.ok and r.status != 429], msg
     assert run.checks and run.ok, msg
@@ -92,7 +104,7 @@ def run_checked(name: str) -> tuple[ScenarioRun, str]:
 
 
 def describe(run: ScenarioRun, span_checks: list[Any]) -> str:
-    lines = [f"{run.config.name}: {len(run.results)} requests in {run.wall_s:.1f}s"]
+    lines = [f"{run.config.name}: {len(run.results)} requests in {run.wall_s:.1f}s, p90 lag {run.lag_s * 1e3:.0f} ms"]
     lines += [f"  client {c}" for c in run.checks]
     lines += [f"  spans  {c}" for c in span_checks]
     return "\n".join(lines)

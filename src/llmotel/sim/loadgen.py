@@ -109,6 +109,7 @@ class Result:
     request_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     truth: dict[str, Any] | None = None
+    late_s: float = 0.0  # wall seconds the request was dispatched after its planned time (a busy client)
 
     @property
     def ok(self) -> bool:
@@ -244,9 +245,10 @@ class LoadGenerator:
         self.origin_ns = time.time_ns()
         tasks: list[asyncio.Task[Result]] = []
 
-        async def one(a: Arrival) -> Result:
+        async def one(a: Arrival, late_s: float) -> Result:
             async with limits[a.tenant.name]:
                 r = await self._call(a)
+            r.late_s = late_s
             progress.add(r)
             return r
 
@@ -254,7 +256,8 @@ class LoadGenerator:
             delay = origin + a.at_s / self.speed - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(a)))
+                delay = origin + a.at_s / self.speed - time.perf_counter()
+            tasks.append(asyncio.create_task(one(a, max(0.0, -delay))))
         results = list(await asyncio.gather(*tasks))
         progress.draw(force=True)
         if self.progress_out is not None:

@@ -27,6 +27,16 @@ class ScenarioRun:
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
+    @property
+    def lag_s(self) -> float:
+        """p90 of how late (wall seconds) requests left after their planned time: ~0 on an idle machine.
+
+        Simulated time follows the wall clock, so a client that falls behind its plan (a busy machine) sends
+        requests at other simulated times than planned and measures its own stalls in every latency: a
+        timing signature judged from such a run says more about the machine than about the scenario."""
+        late = sorted(r.late_s for r in self.results)
+        return late[int(0.9 * (len(late) - 1))] if late else 0.0
+
 
 def run_scenario(
     scenario: SimConfig | dict[str, Any] | str | Path,
