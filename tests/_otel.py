@@ -9,6 +9,7 @@ were dropped unread end their spans while the test can still see them) and reset
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmotel import config
+
+PHASES = ["queue", "prefill", "first_token", "decode"]
+PHASE_ORDER = {n: i for i, n in enumerate(["retries", *PHASES])}
 
 
 @dataclass
@@ -61,3 +65,20 @@ def instrumented(*instrumentors: type[BaseInstrumentor], metrics: bool = False) 
             inst.uninstrument()
         gc.collect()
         config.reset()
+
+
+def children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
+    """The parent's direct children in start order (phases of equal start in tiling order)."""
+    parent_id = parent.context.span_id if parent.context is not None else None
+    kids = [s for s in spans if s.parent is not None and s.parent.span_id == parent_id]
+    return sorted(kids, key=lambda s: (s.start_time or 0, PHASE_ORDER.get(s.name, 9)))
+
+
+def assert_tiles(parent: ReadableSpan, kids: list[ReadableSpan]) -> None:
+    """The children are contiguous, start with the parent and end with it."""
+    assert kids, "no phase children"
+    assert kids[0].start_time == parent.start_time
+    for a, b in itertools.pairwise(kids):
+        assert a.end_time == b.start_time, (a.name, b.name)
+        assert (a.end_time or 0) >= (a.start_time or 0)
+    assert kids[-1].end_time == parent.end_time

@@ -63,9 +63,9 @@ def test_long_run_scores_fast() -> None:
 
     plan = [f"t{i % 50}" for i in range(500)]
     executed = [f"t{(i * 7) % 60}" for i in range(20_000)]
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: immune to a busy machine, not to a slower algorithm
     got = score([Revision(plan, executed)])
-    assert time.perf_counter() - t0 < 2.0  # the quadratic DP takes ~10^7 cell updates here
+    assert time.process_time() - t0 < 2.0  # the quadratic DP takes ~10^7 cell updates here (~15 ms)
     assert got.skipped + (len(executed) - got.extra) == len(plan)
 
 

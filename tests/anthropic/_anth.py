@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +13,10 @@ from anthropic import Anthropic, AnthropicVertex, AsyncAnthropic, AsyncAnthropic
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from _otel import PHASES, assert_tiles, children
 from llmotel import _semconv as sc
 from llmotel.sim import SimServer
 
-PHASES = ["queue", "prefill", "first_token", "decode"]
-PHASE_ORDER = {n: i for i, n in enumerate(["retries", *PHASES])}
 MODEL = "claude-haiku-4-5"
 MSGS = [{"role": "user", "content": "Say something short."}]
 SDK_SCOPE = "com.anthropic.sdk.python"
@@ -52,19 +50,7 @@ class Telemetry:
         spans = self.spans()
         llm = [s for s in spans if is_llm_span(s)]
         assert len(llm) == 1, [(s.instrumentation_scope.name if s.instrumentation_scope else "", s.name) for s in llm]
-        parent = llm[0]
-        kids = [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
-        return parent, sorted(kids, key=lambda s: (s.start_time or 0, PHASE_ORDER.get(s.name, 9)))
-
-
-def assert_tiles(parent: ReadableSpan, children: list[ReadableSpan]) -> None:
-    """The children are contiguous, start with the parent and end with it."""
-    assert children, "no phase children"
-    assert children[0].start_time == parent.start_time
-    for a, b in itertools.pairwise(children):
-        assert a.end_time == b.start_time, (a.name, b.name)
-        assert (a.end_time or 0) >= (a.start_time or 0)
-    assert children[-1].end_time == parent.end_time
+        return llm[0], children(spans, llm[0])
 
 
 @dataclass

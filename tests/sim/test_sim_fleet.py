@@ -50,8 +50,10 @@ def test_max_batch_queues_and_truth_says_so(sim_factory) -> None:  # type: ignor
     sim = sim_factory({"regions": [{"name": "r", "replicas": 1}], "replica": {"max_batch": 1}}, speed=5)
     client = _client(sim)
     ids: list[str] = []
+    together = threading.Barrier(3)  # sent at once: a busy machine must not spread them beyond one service time
 
     def call() -> None:
+        together.wait(5)
         raw = client.chat.completions.with_raw_response.create(
             model="m", messages=[{"role": "user", "content": "x"}], extra_headers={"x-sim-output-tokens": "20"}
         )
@@ -75,6 +77,7 @@ def test_huge_prefill_blocks_running_decodes(sim_factory) -> None:  # type: igno
     )
     client = _client(sim)
     gaps: list[float] = []
+    decoding = threading.Event()
 
     def victim() -> None:
         stream = client.chat.completions.create(
@@ -89,11 +92,14 @@ def test_huge_prefill_blocks_running_decodes(sim_factory) -> None:  # type: igno
             if chunk.choices and chunk.choices[0].delta.content:
                 if last is not None:
                     gaps.append(now - last)
+                    decoding.set()
                 last = now
 
     t = threading.Thread(target=victim)
     t.start()
-    time.sleep(0.15)
+    # The big prompt must land while the victim decodes (0.6 s wall): on a busy machine the victim's request
+    # may leave late, and a prefill it queued behind would show in its TTFT, not as a gap.
+    assert decoding.wait(10)
     # 40k tokens x 50 us = 2 s simulated prefill = 0.2 s wall at speed 10, during which the victim gets nothing.
     client.chat.completions.create(
         model="m",
@@ -106,7 +112,7 @@ def test_huge_prefill_blocks_running_decodes(sim_factory) -> None:  # type: igno
 
 def test_cold_start_after_idle(sim_factory) -> None:  # type: ignore[no-untyped-def]
     sim = sim_factory(
-        {"regions": [{"name": "r", "replicas": 1}], "replica": {"cold_start_s": 2, "idle_s": 3}}, speed=10
+        {"regions": [{"name": "r", "replicas": 1}], "replica": {"cold_start_s": 2, "idle_s": 6}}, speed=10
     )
     client = _client(sim)
 
@@ -117,7 +123,8 @@ def test_cold_start_after_idle(sim_factory) -> None:  # type: ignore[no-untyped-
         )
         return time.perf_counter() - t0, sim.truth(raw.headers["x-sim-request-id"])["cold_start_s"]
 
-    first, warm, _ = ttft(), ttft(), time.sleep(0.4)
+    # Idle after 0.6 s wall: a busy machine cannot make the back-to-back call cold, and 0.7 s of sleep does.
+    first, warm, _ = ttft(), ttft(), time.sleep(0.7)
     again = ttft()
     assert first[1] == 2 and warm[1] == 0 and again[1] == 2
     assert first[0] >= 0.2 and warm[0] < 0.1 and again[0] >= 0.2
