@@ -2,6 +2,7 @@ package llmsliconnector
 
 import (
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,15 +31,20 @@ func FuzzConsumeTraces(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		if err != nil {
-			f.Fatal(err)
+		for _, seed := range splitByTrace(td) {
+			b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(seed)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
 		}
-		f.Add(b)
 	}
 	f.Add([]byte{})
 	f.Add([]byte("\x00\xff\x10garbage"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > maxFuzzInput {
+			return // see maxFuzzInput
+		}
 		cfg := testConfig()
 		cfg.Cardinality.MaxValuesPerDimension = 16
 		cfg.TraceBuffer.MaxTraces = 8
@@ -54,6 +60,55 @@ func FuzzConsumeTraces(f *testing.F) {
 		_ = conn.flush(ctx, false)
 		_ = conn.Shutdown(ctx)
 	})
+}
+
+// maxFuzzInput bounds the inputs worth executing (seeds are one trace each, at most ~1.5 KiB).
+const maxFuzzInput = 4096
+
+// fuzzMinimizeExecs is the default -test.fuzzminimizetime. Every input that finds new coverage is
+// minimized before fuzzing goes on, and byte-level minimization is quadratic in the input's length:
+// on recorded OTLP batches (KBs) each minimization ran to the 60 s default, so a 10 s run spent the
+// whole time minimizing and reported ~15 executions. A count bounds each minimization to well under
+// a second; an explicit -fuzzminimizetime still wins.
+const fuzzMinimizeExecs = "1000x"
+
+// boundFuzzMinimization applies fuzzMinimizeExecs unless the flag was given. Called from TestMain.
+func boundFuzzMinimization() {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.fuzzminimizetime" })
+	if !given {
+		_ = flag.Set("test.fuzzminimizetime", fuzzMinimizeExecs)
+	}
+}
+
+// splitByTrace returns one batch per (resource, scope, trace ID) of td, keeping each seed small.
+func splitByTrace(td ptrace.Traces) []ptrace.Traces {
+	var out []ptrace.Traces
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			byTrace := map[pcommon.TraceID]ptrace.SpanSlice{}
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				id := spans.At(k).TraceID()
+				dst, ok := byTrace[id]
+				if !ok {
+					seed := ptrace.NewTraces()
+					rs := seed.ResourceSpans().AppendEmpty()
+					rss.At(i).Resource().CopyTo(rs.Resource())
+					ss := rs.ScopeSpans().AppendEmpty()
+					sss.At(j).Scope().CopyTo(ss.Scope())
+					dst = ss.Spans()
+					byTrace[id] = dst
+					out = append(out, seed)
+				}
+				spans.At(k).CopyTo(dst.AppendEmpty())
+			}
+		}
+	}
+	return out
 }
 
 // spansFromBytes builds a call span, a phase span and agent spans whose attributes are typed and

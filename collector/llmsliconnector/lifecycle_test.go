@@ -20,6 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	boundFuzzMinimization()
 	goleak.VerifyTestMain(m)
 }
 
