@@ -25,7 +25,8 @@ var truncatingFinishReasons = []string{"length", "max_tokens"}
 const cacheHitThreshold = 0.9
 
 // ingest aggregates one batch. Phase spans are taken first so that a call span finds its phases
-// whatever their order inside the batch. Called under c.mu.
+// whatever their order inside the batch; parent links last, so that they are kept for every trace
+// with agent spans in the buffer whatever the order. Called under c.mu.
 func (c *llmSLI) ingest(td ptrace.Traces, now time.Time) {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -46,6 +47,31 @@ func (c *llmSLI) ingest(td ptrace.Traces, now time.Time) {
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
 				c.ingestSpan(spans.At(k), now)
+			}
+		}
+	}
+	if c.agents.Len() > 0 {
+		c.ingestLinks(rss)
+	}
+}
+
+// ingestLinks hands the buffer the parent link of every span that may sit between a tool and its
+// agent (phase spans are leaves), so that a tool is credited to its nearest invoke_agent ancestor.
+// The buffer keeps only links of traces it holds.
+func (c *llmSLI) ingestLinks(rss ptrace.ResourceSpansSlice) {
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				span := spans.At(k)
+				parent := span.ParentSpanID()
+				if parent.IsEmpty() {
+					continue
+				}
+				if _, isPhase := span.Attributes().Get(sc.AttrPhaseName); !isPhase {
+					c.agents.AddLink(span.TraceID(), span.SpanID(), parent)
+				}
 			}
 		}
 	}
@@ -83,7 +109,7 @@ func (c *llmSLI) ingestSpan(span ptrace.Span, now time.Time) {
 			c.reject(r.bad, now, 1)
 			return
 		}
-		c.agents.AddAgent(span.TraceID(), span.SpanID(), name, now)
+		c.agents.AddAgent(span.TraceID(), span.SpanID(), span.ParentSpanID(), name, span.StartTimestamp().AsTime(), now)
 	case opPlan:
 		c.ingestPlan(span, now)
 	case opExecuteTool:
@@ -95,8 +121,14 @@ func (c *llmSLI) ingestSpan(span ptrace.Span, now time.Time) {
 	}
 }
 
+// ingestPlan records a plan span. A plan span that announced nothing (no revision, steps or tools:
+// the SDK's run.planning() block whose planner call failed) is not bad input and is skipped.
 func (c *llmSLI) ingestPlan(span ptrace.Span, now time.Time) {
-	r := reader{attrs: span.Attributes()}
+	attrs := span.Attributes()
+	if !hasAny(attrs, sc.AttrPlanRevision, sc.AttrPlanSteps, sc.AttrPlanTools) {
+		return
+	}
+	r := reader{attrs: attrs}
 	r.require(sc.AttrPlanRevision)
 	revision, _ := r.count(sc.AttrPlanRevision)
 	tools, hasTools := r.strs(sc.AttrPlanTools)
@@ -124,6 +156,15 @@ func (c *llmSLI) ingestTool(span ptrace.Span, now time.Time) {
 		return
 	}
 	c.agents.AddTool(span.TraceID(), span.ParentSpanID(), name, int(revision), span.StartTimestamp().AsTime(), now)
+}
+
+func hasAny(attrs pcommon.Map, keys ...string) bool {
+	for _, k := range keys {
+		if _, ok := attrs.Get(k); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // callDims are the dimensions an LLM call lends to its phase spans.

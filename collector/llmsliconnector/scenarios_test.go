@@ -173,10 +173,11 @@ func scenarioBadInput() ptrace.Traces {
 	phaseSpan(sc.AttrPhaseNameQueue, "", g.span())                               // missing_attribute
 	phaseSpan(sc.AttrPhaseNameQueue, sc.AttrPhaseSourceClient, pcommon.SpanID{}) // orphan_phase
 	phaseSpan(sc.AttrPhaseNameQueue, sc.AttrPhaseSourceClient, g.span())         // orphan_phase at shutdown
-	// Agent spans: a plan without revision, a tool without name, a plan with a non-string tool.
+	// Agent spans: a plan with steps but no revision, a tool without name, a plan with a non-string tool.
 	bad := b.spans.AppendEmpty()
 	bad.SetTraceID(g.trace())
 	bad.Attributes().PutStr(sc.AttrGenAIOperationName, opPlan)
+	bad.Attributes().PutEmptySlice(sc.AttrPlanSteps).AppendEmpty().SetStr("search")
 	tool := b.spans.AppendEmpty()
 	tool.SetTraceID(g.trace())
 	tool.Attributes().PutStr(sc.AttrGenAIOperationName, opExecuteTool)

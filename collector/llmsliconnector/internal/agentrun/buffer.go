@@ -25,7 +25,15 @@ const NoRevision = -1
 
 type agentSpan struct {
 	spanID pcommon.SpanID
+	parent pcommon.SpanID
 	name   string
+	start  time.Time
+}
+
+// link is one span's parent link, kept so that score can find a tool's nearest agent ancestor
+// through spans that are neither agent, plan nor tool (the user's own spans, LLM calls).
+type link struct {
+	span, parent pcommon.SpanID
 }
 
 type planSpan struct {
@@ -49,6 +57,7 @@ type trace struct {
 	agents  []agentSpan
 	plans   []planSpan
 	tools   []toolSpan
+	links   []link
 	bytes   int
 }
 
@@ -87,6 +96,9 @@ func (b *Buffer) TakeEvicted() int64 {
 
 const overhead = 96 // rough per-span bookkeeping bytes
 
+// linkBytes is what one parent link costs: the two IDs plus its share of the maps score builds.
+const linkBytes = 48
+
 func (b *Buffer) traceFor(id pcommon.TraceID, now time.Time, grow int) *trace {
 	t, ok := b.traces[id]
 	if !ok {
@@ -97,21 +109,41 @@ func (b *Buffer) traceFor(id pcommon.TraceID, now time.Time, grow int) *trace {
 		b.traces[id] = t
 		b.queue = append(b.queue, t)
 	}
-	t.bytes += grow
-	b.bytes += grow
+	b.grow(t, grow)
+	return t
+}
+
+// grow charges t with n bytes and evicts the oldest other traces while the buffer is over its bound.
+func (b *Buffer) grow(t *trace, n int) {
+	t.bytes += n
+	b.bytes += n
 	for b.lim.MaxBytes > 0 && b.bytes > b.lim.MaxBytes && len(b.traces) > 1 {
 		if !b.evictOldestExcept(t) {
 			break
 		}
 	}
-	return t
 }
 
 // AddAgent records an invoke_agent span; the run is scored Wait after the last one arrives.
-func (b *Buffer) AddAgent(traceID pcommon.TraceID, spanID pcommon.SpanID, name string, now time.Time) {
+func (b *Buffer) AddAgent(traceID pcommon.TraceID, spanID, parent pcommon.SpanID, name string, start, now time.Time) {
 	t := b.traceFor(traceID, now, overhead+len(name))
-	t.agents = append(t.agents, agentSpan{spanID: spanID, name: name})
+	t.agents = append(t.agents, agentSpan{spanID: spanID, parent: parent, name: name, start: start})
 	t.readyAt = now.Add(b.lim.Wait)
+}
+
+// AddLink records a span's parent link in a trace the buffer already holds; it does nothing for
+// other traces, for roots, and when the trace alone would exceed MaxBytes (a missing link only
+// makes score fall back to the outermost agent). O(1) amortized.
+func (b *Buffer) AddLink(traceID pcommon.TraceID, spanID, parent pcommon.SpanID) {
+	if parent.IsEmpty() {
+		return
+	}
+	t, ok := b.traces[traceID]
+	if !ok || (b.lim.MaxBytes > 0 && t.bytes+linkBytes > b.lim.MaxBytes) {
+		return
+	}
+	t.links = append(t.links, link{span: spanID, parent: parent})
+	b.grow(t, linkBytes)
 }
 
 // AddPlan records a plan span (its tools, or its steps when no tools were given).
@@ -196,23 +228,18 @@ func (b *Buffer) evictOldestExcept(keep *trace) bool {
 }
 
 // score splits the trace into runs (one per invoke_agent span) and scores each that announced a plan.
+// A plan or tool belongs to its nearest invoke_agent ancestor; when no ancestor is known to be an
+// agent (links evicted or never sent), to the outermost agent.
 func score(t *trace) []Run {
-	owner := func(parent pcommon.SpanID) int {
-		for i, a := range t.agents {
-			if a.spanID == parent {
-				return i
-			}
-		}
-		return 0 // a span deeper in the tree: the trace's first agent
-	}
+	o := newOwners(t)
 	plans := make([][]planSpan, len(t.agents))
 	tools := make([][]toolSpan, len(t.agents))
 	for _, p := range t.plans {
-		i := owner(p.parent)
+		i := o.owner(p.parent)
 		plans[i] = append(plans[i], p)
 	}
 	for _, tl := range t.tools {
-		i := owner(tl.parent)
+		i := o.owner(tl.parent)
 		tools[i] = append(tools[i], tl)
 	}
 	runs := make([]Run, 0, len(t.agents))
@@ -224,6 +251,107 @@ func score(t *trace) []Run {
 		runs = append(runs, Run{Agent: a.name, TraceID: t.id, SpanID: a.spanID, Result: adherence.Score(unplanned, revisions)})
 	}
 	return runs
+}
+
+// Results of a walk up the parent links that found no agent.
+const (
+	reachedRoot    = -1 // the chain ended at a span without parent
+	reachedUnknown = -2 // the chain left the buffered links (or looped)
+)
+
+// owners resolves spans to the index of their nearest agent ancestor. Every span on a walked
+// chain is memoized, so resolving all of a trace's spans is linear in its links.
+type owners struct {
+	agents    map[pcommon.SpanID]int
+	parents   map[pcommon.SpanID]pcommon.SpanID // built by the first walk that needs it
+	memo      map[pcommon.SpanID]int
+	links     []link
+	path      []pcommon.SpanID
+	outermost int
+}
+
+func newOwners(t *trace) *owners {
+	o := &owners{agents: make(map[pcommon.SpanID]int, len(t.agents)), links: t.links}
+	for i, a := range t.agents {
+		if _, dup := o.agents[a.spanID]; !dup {
+			o.agents[a.spanID] = i
+		}
+	}
+	o.outermost = o.findOutermost(t.agents)
+	return o
+}
+
+// owner is the agent a plan or tool with this parent belongs to. t must have an agent.
+func (o *owners) owner(parent pcommon.SpanID) int {
+	if i := o.ancestor(parent); i >= 0 {
+		return i
+	}
+	return o.outermost
+}
+
+// ancestor walks up from id (inclusive) to the first agent span and returns its index, or
+// reachedRoot / reachedUnknown.
+func (o *owners) ancestor(id pcommon.SpanID) int {
+	if i, ok := o.agents[id]; ok {
+		return i // the common case, a direct child of its agent: no map of links needed
+	}
+	if id.IsEmpty() {
+		return reachedRoot
+	}
+	if o.parents == nil {
+		o.parents = make(map[pcommon.SpanID]pcommon.SpanID, len(o.links))
+		for _, l := range o.links {
+			o.parents[l.span] = l.parent
+		}
+		o.memo = make(map[pcommon.SpanID]int)
+	}
+	path := o.path[:0]
+	res := reachedUnknown
+	for cur := id; ; {
+		if i, ok := o.agents[cur]; ok {
+			res = i
+			break
+		}
+		if m, ok := o.memo[cur]; ok {
+			res = m
+			break
+		}
+		if cur.IsEmpty() {
+			res = reachedRoot
+			break
+		}
+		p, ok := o.parents[cur]
+		if !ok || len(path) > len(o.parents) { // parent unknown, or a cycle in malformed input
+			break
+		}
+		path = append(path, cur)
+		cur = p
+	}
+	for _, s := range path {
+		o.memo[s] = res
+	}
+	o.path = path
+	return res
+}
+
+// findOutermost picks the agent whose own parent chain holds no other agent: preferably one whose
+// chain is known to reach the root, else one whose chain is not known to reach an agent; the
+// earliest started among those (ties: the first to arrive).
+func (o *owners) findOutermost(agents []agentSpan) int {
+	best, bestRank := 0, 3
+	for i, a := range agents {
+		rank := 2 // nested in another agent (or in itself: malformed)
+		switch o.ancestor(a.parent) {
+		case reachedRoot:
+			rank = 0
+		case reachedUnknown:
+			rank = 1
+		}
+		if rank < bestRank || (rank == bestRank && a.start.Before(agents[best].start)) {
+			best, bestRank = i, rank
+		}
+	}
+	return best
 }
 
 // segment assigns each executed tool to the plan revision in force when it started: the revision

@@ -18,7 +18,7 @@ func TestRunIsScoredAfterTheWait(t *testing.T) {
 	b := NewBuffer(Limits{MaxTraces: 10, MaxBytes: 1 << 20, Wait: 2 * time.Second, MaxAge: time.Minute})
 	b.AddPlan(tid(1), sid(9), 0, t0, []string{"a", "b"}, t0)
 	b.AddTool(tid(1), sid(9), "a", 0, t0.Add(time.Second), t0)
-	b.AddAgent(tid(1), sid(9), "agent", t0)
+	b.AddAgent(tid(1), sid(9), pcommon.SpanID{}, "agent", t0, t0)
 	assert.Empty(t, b.Expire(t0.Add(time.Second)), "still waiting for late children")
 	b.AddTool(tid(1), sid(9), "b", 0, t0.Add(2*time.Second), t0.Add(time.Second)) // late child
 	runs := b.Expire(t0.Add(3 * time.Second))
@@ -51,7 +51,7 @@ func TestOnlyLostPlansCountAsEvicted(t *testing.T) {
 func TestFlushScoresCompleteRunsAndCountsTheRest(t *testing.T) {
 	b := NewBuffer(Limits{MaxTraces: 100, MaxBytes: 1 << 20, Wait: time.Hour, MaxAge: 2 * time.Hour})
 	b.AddPlan(tid(1), sid(1), 0, t0, []string{"a"}, t0)
-	b.AddAgent(tid(1), sid(1), "done", t0)
+	b.AddAgent(tid(1), sid(1), pcommon.SpanID{}, "done", t0, t0)
 	b.AddPlan(tid(2), sid(2), 0, t0, []string{"a"}, t0)
 	runs := b.Flush()
 	require.Len(t, runs, 1)
