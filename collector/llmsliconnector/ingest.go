@@ -57,8 +57,11 @@ func (c *llmSLI) ingest(td ptrace.Traces, now time.Time) {
 
 // ingestLinks hands the buffer the parent link of every span that may sit between a tool and its
 // agent (phase spans are leaves), so that a tool is credited to its nearest invoke_agent ancestor.
-// The buffer keeps only links of traces it holds.
+// Only spans of traces the buffer holds are looked at; spans of one trace usually come together,
+// so the last answer is reused.
 func (c *llmSLI) ingestLinks(rss ptrace.ResourceSpansSlice) {
+	var last pcommon.TraceID
+	held := false
 	for i := 0; i < rss.Len(); i++ {
 		sss := rss.At(i).ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -69,8 +72,14 @@ func (c *llmSLI) ingestLinks(rss ptrace.ResourceSpansSlice) {
 				if parent.IsEmpty() {
 					continue
 				}
+				if id := span.TraceID(); id != last || i+j+k == 0 {
+					last, held = id, c.agents.Holds(id)
+				}
+				if !held {
+					continue
+				}
 				if _, isPhase := span.Attributes().Get(sc.AttrPhaseName); !isPhase {
-					c.agents.AddLink(span.TraceID(), span.SpanID(), parent)
+					c.agents.AddLink(last, span.SpanID(), parent)
 				}
 			}
 		}

@@ -131,6 +131,12 @@ func (b *Buffer) AddAgent(traceID pcommon.TraceID, spanID, parent pcommon.SpanID
 	t.readyAt = now.Add(b.lim.Wait)
 }
 
+// Holds reports whether the buffer holds spans of the trace (whether its links are worth keeping).
+func (b *Buffer) Holds(traceID pcommon.TraceID) bool {
+	_, ok := b.traces[traceID]
+	return ok
+}
+
 // AddLink records a span's parent link in a trace the buffer already holds; it does nothing for
 // other traces, for roots, and when the trace alone would exceed MaxBytes (a missing link only
 // makes score fall back to the outermost agent). O(1) amortized.

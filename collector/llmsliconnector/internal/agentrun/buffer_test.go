@@ -57,3 +57,54 @@ func TestFlushScoresCompleteRunsAndCountsTheRest(t *testing.T) {
 	require.Len(t, runs, 1)
 	assert.Equal(t, int64(1), b.TakeEvicted())
 }
+
+func TestLinksAreKeptOnlyForHeldTracesAndCountInTheByteBound(t *testing.T) {
+	b := NewBuffer(Limits{MaxTraces: 100, MaxBytes: 2000, Wait: time.Second, MaxAge: time.Minute})
+	b.AddLink(tid(1), sid(2), sid(1)) // trace not held: nothing to attribute, nothing kept
+	assert.Zero(t, b.Len())
+	assert.Zero(t, b.Bytes())
+	b.AddTool(tid(1), sid(3), "a", NoRevision, t0, t0)
+	before := b.Bytes()
+	b.AddLink(tid(1), sid(3), sid(2))
+	b.AddLink(tid(1), sid(9), pcommon.SpanID{}) // a root: no link to keep
+	assert.Equal(t, before+linkBytes, b.Bytes())
+	for i := byte(10); i < 250; i++ { // one trace alone never grows past the bound through its links
+		b.AddLink(tid(1), sid(i), sid(i-1))
+	}
+	assert.LessOrEqual(t, b.Bytes(), 2000)
+	b.AddTool(tid(2), sid(1), "b", NoRevision, t0, t0)
+	b.AddLink(tid(2), sid(1), sid(7)) // over the bound: the oldest other trace goes
+	assert.LessOrEqual(t, b.Bytes(), 2000)
+	assert.Equal(t, 1, b.Len())
+	b.Flush()
+	assert.Zero(t, b.Bytes())
+}
+
+func TestOutermostAgentWhenLinksAreMissing(t *testing.T) {
+	// outer's parent is a remote span (unknown); inner's chain reaches outer. inner arrives first
+	// and started later; the tool's parent never arrived.
+	b := NewBuffer(Limits{MaxTraces: 10, MaxBytes: 1 << 20, Wait: time.Second, MaxAge: time.Minute})
+	b.AddPlan(tid(1), sid(2), 0, t0, []string{"lookup"}, t0)
+	b.AddPlan(tid(1), sid(1), 0, t0, []string{"search"}, t0)
+	b.AddTool(tid(1), sid(42), "search", NoRevision, t0.Add(time.Second), t0)
+	b.AddAgent(tid(1), sid(2), sid(3), "inner", t0.Add(time.Second), t0)
+	b.AddLink(tid(1), sid(3), sid(1))
+	b.AddAgent(tid(1), sid(1), sid(99), "outer", t0, t0)
+	runs := b.Flush()
+	require.Len(t, runs, 2)
+	for _, r := range runs {
+		assert.Equal(t, map[string]float64{"inner": 0, "outer": 1}[r.Agent], r.Result.Recall, r.Agent)
+	}
+}
+
+func TestCyclicLinksDoNotHang(t *testing.T) {
+	b := NewBuffer(Limits{MaxTraces: 10, MaxBytes: 1 << 20, Wait: time.Second, MaxAge: time.Minute})
+	b.AddPlan(tid(1), sid(5), 0, t0, []string{"a"}, t0)
+	b.AddTool(tid(1), sid(5), "a", NoRevision, t0, t0)
+	b.AddLink(tid(1), sid(5), sid(6))
+	b.AddLink(tid(1), sid(6), sid(5))
+	b.AddAgent(tid(1), sid(1), sid(1), "self-parented", t0, t0)
+	runs := b.Flush()
+	require.Len(t, runs, 1, "unattributable spans fall back to the only agent")
+	assert.Equal(t, 1.0, runs[0].Result.Recall)
+}
