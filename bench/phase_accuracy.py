@@ -474,9 +474,10 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         " the two together (where prefill ends), which does not depend on how a server books a shared prefill"
         " step. In `steady_load` the replica admits every request that arrived during a decode step together"
         " and prefills them in one pass; the simulator counts the whole pass as each request's prefill. The"
-        " client cannot see the other requests, so the time spent on *their* tokens is estimated as queue: the"
-        " medians stay low, but the calls admitted with a large prompt land in the p90 (the sum stays close,"
-        " see `queue+prefill`). This is a limit of what the client observes, not of the fit; with server"
+        " client cannot see the other requests, so the time spent on *their* tokens is estimated as queue; the"
+        " calls admitted together with a large prompt make the tail (the sum stays close, see"
+        " `queue+prefill`), and how many there are varies from run to run with the arrival pattern and the"
+        " machine's load. This is a limit of what the client observes, not of the fit; with server"
         " timing on (vLLM, TGI) the spans use the server's split instead. The non-streaming row scores calls"
         " that see only send and end: decode comes from what the streams of the same key taught.",
         "",
