@@ -431,6 +431,17 @@ def measure(configs: list[Config], args: argparse.Namespace, server_cpu: int | N
     return results
 
 
+def git_revision() -> str:
+    """The commit the run measured, `-dirty` if the work tree had edits; "" outside a git checkout."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="processes per configuration (order alternates)")
@@ -469,6 +480,7 @@ def main() -> None:
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         results, wall, command, load = saved["results"], saved["wall_s"], saved["command"], saved["load"]
+        revision = saved.get("revision", "")
         args.callgrind = saved["callgrind"]
         args.rounds, args.pairs, args.calls = saved["rounds"], saved["pairs"], saved["calls"]
     else:
@@ -476,6 +488,7 @@ def main() -> None:
         results = measure(configs, args, server_cpu)
         wall = time.monotonic() - started
         load = os.getloadavg()[0]
+        revision = git_revision()
     if args.callgrind:
         name, metric, title = "overhead-callgrind", INSTR, "## Overhead: added instructions per call (callgrind)"
         spread = f"min..max of the differences of {args.pairs} (bare, instrumented) pairs of {args.calls}-call batches"
@@ -491,6 +504,7 @@ def main() -> None:
             "",
             f"Machine: {machine()}. Load average at the end of the run: {load:.1f} (other work on the machine).",
             f"Command: `{command}` ({wall:.0f} s wall). Not part of `make test`.",
+            *([f"Code measured: `{revision}` (-dirty: with uncommitted edits in the work tree)."] if revision else []),
             "",
             *table(results, metric, spread),
             *problems(results),
@@ -501,6 +515,7 @@ def main() -> None:
     print(section)
     if args.json:
         saved = {"results": results, "wall_s": wall, "command": command, "callgrind": args.callgrind, "load": load}
+        saved["revision"] = revision
         saved |= {"rounds": args.rounds, "pairs": args.pairs, "calls": args.calls}
         args.json.write_text(json.dumps(saved, indent=1))
     if not args.no_write:
