@@ -77,7 +77,12 @@ class Call:
         self.response.status_code = status_code
         try:
             keep = KEEP_HEADERS
-            self.response.headers = {k: v for k, v in ((k.lower(), v) for k, v in header_items) if k in keep}
+            kept: dict[str, str] = {}
+            for k, v in header_items:
+                name = k.lower()
+                if name in keep:
+                    kept[name] = v
+            self.response.headers = kept
         except Exception:
             _log.debug("llmotel could not read response headers", exc_info=True)
 

@@ -15,6 +15,13 @@ from collections.abc import Iterable
 
 from llmotel import config
 
+# (key, prefix bytes) -> fingerprint: the same system prompt repeats on most calls, so the HMAC runs once per
+# distinct prefix. Bounded to ~1 MB: at most 64 prefixes of up to 16 KiB (longer ones are hashed every time),
+# emptied when full (a flood of distinct prompts only costs the HMACs it would anyway).
+_CACHE: dict[tuple[bytes, bytes], str] = {}
+_CACHE_MAX = 64
+_CACHE_MAX_BYTES = 16384
+
 
 def prefix(system_parts: Iterable[str], tools: object | None) -> tuple[str, int]:
     """(fingerprint, approximate tokens) of the cacheable prefix; ("", 0) when there is none. Never raises."""
@@ -24,7 +31,14 @@ def prefix(system_parts: Iterable[str], tools: object | None) -> tuple[str, int]
             data += b"\x1f" + json.dumps(tools, sort_keys=True, separators=(",", ":"), default=str).encode()
         if not data:
             return "", 0
-        digest = hmac.new(config.get().fingerprint_key, data, hashlib.sha256).hexdigest()[:16]
+        key = (config.get().fingerprint_key, data)
+        digest = _CACHE.get(key)
+        if digest is None:
+            digest = hmac.digest(key[0], data, hashlib.sha256).hex()[:16]
+            if len(data) <= _CACHE_MAX_BYTES:
+                if len(_CACHE) >= _CACHE_MAX:
+                    _CACHE.clear()
+                _CACHE[key] = digest
         return digest, len(data) // 4
     except Exception:
         return "", 0

@@ -30,6 +30,12 @@ _log = logging.getLogger(__name__)
 _CACHE_HIT_RATIO = 0.9
 # (phase name, source) -> metric attributes, built once (at most 5 x 3 entries).
 _PHASE_METRIC_ATTRS: dict[tuple[str, str], dict[str, AttributeValue]] = {}
+# (operation, provider, request model, response model, server, error type) -> (call attributes, input-token
+# attributes, output-token attributes) of the call metrics: built once per distinct key instead of three dicts
+# per call. Bounded: emptied when full (distinct keys are few in practice; a flood only costs a rebuild).
+_MetricAttrs = tuple[dict[str, AttributeValue], dict[str, AttributeValue], dict[str, AttributeValue]]
+_METRIC_ATTRS: dict[tuple[str, str, str, str, str, str], _MetricAttrs] = {}
+_METRIC_ATTRS_MAX = 256
 
 
 class _Names:
@@ -186,8 +192,10 @@ def _phase_spans(
 ) -> None:
     ctx = trace.set_span_in_context(parent)
     tracer = _state.tracer
-    hist = _instruments().phase
+    # The collector derives phase histograms from these spans; the SDK-side histogram is opt-in (config).
+    hist = _instruments().phase if config.get().phase_metrics else None
     output_tokens = response.usage.output_tokens
+    wall_offset = capture.start_wall_ns - capture.start_ns
     for phase in phase_list:
         attrs: dict[str, AttributeValue] = {
             sc.LLMOTEL_PHASE_NAME: phase.name,
@@ -195,8 +203,6 @@ def _phase_spans(
             sc.LLMOTEL_PHASE_CONFIDENCE: phase.confidence,
             sc.LLMOTEL_PHASE_MODEL_SAMPLES: phase.samples,
         }
-        if phase.samples:
-            attrs[sc.LLMOTEL_PHASE_MODEL_SAMPLES] = phase.samples
         if phase.name == "first_token":
             attrs[sc.LLMOTEL_PHASE_FIRST_TOKEN_OBSERVED] = capture.first_content_ns != 0
         elif phase.name == "decode":
@@ -211,9 +217,11 @@ def _phase_spans(
                 attrs[sc.LLMOTEL_DECODE_MAX_CHUNK_GAP] = capture.max_gap_ns / 1e9
                 attrs[sc.LLMOTEL_DECODE_STALL_COUNT] = capture.stall_count
         span = tracer.start_span(
-            phase.name, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, start_time=_wall(capture, phase.start_ns)
+            phase.name, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, start_time=wall_offset + phase.start_ns
         )
-        span.end(end_time=_wall(capture, phase.end_ns))
+        span.end(end_time=wall_offset + phase.end_ns)
+        if hist is None:
+            continue
         key = (phase.name, phase.source)
         metric_attrs = _PHASE_METRIC_ATTRS.get(key)
         if metric_attrs is None:
@@ -311,27 +319,54 @@ def _record_metrics(
     request: LLMRequest, response: LLMResponse, capture: CallCapture, where: str, error: BaseException | None
 ) -> None:
     inst = _instruments()
-    attrs: dict[str, AttributeValue] = {
-        sc.GEN_AI_OPERATION_NAME: request.operation,
-        sc.GEN_AI_PROVIDER_NAME: request.provider,
-        sc.GEN_AI_REQUEST_MODEL: request.request_model,
-    }
-    if response.response_model:
-        attrs[sc.GEN_AI_RESPONSE_MODEL] = response.response_model
-    if request.server_address:
-        attrs[sc.SERVER_ADDRESS] = request.server_address
-    if error is not None:
-        attrs[sc.ERROR_TYPE] = type(error).__qualname__
+    error_type = type(error).__qualname__ if error is not None else ""
+    key = (
+        request.operation,
+        request.provider,
+        request.request_model,
+        response.response_model,
+        request.server_address,
+        error_type,
+    )
+    cached = _METRIC_ATTRS.get(key)
+    if cached is None:
+        cached = _metric_attrs(key)
+    attrs, input_attrs, output_attrs = cached
     inst.duration.record((capture.end_ns - capture.start_ns) / 1e9, attrs)
     if error is not None:
         return
     usage = response.usage
     if usage.input_tokens is not None:
-        inst.tokens.record(usage.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: "input"})
+        inst.tokens.record(usage.input_tokens, input_attrs)
     if usage.output_tokens is not None:
-        inst.tokens.record(usage.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: "output"})
+        inst.tokens.record(usage.output_tokens, output_attrs)
     if capture.first_content_ns:
         inst.ttfc.record((capture.first_content_ns - capture.start_ns) / 1e9, attrs)
         if capture.chunk_count > 1 and capture.last_chunk_ns > capture.first_content_ns:
             gaps = max(capture.content_chunk_count - 1, 1)
             inst.tpoc.record((capture.last_chunk_ns - capture.first_content_ns) / 1e9 / gaps, attrs)
+
+
+def _metric_attrs(key: tuple[str, str, str, str, str, str]) -> _MetricAttrs:
+    """Build and cache the call-metric attribute dicts of ``key`` (never mutated after this)."""
+    operation, provider, request_model, response_model, server, error_type = key
+    attrs: dict[str, AttributeValue] = {
+        sc.GEN_AI_OPERATION_NAME: operation,
+        sc.GEN_AI_PROVIDER_NAME: provider,
+        sc.GEN_AI_REQUEST_MODEL: request_model,
+    }
+    if response_model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
+    if server:
+        attrs[sc.SERVER_ADDRESS] = server
+    if error_type:
+        attrs[sc.ERROR_TYPE] = error_type
+    built = (
+        attrs,
+        {**attrs, sc.GEN_AI_TOKEN_TYPE: "input"},
+        {**attrs, sc.GEN_AI_TOKEN_TYPE: "output"},
+    )
+    if len(_METRIC_ATTRS) >= _METRIC_ATTRS_MAX:
+        _METRIC_ATTRS.clear()
+    _METRIC_ATTRS[key] = built
+    return built

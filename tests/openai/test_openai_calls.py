@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Any
 
 import openai
 import pytest
@@ -508,19 +509,37 @@ def test_suppression_key_honoured(sim: SimServer, telemetry: Telemetry) -> None:
     assert telemetry.spans() == []
 
 
+def _metric_names(telemetry: Telemetry) -> dict[str, Any]:
+    data = telemetry.metrics.get_metrics_data()
+    return {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+
+
 def test_metrics_recorded(sim: SimServer, telemetry: Telemetry) -> None:
     list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(5)))
-    data = telemetry.metrics.get_metrics_data()
-    names = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    names = _metric_names(telemetry)
     for name in (
         sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
         sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
         sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
-        sc.METRIC_LLMOTEL_PHASE_DURATION,
     ):
         assert name in names, name
+    assert sc.METRIC_LLMOTEL_PHASE_DURATION not in names  # opt-in (config.phase_metrics)
     duration = names[sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION].data.data_points[0]
     assert tuple(duration.explicit_bounds) == sc.METRIC_BUCKETS[sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION]
+
+
+def test_phase_metrics_opt_in(sim: SimServer, telemetry: Telemetry) -> None:
+    from llmotel import config
+
+    config.configure(phase_metrics=True)
+    list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(5)))
+    points = _metric_names(telemetry)[sc.METRIC_LLMOTEL_PHASE_DURATION].data.data_points
+    phase_spans = [s for s in telemetry.spans() if s.attributes and sc.LLMOTEL_PHASE_NAME in s.attributes]
+    assert phase_spans
+    assert sum(p.count for p in points) == len(phase_spans)
+    assert {p.attributes[sc.LLMOTEL_PHASE_NAME] for p in points} == {
+        s.attributes[sc.LLMOTEL_PHASE_NAME] for s in phase_spans if s.attributes
+    }
 
 
 def test_uninstrument_leaves_no_wrapper(sim: SimServer) -> None:
