@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "collector" / "build" / "otelcol-llmotel"
 CONFIGS = ROOT / "collector" / "config"
@@ -107,3 +113,12 @@ class Otelcol:
                 return
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}; collector log:\n{self.log()[-4000:]}")
+
+
+def tee_provider(service_name: str, otlp_http_port: int) -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A TracerProvider that keeps every span in memory (the expected values) and exports it to the collector."""
+    memory = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    tp.add_span_processor(SimpleSpanProcessor(memory))
+    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{otlp_http_port}/v1/traces")))
+    return tp, memory

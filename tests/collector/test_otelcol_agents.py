@@ -4,15 +4,9 @@ first and tools sit under the user's own spans; a planning block whose planner c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from _otelcol import CONFIGS, Otelcol, Sample, free_port
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from _otelcol import Otelcol, Sample, tee_provider
+from opentelemetry.sdk.trace import ReadableSpan
 
 import llmotel
 from llmotel import _semconv as sc
@@ -24,26 +18,9 @@ REJECTED = "llmotel_sli_spans_rejected_total"
 AGENT = sc.GEN_AI_AGENT_NAME.replace(".", "_")
 
 
-@pytest.fixture
-def collector() -> Iterator[tuple[Otelcol, int]]:
-    http, prom = free_port(), free_port()
-    env = {
-        "LLMOTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
-        "LLMOTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{http}",
-        "LLMOTEL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{prom}",
-        "LLMOTEL_SLI_FLUSH_INTERVAL": "500ms",
-        "LLMOTEL_COLLECTOR_LOG_LEVEL": "warn",
-    }
-    with Otelcol(CONFIGS / "sidecar.yaml", env, prometheus_port=prom) as col:
-        yield col, http
-
-
 def _nested_runs(otlp_http_port: int) -> list[ReadableSpan]:
     """An outer run that delegates to a sub-agent; tools wrapped in the user's spans; a failed planning block."""
-    memory = InMemorySpanExporter()
-    tp = TracerProvider(resource=Resource.create({"service.name": "collector-agents-test"}))
-    tp.add_span_processor(SimpleSpanProcessor(memory))
-    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{otlp_http_port}/v1/traces")))
+    tp, memory = tee_provider("collector-agents-test", otlp_http_port)
     spans.configure(tracer_provider=tp)
     tracer = tp.get_tracer("user-code")
     try:

@@ -5,16 +5,11 @@ Prometheus endpoint. Expected values come from the spans the SDK produced, not f
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
-from _otelcol import CONFIGS, Otelcol, Sample, free_port
+from _otelcol import Otelcol, Sample, tee_provider
 from openai import OpenAI
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 import llmotel
@@ -37,26 +32,9 @@ def _label(name: str) -> str:
     return name.replace(".", "_")
 
 
-@pytest.fixture
-def collector() -> Iterator[tuple[Otelcol, int]]:
-    http, prom = free_port(), free_port()
-    env = {
-        "LLMOTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
-        "LLMOTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{http}",
-        "LLMOTEL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{prom}",
-        "LLMOTEL_SLI_FLUSH_INTERVAL": "500ms",
-        "LLMOTEL_COLLECTOR_LOG_LEVEL": "warn",
-    }
-    with Otelcol(CONFIGS / "sidecar.yaml", env, prometheus_port=prom) as col:
-        yield col, http
-
-
 def _run_workload(sim: SimServer, otlp_http_port: int) -> list[ReadableSpan]:
     """Real calls through the instrumented OpenAI client and one agent run; returns the spans the SDK made."""
-    memory = InMemorySpanExporter()
-    tp = TracerProvider(resource=Resource.create({"service.name": "collector-test"}))
-    tp.add_span_processor(SimpleSpanProcessor(memory))
-    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{otlp_http_port}/v1/traces")))
+    tp, memory = tee_provider("collector-test", otlp_http_port)
     inst = OpenAIInstrumentor()
     inst.instrument(tracer_provider=tp)
     spans.configure(tracer_provider=tp)
