@@ -148,15 +148,23 @@ def _body_timing(obj: Any, response: LLMResponse) -> None:
                 response.body_timing[key] = value
 
 
-def _chat_usage(usage: Any, response: LLMResponse) -> None:
-    u = Usage(input_tokens=_int(usage.prompt_tokens), output_tokens=_int(usage.completion_tokens))
-    details = getattr(usage, "prompt_tokens_details", None)
-    if details is not None:
-        u.cache_read_tokens = _int(getattr(details, "cached_tokens", None))
-    out_details = getattr(usage, "completion_tokens_details", None)
+def _usage(input_tokens: Any, output_tokens: Any, in_details: Any, out_details: Any) -> Usage:
+    """Chat and Responses report the same counts under different names; OpenAI's input count includes cache reads."""
+    u = Usage(input_tokens=_int(input_tokens), output_tokens=_int(output_tokens))
+    if in_details is not None:
+        u.cache_read_tokens = _int(getattr(in_details, "cached_tokens", None))
     if out_details is not None:
         u.reasoning_tokens = _int(getattr(out_details, "reasoning_tokens", None))
-    response.usage = u
+    return u
+
+
+def _chat_usage(usage: Any, response: LLMResponse) -> None:
+    response.usage = _usage(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        getattr(usage, "prompt_tokens_details", None),
+        getattr(usage, "completion_tokens_details", None),
+    )
 
 
 def _common(obj: Any, response: LLMResponse) -> None:
@@ -308,14 +316,12 @@ def read_responses_result(result: Any, response: LLMResponse) -> None:
     ]
     usage = getattr(result, "usage", None)
     if usage is not None:
-        u = Usage(input_tokens=_int(usage.input_tokens), output_tokens=_int(usage.output_tokens))
-        details = getattr(usage, "input_tokens_details", None)
-        if details is not None:
-            u.cache_read_tokens = _int(getattr(details, "cached_tokens", None))
-        out_details = getattr(usage, "output_tokens_details", None)
-        if out_details is not None:
-            u.reasoning_tokens = _int(getattr(out_details, "reasoning_tokens", None))
-        response.usage = u
+        response.usage = _usage(
+            usage.input_tokens,
+            usage.output_tokens,
+            getattr(usage, "input_tokens_details", None),
+            getattr(usage, "output_tokens_details", None),
+        )
     _body_timing(result, response)
 
 
