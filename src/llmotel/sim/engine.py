@@ -30,16 +30,30 @@ class Stamps:
     """Instants of one request, on one clock (simulated seconds or perf_counter seconds)."""
 
     arrival: float = 0.0
-    admit: float = 0.0  # prefill starts (after queueing and any cold start)
-    prefill_end: float = 0.0
+    admit: float = 0.0  # the prefill pass starts (after queueing and any cold start)
+    prefill_end: float = 0.0  # the pass ends
+    # prefill_end minus this request's own share of the pass (its uncached tokens under the pass's cost per
+    # token); admit when it was alone in the pass. Below admit (never set) reads as admit.
+    prefill_own_start: float = 0.0
     first_token: float = 0.0  # first decoded token (reasoning or visible)
     first_visible: float = 0.0
     last_token: float = 0.0
 
+    def own_start(self) -> float:
+        """prefill_own_start clamped into [admit, prefill_end]."""
+        return min(max(self.prefill_own_start, self.admit), max(self.prefill_end, self.admit))
+
     def phases(self) -> dict[str, float]:
+        own = self.own_start()
         return {
+            # The server's definition (what vLLM reports): the whole shared prefill pass is this request's.
             "queue_s": max(0.0, self.admit - self.arrival),
             "prefill_s": max(0.0, self.prefill_end - self.admit),
+            # The own-work definition (what a client-side model estimates): prefill is the cost of this
+            # request's own uncached tokens; the pass's time spent on co-admitted requests is queue.
+            "queue_own_s": max(0.0, own - self.arrival),
+            "prefill_own_s": max(0.0, self.prefill_end - own),
+            "prefill_others_s": max(0.0, own - self.admit),  # waiting on co-admitted requests' prefill
             "first_token_s": max(0.0, self.first_token - self.prefill_end),
             "decode_s": max(0.0, self.last_token - self.first_token),
             "ttft_s": max(0.0, self.first_visible - self.arrival),
@@ -68,6 +82,8 @@ class SimRequest:
     status: int = 200
     cache: CacheResult = field(default_factory=CacheResult)
     cold_start_s: float = 0.0
+    pass_requests: int = 0  # requests admitted in this request's prefill pass (itself included)
+    pass_uncached_tokens: int = 0  # their uncached tokens together
     sim: Stamps = field(default_factory=Stamps)
     wall: Stamps = field(default_factory=Stamps)
     wall_first_chunk_sent: float = 0.0
@@ -135,12 +151,16 @@ class SimRequest:
             "reasoning_tokens": self.reasoning_tokens,
             "finish_reason": self.finish,
             "cold_start_s": self.cold_start_s,
+            # The prefill pass this request was admitted in: how many requests and uncached tokens it held.
+            "prefill_pass_requests": self.pass_requests,
+            "prefill_pass_uncached_tokens": self.pass_uncached_tokens,
             "sim": self.sim.phases(),
             "wall": self.wall.phases(),
             # perf_counter() seconds in the server's process (comparable with the client's in-process clock).
             "wall_ts": {
                 "arrival": self.wall.arrival,
                 "admit": self.wall.admit,
+                "prefill_own_start": self.wall.own_start(),
                 "prefill_end": self.wall.prefill_end,
                 "first_token": self.wall.first_token,
                 "first_visible": self.wall.first_visible,
@@ -263,12 +283,19 @@ class Replica:
                 req.sim.admit, req.wall.admit = self.v, now_w
                 req.cache = self.fleet.cache_lookup(self.cache, req)
                 uncached += req.uncached_tokens
+            start_v, start_w = self.v, now_w
             await self._advance(
                 uncached * spec.prefill_s_per_token * (1 + spec.prefill_batch_factor * len(self.running))
             )
             now_w = time.perf_counter()
             for req in admitted:
                 req.sim.prefill_end, req.wall.prefill_end = self.v, now_w
+                # One pass, one cost per token: a request's own share is its uncached tokens' part of the
+                # pass (on the wall clock too, so the shares still add up to the pass as it really ran).
+                share = req.uncached_tokens / uncached if uncached else 1.0 / len(admitted)
+                req.sim.prefill_own_start = self.v - (self.v - start_v) * share
+                req.wall.prefill_own_start = now_w - (now_w - start_w) * share
+                req.pass_requests, req.pass_uncached_tokens = len(admitted), uncached
                 if req.decode_tokens > 0:
                     self.running.append(req)
                 else:  # embeddings: prefill only
