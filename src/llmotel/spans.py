@@ -21,7 +21,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from llmotel import __version__, config, energy, phases, ratelimit, region, server_timing
+from llmotel import __version__, config, energy, finished_spans, phases, ratelimit, region, server_timing
 from llmotel import _semconv as sc
 from llmotel.metrics import Instruments
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, ServerTiming, Usage
@@ -190,8 +190,10 @@ def _phase_spans(
     response: LLMResponse,
     timing: ServerTiming,
 ) -> None:
-    ctx = trace.set_span_in_context(parent)
-    tracer = _state.tracer
+    emit = finished_spans.emitter(_state.tracer, parent) if config.get().phase_spans == "direct" else None
+    if emit is None:
+        ctx = trace.set_span_in_context(parent)
+        tracer = _state.tracer
     # The collector derives phase histograms from these spans; the SDK-side histogram is opt-in (config).
     hist = _instruments().phase if config.get().phase_metrics else None
     output_tokens = response.usage.output_tokens
@@ -216,10 +218,12 @@ def _phase_spans(
                 attrs[sc.LLMOTEL_DECODE_CHUNK_COUNT] = capture.content_chunk_count
                 attrs[sc.LLMOTEL_DECODE_MAX_CHUNK_GAP] = capture.max_gap_ns / 1e9
                 attrs[sc.LLMOTEL_DECODE_STALL_COUNT] = capture.stall_count
-        span = tracer.start_span(
-            phase.name, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, start_time=wall_offset + phase.start_ns
-        )
-        span.end(end_time=wall_offset + phase.end_ns)
+        start, end = wall_offset + phase.start_ns, wall_offset + phase.end_ns
+        if emit is not None:
+            emit(phase.name, attrs, start, end)
+        else:
+            child = tracer.start_span(phase.name, ctx, SpanKind.INTERNAL, attrs, start_time=start)
+            child.end(end_time=end)
         if hist is None:
             continue
         key = (phase.name, phase.source)
