@@ -284,6 +284,39 @@ def test_non_streaming_calls_reuse_what_streams_taught() -> None:
     assert phases[-1].source == "estimated" and phases[-1].samples == 200
 
 
+def test_non_streaming_body_tail_is_decode_not_queue(tmp_path: Path) -> None:
+    # A whole body arrives some milliseconds after the last token (built, sent, read), which no stream shows.
+    # The model learns that tail from non-streaming calls of a key that streams; before the fix it was queue.
+    model = PhaseModel()
+    _train(model, 200, random.Random(12), tpot=0.03)
+    tail = 0.004
+    rng = random.Random(13)
+
+    def plain(i: int, u: int, out: int, queue: float) -> dict[str, float]:
+        start = 10**13 + i * 10 * NS
+        total = 0.004 + 0.03 + 5e-5 * u + 0.03 * (out - 1) + tail + queue
+        cap = CallCapture(start_ns=start, attempt_start_ns=start, headers_ns=start + round(total * NS),
+                          end_ns=start + round(total * NS))
+        phases = model.split(_request(False), _response(u, out), cap, ServerTiming())
+        assert_tiles(phases, cap)
+        return _durations(phases)
+
+    for i in range(40):  # half of them queue
+        plain(i, rng.choice([100, 1000, 4000]), rng.choice([5, 20, 60]),
+              rng.expovariate(1 / 0.05) if rng.random() < 0.5 else 0.0)
+    co = model.calibrator.coefficients(KEY)
+    assert co.nonstream_tail_s == pytest.approx(tail, abs=0.001)
+    unqueued, queued = plain(100, 1000, 8, 0.0), plain(101, 2000, 60, 0.1)
+    assert unqueued["queue"] < 0.001  # 4 ms (the whole tail) without the learned tail
+    assert queued["queue"] == pytest.approx(0.1, abs=0.001)
+    assert queued["decode"] == pytest.approx(0.03 * 59 + tail, abs=0.002)
+    # The tail survives a restart like the rest of the model.
+    path = tmp_path / "state.json"
+    model.calibrator.save(str(path))
+    saved = model.calibrator.coefficients(KEY).nonstream_tail_s
+    assert Calibrator(state_path=str(path)).coefficients(KEY).nonstream_tail_s == saved
+
+
 def test_non_streaming_only_keys_learn_their_own_envelope() -> None:
     model = PhaseModel()
     rng = random.Random(9)

@@ -15,7 +15,9 @@ Method (docs/phases.md has the long form):
 - Decode: streams give time per output token directly; an exponentially weighted mean (recent load) is
   kept for non-streaming calls of the same key.
 - Non-streaming calls see only the total, so they feed a second envelope of total time against
-  (uncached, cached, output tokens); it is used for keys that never stream.
+  (uncached, cached, output tokens); it is used for keys that never stream. For keys that do stream, a
+  low percentile of what the stream model leaves unexplained in recent non-streaming calls is kept: the
+  body's way back after the last token, part of their decode.
 - Old points expire after ``_MAX_AGE`` calls of their key, so a server that became slower (diurnal
   contention) is followed, not hidden under an old minimum.
 
@@ -61,6 +63,9 @@ _TPOT_ALPHA = 0.1
 _RING = 32
 _SAVE_EVERY = 200  # learned calls between two writes of the state file
 _HEADER_VOTES = 16  # saturating vote on whether this key's server sends stream headers before it works
+# The non-streaming tail is the 20th percentile of the last _RING residuals (the calls that did not queue),
+# reported once this many were seen (the lowest of one or two calls is still mostly noise).
+_TAIL_MIN_CALLS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,10 @@ class Coefficients:
     # with the first token (hosted APIs). None: no stream seen yet.
     headers_early: bool | None
     prior: Prior
+    # Non-streaming calls of a key that streams: a low percentile of (total - the stream model's unqueued
+    # prediction) over recent calls. The time from the last token to the end of the body (building, sending
+    # and reading the whole response), which streams never show; None until a few such calls were seen.
+    nonstream_tail_s: float | None = None
 
 
 def _log_bin(value: float, per_octave: int) -> int:
@@ -325,8 +334,8 @@ class _LowRing:
 
 class _KeyState:
     __slots__ = (
-        "header_votes", "prior", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "tu_max", "tu_min", "u_max",
-        "u_min",
+        "header_votes", "prior", "tail_ring", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "tu_max", "tu_min",
+        "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
@@ -344,6 +353,7 @@ class _KeyState:
         # Time per output token of recent streams: not the minimum, because chunks read in one burst make
         # a single stream look impossibly fast.
         self.tpot_ring = _LowRing(0.2)
+        self.tail_ring = _LowRing(0.2)  # non-streaming residuals against the stream model (see Coefficients)
         self.header_votes = 0
         self.u_min = math.inf
         self.u_max = 0.0
@@ -411,12 +421,17 @@ class Calibrator:
                 state.tpot_n += 1
         self._maybe_save()
 
-    def observe_total(self, key: Key, uncached: int, cached: int, output: int, total_s: float) -> None:
-        """Teach one non-streaming call: send -> body read, with its token counts."""
+    def observe_total(
+        self, key: Key, uncached: int, cached: int, output: int, total_s: float, tail_s: float | None = None
+    ) -> None:
+        """Teach one non-streaming call: send -> body read, with its token counts, and (for keys that stream)
+        ``tail_s``: the total minus what the stream model predicts for it without queueing."""
         if not (total_s >= 0.0 and math.isfinite(total_s)):
             return
         with self._lock:
             state = self._state(key)
+            if tail_s is not None and math.isfinite(tail_s):
+                state.tail_ring.add(tail_s)
             state.total.add((float(max(uncached, 0)), float(max(cached, 0)), float(max(output, 0))), total_s)
             state.tu_min = min(state.tu_min, float(uncached))
             state.tu_max = max(state.tu_max, float(uncached))
@@ -450,6 +465,7 @@ class Calibrator:
                 uncached_range=(state.u_min if ttft.count else 0.0, state.u_max),
                 headers_early=None if state.header_votes == 0 else state.header_votes > 0,
                 prior=p,
+                nonstream_tail_s=state.tail_ring.low() if state.tail_ring.n >= _TAIL_MIN_CALLS else None,
             )
 
     def prefill_rates(self) -> list[tuple[Key, float]]:
@@ -483,6 +499,7 @@ class Calibrator:
                         "tpot": state.tpot,
                         "tpot_n": state.tpot_n,
                         "tpot_ring": list(state.tpot_ring.values),
+                        "tail_ring": list(state.tail_ring.values),
                         "header_votes": state.header_votes,
                         "ttft_count": state.ttft.count,
                         "total_count": state.total.count,
@@ -518,9 +535,11 @@ class Calibrator:
                 tpot_n = int(entry.get("tpot_n", 0))
                 tpot = float(entry.get("tpot", 0.0))
                 rings = {}
-                for name in ("tpot_ring",):
+                for name in ("tpot_ring", "tail_ring"):
                     values = [float(v) for v in entry.get(name, []) if isinstance(v, (int, float))]
-                    rings[name] = [v for v in values if math.isfinite(v) and v >= 0.0][:_RING]
+                    # A residual may be negative (a call a little faster than the model); a time per token not.
+                    rings[name] = [v for v in values if math.isfinite(v) and (v >= 0.0 or name == "tail_ring")]
+                    rings[name] = rings[name][:_RING]
                 for point in entry.get("ttft", []):
                     x, t = point[0], point[1]
                     request_path = float(point[2]) if len(point) > 2 else None
@@ -535,6 +554,8 @@ class Calibrator:
                     state = self._state(key)
                     for value in rings["tpot_ring"]:
                         state.tpot_ring.add(value)
+                    for value in rings["tail_ring"]:
+                        state.tail_ring.add(value)
                     for envelope, name in ((state.ttft, "ttft_count"), (state.total, "total_count")):
                         count = entry.get(name, 0)
                         if isinstance(count, int) and count > envelope.count:

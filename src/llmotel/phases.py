@@ -18,7 +18,7 @@ Method (long form, with when not to trust it: docs/phases.md):
   queue = what is left, clipped at zero.
 - Non-streaming calls see only the total: decode is estimated from the time per output token that
   streams of the same key taught (or the server's, or the non-streaming envelope's, or the prior),
-  and the remainder is split as above.
+  plus the body's learned tail after the last token, and the remainder is split as above.
 """
 
 from __future__ import annotations
@@ -254,6 +254,10 @@ class PhaseModel:
         else:
             decode_src = "estimated"
             decode = (co.time_per_output_token_s if streams_taught else co.total_s_per_output_token) * steps
+            if streams_taught and co.nonstream_tail_s is not None:
+                # The last token's way back in a whole body, which no stream shows: without it, every
+                # non-streaming call would carry those milliseconds as queue.
+                decode += max(co.nonstream_tail_s, 0.0)
         decode = min(max(decode, 0.0), total)
         if streams_taught:
             # As for streams: the floor's request path (servers that send headers on arrival) is queue.
@@ -281,7 +285,13 @@ class PhaseModel:
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
-            self.calibrator.observe_total(key, uncached, cached, output, total)
+            tail = None
+            if co.samples >= _MIN_STREAM_SAMPLES:
+                # What the stream model leaves unexplained (queue + the body's tail); its low percentile
+                # over calls is the tail of the calls that did not queue.
+                tail = total - co.overhead_s - co.prefill_s_per_token * uncached \
+                    - co.cache_read_s_per_token * cached - co.time_per_output_token_s * steps
+            self.calibrator.observe_total(key, uncached, cached, output, total, tail)
         return phases
 
     @staticmethod
