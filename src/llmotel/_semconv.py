@@ -21,6 +21,7 @@ GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
@@ -122,6 +123,7 @@ AttributeName = Literal[
     "gen_ai.response.id",
     "gen_ai.response.model",
     "gen_ai.response.time_to_first_chunk",
+    "gen_ai.system_instructions",
     "gen_ai.token.type",
     "gen_ai.tool.call.id",
     "gen_ai.tool.name",

@@ -22,6 +22,7 @@ const (
 	AttrGenAIResponseID                      = "gen_ai.response.id"
 	AttrGenAIResponseModel                   = "gen_ai.response.model"
 	AttrGenAIResponseTimeToFirstChunk        = "gen_ai.response.time_to_first_chunk"
+	AttrGenAISystemInstructions              = "gen_ai.system_instructions"
 	AttrGenAITokenType                       = "gen_ai.token.type"
 	AttrGenAIToolCallID                      = "gen_ai.tool.call.id"
 	AttrGenAIToolName                        = "gen_ai.tool.name"
