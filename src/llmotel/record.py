@@ -42,7 +42,9 @@ class LLMRequest:
     region: str = ""
     region_source: str = ""
     user: str = ""  # the request's user / safety_identifier; used as tenant only if configured
-    input_messages_json: str = ""  # only filled when content capture is on
+    # Only filled when content capture is on: GenAI-schema JSON (llmotel.content), size-capped.
+    input_messages_json: str = ""
+    system_instructions_json: str = ""  # instructions given apart from the messages (Anthropic system, ...)
     # False for calls that generate nothing (Anthropic count_tokens): the span gets no phase children.
     emit_phases: bool = True
 

@@ -98,6 +98,8 @@ def start(request: LLMRequest, capture: CallCapture, tenant_id: str) -> Span:
         attrs[sc.LLMOTEL_TENANT_ID] = tenant_id
     if request.input_messages_json:
         attrs[sc.GEN_AI_INPUT_MESSAGES] = request.input_messages_json
+    if request.system_instructions_json:
+        attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = request.system_instructions_json
     name = f"{request.operation} {request.request_model}" if request.request_model else request.operation
     return _state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=capture.start_wall_ns)
 

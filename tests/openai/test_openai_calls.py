@@ -11,6 +11,7 @@ import pytest
 from _oai import PHASES, Telemetry, assert_tiles
 from openai import AsyncOpenAI, OpenAI
 
+from _genai_content import input_messages, output_messages
 from llmotel import _semconv as sc
 from llmotel.sim import SimServer
 
@@ -648,8 +649,17 @@ def test_content_capture_opt_in_and_latest_names(sim: SimServer) -> None:
         inst.uninstrument()
         config.reset()
     parent = next(s for s in exporter.get_finished_spans() if s.name == f"chat {MODEL}")
-    assert "You are terse." in parent.attributes[sc.GEN_AI_INPUT_MESSAGES]
-    assert r.choices[0].message.content in parent.attributes[sc.GEN_AI_OUTPUT_MESSAGES]
+    # The GenAI parts schema (tests/openai/test_openai_content.py covers every shape).
+    assert input_messages(parent.attributes[sc.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in MSGS
+    ]
+    assert output_messages(parent.attributes[sc.GEN_AI_OUTPUT_MESSAGES]) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": r.choices[0].message.content}],
+            "finish_reason": r.choices[0].finish_reason,
+        }
+    ]
     assert parent.attributes[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] == r.system_fingerprint
     assert sc.GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT not in parent.attributes
 

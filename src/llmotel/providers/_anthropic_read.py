@@ -11,13 +11,12 @@ cache reads and cache writes, so ``Usage.input_tokens`` is the sum of the three.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from llmotel import _semconv as sc
-from llmotel import fingerprint
+from llmotel import content, fingerprint
 from llmotel.record import LLMRequest, LLMResponse, Usage
 
 log = logging.getLogger(__name__)
@@ -134,12 +133,17 @@ def read_request(
 
 
 def messages_json(kwargs: Mapping[str, Any]) -> str:
-    """system + messages as compact JSON, for opt-in content capture only. Never raises."""
+    """``messages`` as GenAI input-messages JSON, capped; for opt-in content capture only. Never raises."""
     try:
-        payload: dict[str, object] = {"messages": _plain(list(kwargs.get("messages") or ()))}
-        if kwargs.get("system"):
-            payload["system"] = _plain(kwargs["system"])
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+        return content.to_json(content.anthropic_input(kwargs.get("messages")))
+    except Exception:
+        return ""
+
+
+def system_json(kwargs: Mapping[str, Any]) -> str:
+    """``system`` as GenAI system-instructions JSON, capped; for opt-in content capture only. Never raises."""
+    try:
+        return content.to_json(content.instructions(kwargs.get("system")))
     except Exception:
         return ""
 
@@ -242,11 +246,11 @@ def read_token_count(body: object, response: LLMResponse | None = None) -> LLMRe
 
 
 def message_content_json(message: object) -> str:
-    """The Message content blocks as compact JSON, for opt-in content capture only. Never raises."""
-    try:
-        return json.dumps(_plain(list(field(message, "content") or ())), separators=(",", ":"), ensure_ascii=False)
-    except Exception:
-        return ""
+    """The Message (content blocks + stop_reason) as GenAI output-messages JSON, capped; for opt-in content
+    capture only. Never raises."""
+    return content.to_json(
+        content.anthropic_output(field(message, "content"), field(message, "stop_reason"), field(message, "role"))
+    )
 
 
 # ---------------------------------------------------------------------------------------------- stream

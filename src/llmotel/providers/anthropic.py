@@ -81,11 +81,6 @@ def _base(instance: Any) -> tuple[str, str, int, str, str]:
     return entry[1:]
 
 
-def _cap(text: str) -> str:
-    limit = config.get().content_max_chars
-    return text if len(text) <= limit else text[:limit]
-
-
 def _request(instance: Any, kwargs: dict[str, Any], operation: str, stream: bool | None) -> LLMRequest:
     provider, host, port, where, source = _base(instance)
     req = read.read_request(
@@ -95,7 +90,8 @@ def _request(instance: Any, kwargs: dict[str, Any], operation: str, stream: bool
         req.region, req.region_source = where, source
     req.prefix_fingerprint, req.prefix_tokens = read.prefix_fingerprint(kwargs)
     if operation == read.CHAT and config.get().capture_content:
-        req.input_messages_json = _cap(read.messages_json(kwargs))
+        req.input_messages_json = read.messages_json(kwargs)
+        req.system_instructions_json = read.system_json(kwargs)
     return req
 
 
@@ -121,7 +117,7 @@ def read_count_tokens_request(instance: Any, args: tuple[Any, ...], kwargs: dict
 def read_message_result(result: Any, response: LLMResponse) -> None:
     read.read_message(result, response)
     if config.get().capture_content:
-        response.output_messages_json = _cap(read.message_content_json(result))
+        response.output_messages_json = read.message_content_json(result)
 
 
 def read_count_tokens_result(result: Any, response: LLMResponse) -> None:

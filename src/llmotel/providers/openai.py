@@ -10,13 +10,12 @@ Azure and OpenAI-compatible servers (vLLM, TGI, llama.cpp, SGLang) use the same 
 from __future__ import annotations
 
 import contextlib
-import json
 import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from llmotel import _semconv as sc
-from llmotel import config, fingerprint, region, server_timing
+from llmotel import config, content, fingerprint, region, server_timing
 from llmotel.record import LLMRequest, LLMResponse, Usage
 from llmotel.wrapping import Endpoint, LLMInstrumentor, Provider, SendHook, read_httpx_response
 
@@ -86,14 +85,7 @@ def _text_parts(content: Any) -> Iterable[str]:
                 yield part["text"]
 
 
-def _cap(text: str) -> str:
-    limit = config.get().content_max_chars
-    return text if len(text) <= limit else text[:limit]
-
-
-def _request(
-    operation: str, instance: Any, kwargs: dict[str, Any], system: list[str], tools: Any, messages: Any
-) -> LLMRequest:
+def _request(operation: str, instance: Any, kwargs: dict[str, Any], system: list[str], tools: Any) -> LLMRequest:
     provider, host, port, where = _base(instance)
     model = kwargs.get("model")
     max_tokens = kwargs.get("max_completion_tokens")
@@ -120,9 +112,6 @@ def _request(
         req.region, req.region_source = where, sc.LLMOTEL_SERVER_REGION_SOURCE_BASE_URL
     if system or (_given(tools) and tools):
         req.prefix_fingerprint, req.prefix_tokens = fingerprint.prefix(system, tools if _given(tools) else None)
-    if messages is not None and config.get().capture_content:
-        with contextlib.suppress(TypeError, ValueError):
-            req.input_messages_json = _cap(json.dumps(messages, default=str))
     return req
 
 
@@ -136,7 +125,10 @@ def read_chat_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, An
         for m in messages:
             if isinstance(m, dict) and m.get("role") in ("system", "developer"):
                 system.extend(_text_parts(m.get("content")))
-    return _request("chat", instance, kwargs, system, kwargs.get("tools"), messages)
+    req = _request("chat", instance, kwargs, system, kwargs.get("tools"))
+    if config.get().capture_content:
+        req.input_messages_json = content.to_json(content.openai_chat_input(messages))
+    return req
 
 
 def _body_timing(obj: Any, response: LLMResponse) -> None:
@@ -195,11 +187,7 @@ def read_chat_result(result: Any, response: LLMResponse) -> None:
         _chat_usage(result.usage, response)
     _body_timing(result, response)
     if config.get().capture_content:
-        try:
-            out = [c.message.model_dump(exclude_none=True) for c in result.choices or ()]
-            response.output_messages_json = _cap(json.dumps(out, default=str))
-        except Exception:
-            pass
+        response.output_messages_json = content.to_json(content.openai_chat_output(result.choices))
 
 
 def _other_content(delta: Any) -> bool:
@@ -243,7 +231,10 @@ def read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
 
 
 def read_completion_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
-    return _request("text_completion", instance, kwargs, [], None, kwargs.get("prompt"))
+    req = _request("text_completion", instance, kwargs, [], None)
+    if config.get().capture_content:
+        req.input_messages_json = content.to_json(content.openai_prompt_input(kwargs.get("prompt")))
+    return req
 
 
 def read_completion_result(result: Any, response: LLMResponse) -> None:
@@ -253,6 +244,8 @@ def read_completion_result(result: Any, response: LLMResponse) -> None:
     if result.usage is not None:
         _chat_usage(result.usage, response)
     _body_timing(result, response)
+    if config.get().capture_content:
+        response.output_messages_json = content.to_json(content.openai_completion_output(result.choices))
 
 
 def read_completion_chunk(chunk: Any, response: LLMResponse) -> bool:
@@ -274,7 +267,7 @@ def read_completion_chunk(chunk: Any, response: LLMResponse) -> bool:
 
 
 def read_embeddings_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
-    return _request("embeddings", instance, kwargs, [], None, None)
+    return _request("embeddings", instance, kwargs, [], None)
 
 
 def read_embeddings_result(result: Any, response: LLMResponse) -> None:
@@ -295,7 +288,13 @@ def read_responses_request(instance: Any, args: tuple[Any, ...], kwargs: dict[st
         for item in items:
             if isinstance(item, dict) and item.get("role") in ("system", "developer"):
                 system.extend(_text_parts(item.get("content")))
-    return _request("chat", instance, kwargs, system, kwargs.get("tools"), items)
+    req = _request("chat", instance, kwargs, system, kwargs.get("tools"))
+    if config.get().capture_content:
+        req.input_messages_json = content.to_json(content.openai_responses_input(items if _given(items) else None))
+        req.system_instructions_json = content.to_json(
+            content.instructions(instructions if _given(instructions) else None)
+        )
+    return req
 
 
 def read_responses_result(result: Any, response: LLMResponse) -> None:
@@ -323,6 +322,11 @@ def read_responses_result(result: Any, response: LLMResponse) -> None:
             getattr(usage, "output_tokens_details", None),
         )
     _body_timing(result, response)
+    if config.get().capture_content:  # also reached once per stream, from its final event
+        finish = response.finish_reasons[0] if response.finish_reasons else None
+        response.output_messages_json = content.to_json(
+            content.openai_responses_output(getattr(result, "output", None), finish)
+        )
 
 
 _CONTENT_EVENTS = frozenset(
