@@ -6,6 +6,10 @@ events sent in one write. The headers are the ones the real APIs send (request i
 an instrumentation that parses them pays for it here as it would in production.
 
 Run: `python bench/canned_server.py [--port 0]`; it prints `PORT <n>` on stdout once it listens.
+
+The same bytes serve the in-process transport of bench/peers/worker.py (no socket at all): `canned(path, stream)` gives
+the (status, headers, body) of an answer and `sse_chunks(body)` splits a stream into its events. This module imports
+`aiohttp` only to serve, so a peer venv without it can import the builders.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import asyncio
 import json
 import os
 import sys
+from functools import cache
+from typing import TYPE_CHECKING
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 STREAM_EVENTS = 50
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -190,24 +197,62 @@ ANTHROPIC_HEADERS = {
 }
 
 
-def _handler(plain: bytes, stream: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.json()
-        if body.get("stream"):
-            return web.Response(body=stream, headers={**headers, "Content-Type": "text/event-stream"})
-        return web.Response(body=plain, headers={**headers, "Content-Type": "application/json"})
+ROUTES = {
+    "/v1/chat/completions": (openai_plain, openai_stream, OPENAI_HEADERS),
+    "/v1/messages": (anthropic_plain, anthropic_stream, ANTHROPIC_HEADERS),
+}
+NOT_FOUND = (
+    b'{"error":{"type":"not_found","message":"the canned server answers only '
+    + b" ".join(path.encode() for path in ROUTES)
+    + b'"}}'
+)
 
-    return handle
+
+@cache
+def canned(path: str, stream: bool) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of the answer to a POST on `path`; built once per (path, stream), then shared.
+
+    The headers are the API's plus `Content-Type`; the HTTP layer (aiohttp, or the in-process transport) adds
+    `Content-Length`.
+    """
+    route = ROUTES.get(path)
+    if route is None:
+        return 404, {"Content-Type": "application/json"}, NOT_FOUND
+    plain, streamed, headers = route
+    content_type = "text/event-stream" if stream else "application/json"
+    return 200, {**headers, "Content-Type": content_type}, streamed() if stream else plain()
+
+
+def sse_chunks(body: bytes) -> list[bytes]:
+    """A stream body cut after each event's blank line: what a server that flushes per event would send."""
+    parts = body.split(b"\n\n")
+    chunks = [part + b"\n\n" for part in parts[:-1]]
+    return [*chunks, parts[-1]] if parts[-1] else chunks
+
+
+def wants_stream(request_body: bytes) -> bool:
+    """Whether a request body asks for a stream, without parsing it (the in-process transport runs in the client's
+    process, whose CPU is measured). Both SDKs serialise with `json.dumps`' default separators."""
+    return b'"stream": true' in request_body or b'"stream":true' in request_body
 
 
 def make_app() -> web.Application:
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        status, headers, payload = canned(request.path, bool(body.get("stream")))
+        return web.Response(status=status, body=payload, headers=headers)
+
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", _handler(openai_plain(), openai_stream(), OPENAI_HEADERS))
-    app.router.add_post("/v1/messages", _handler(anthropic_plain(), anthropic_stream(), ANTHROPIC_HEADERS))
+    for path in ROUTES:
+        app.router.add_post(path, handle)
     return app
 
 
 async def _serve(port: int) -> None:
+    from aiohttp import web
+
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)

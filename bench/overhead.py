@@ -1,26 +1,32 @@
 """Added client CPU per LLM call: llmotel vs the bare client vs the peer instrumentations, side by side, in one run.
 
-    .venv/bin/python bench/overhead.py             # ~5 min on 2 idle cores; writes section "overhead" of RESULTS.md
-    .venv/bin/python bench/overhead.py --quick     # ~1 min smoke run, prints only
+    .venv/bin/python bench/overhead.py             # in-process transport, ~6 min on 2 cores; section "overhead-inproc"
+    .venv/bin/python bench/overhead.py --transport loopback  # over loopback HTTP (noisier); section "overhead"
+    .venv/bin/python bench/overhead.py --quick     # ~40 s smoke run, prints only
     .venv/bin/python bench/overhead.py --callgrind # instruction counts instead (load-independent, ~15 min);
                                                    # writes section "overhead-callgrind"
 
 What it does (bench/README.md has the why):
 1. `bench/peers/setup.sh` makes one venv per peer under bench/.venvs/ (pinned, idempotent; needs PyPI once).
-2. `bench/canned_server.py` serves canned OpenAI chat completions and Anthropic messages on loopback, plain and as
-   50-event SSE streams, pinned to the last CPU; its CPU is not the client's and is not counted.
+2. `bench/canned_server.py` builds canned OpenAI chat completions and Anthropic messages, plain and as 50-event SSE
+   streams. `--transport inproc` (default): each worker's clients get an `httpx2.MockTransport` that answers with those
+   bytes in the worker's process (no socket; everything above the transport runs for real). `--transport loopback`:
+   canned_server.py serves them over HTTP from another process pinned to the last CPU (its CPU is not counted).
 3. For every configuration, `bench/peers/worker.py` runs in that configuration's venv (the project venv for bare,
    llmotel and the Anthropic SDK's own tracing), pinned to CPU 0, and alternates bare and instrumented batches of
    the same calls in one process. Each configuration runs once per round; rounds alternate the order.
-4. Added cost per call = instrumented batch minus its paired bare batch; the table gives the median over all pairs
-   of all rounds and the interquartile range. Per stream event: (added on a 50-event stream - added on a plain
-   call) / 50.
+4. Added cost per call: pairs run in ABBA order; each ABBA quad gives the mean of its two (instrumented - bare) / bare
+   ratios (a linear drift and the batch's position cancel inside it; as a ratio, a pair slowed by other work on the
+   machine counts like a quiet one), times the cell's bare cost on a quiet machine (10th percentile of all its bare
+   batches); the table gives the median over all quads of all rounds and its 95 % confidence interval. Per stream
+   event: (added on a 50-event stream - added on a plain call) / 50. Instruction counts (--callgrind) are not scaled.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -42,6 +48,15 @@ sys.path.insert(0, str(BENCH))
 from _results import machine, write_section  # noqa: E402
 
 STREAM_EVENTS = 50
+# What the SDKs yield from a 50-event stream: every OpenAI chunk; the Anthropic SDK drops `ping`.
+YIELDED = {"openai": STREAM_EVENTS, "anthropic": STREAM_EVENTS - 1}
+TRANSPORTS = ("inproc", "loopback")
+# Defaults per transport: in process a call is cheap and the noise is short bursts, so many short ABBA batches.
+DEFAULTS = {
+    # A plain call costs 1/5 (OpenAI) or 1/3 (Anthropic) of a stream: its cells get 3x the pairs for ~1/2 the time.
+    "inproc": {"rounds": 2, "pairs": 200, "plain_pairs": 600, "calls": 4, "warmup": 1, "prime": 20},
+    "loopback": {"rounds": 2, "pairs": 6, "plain_pairs": 6, "calls": 20, "warmup": 3, "prime": 10},
+}
 CELLS = ("openai:plain", "openai:stream", "anthropic:plain", "anthropic:stream")
 # Variables that change what an instrumentation records; every run starts from none of them, then sets its own.
 SCRUBBED_PREFIXES = ("OTEL_", "TRACELOOP_", "ANTHROPIC_OPEN_TELEMETRY", "LLMOTEL_")
@@ -55,12 +70,14 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     peer: bool = False  # counts for the target "at most half the best peer"
     cells: tuple[str, ...] = CELLS
+    spans: int = 1  # spans every instrumented call must export (checked: a row that does not is flagged)
 
 
 CONFIGS = (
-    Config("bare", "bare client (A/A check: both batches bare)", ""),
-    Config("llmotel", "**llmotel** (all sub-spans; Anthropic SDK tracing at its default)", ""),
-    Config("llmotel-sdk-off", "llmotel, Anthropic SDK tracing off", "", cells=CELLS[2:]),
+    Config("bare", "bare client (A/A check: both batches bare)", "", spans=0),
+    # The CLIENT span and its four phase children (queue, prefill, first_token, decode).
+    Config("llmotel", "**llmotel** (all sub-spans; Anthropic SDK tracing at its default)", "", spans=5),
+    Config("llmotel-sdk-off", "llmotel, Anthropic SDK tracing off", "", cells=CELLS[2:], spans=5),
     Config(
         "traceloop",
         "OpenLLMetry opentelemetry-instrumentation-openai/-anthropic",
@@ -124,7 +141,8 @@ def start_server(cpu: int | None) -> tuple[subprocess.Popen[str], str]:
 
 def worker_cmd(config: Config, base_url: str, args: argparse.Namespace) -> list[str]:
     cmd = [str(python_for(config)), str(BENCH / "peers" / "worker.py"), "--config", config.name]
-    cmd += ["--base-url", base_url, "--calls", str(args.calls), "--pairs", str(args.pairs)]
+    cmd += ["--transport", args.transport] + (["--base-url", base_url] if base_url else [])
+    cmd += ["--calls", str(args.calls), "--pairs", str(args.pairs), "--plain-pairs", str(args.plain_pairs)]
     cmd += ["--warmup", str(args.warmup), "--prime", str(args.prime), "--cells", ",".join(config.cells)]
     if args.client_cpu is not None:
         cmd += ["--cpu", str(args.client_cpu)]
@@ -229,9 +247,11 @@ class Cell:
 
     bare: list[float] = field(default_factory=list)
     inst: list[float] = field(default_factory=list)
+    # Per ABBA quad (see `quads`), scaled to the quiet-machine bare cost (see `collect`); per pair for `steady`.
     added: list[float] = field(default_factory=list)
     spans_per_call: float = 0.0
     leak: bool = False  # a bare batch exported spans: the switch did not turn the instrumentation off
+    wrong_spans: set[float] = field(default_factory=set)  # spans/call of instrumented batches that missed the count
     steady: bool = False  # see Metric.steady
 
     def estimate(self) -> float:
@@ -239,25 +259,64 @@ class Cell:
             return min(self.inst) - min(self.bare)
         return statistics.median(self.added)
 
-    def quartiles(self) -> tuple[float, float]:
+    def spread(self) -> tuple[float, float]:
+        """Steady counts: the quartiles of the pair differences (min..max below 4 pairs). Timings: the 95 %
+        confidence interval of the median, distribution-free (order statistics n/2 -+ 1.96 sqrt(n)/2)."""
         if len(self.added) < 4:
             return min(self.added), max(self.added)
-        q1, _, q3 = statistics.quantiles(self.added, n=4)
-        return q1, q3
+        if self.steady:
+            q1, _, q3 = statistics.quantiles(self.added, n=4)
+            return q1, q3
+        ordered, half = sorted(self.added), 1.96 * math.sqrt(len(self.added)) / 2
+        low, high = math.floor(len(ordered) / 2 - half), math.ceil(len(ordered) / 2 + half)
+        return ordered[max(0, low)], ordered[min(len(ordered) - 1, high)]
 
 
-def collect(runs: list[dict[str, Any]], metric: Metric) -> dict[str, Cell]:
+def quads(differences: list[float]) -> list[float]:
+    """Pairs run B I | I B | B I | ...: the mean of each (B I, I B) quad's two differences cancels a linear drift and
+    any cost of being the first or the second batch of a pair (a lone last pair stays as it is)."""
+    return [sum(differences[i : i + 2]) / len(differences[i : i + 2]) for i in range(0, len(differences), 2)]
+
+
+def quiet_bare(results: dict[str, list[dict[str, Any]]], metric: Metric) -> dict[str, float]:
+    """Per cell, the bare client's cost on a quiet machine: the 10th percentile of every bare batch of the cell, in
+    every configuration's processes (all run the same openai / anthropic / OpenTelemetry SDK versions)."""
+    batches: dict[str, list[float]] = {}
+    for runs in results.values():
+        for run in runs:
+            for name, data in run.get("cells", {}).items():
+                batches.setdefault(name, []).extend(b[metric.key] for b in data["bare"] if metric.key in b)
+    return {name: sorted(xs)[len(xs) // 10] for name, xs in batches.items() if xs}
+
+
+def collect(
+    runs: list[dict[str, Any]],
+    metric: Metric,
+    expected_spans: float | None = None,
+    reference: dict[str, float] | None = None,
+) -> dict[str, Cell]:
+    """Each cell's batches over all runs. Timings: each pair's difference relative to its bare batch, times the
+    cell's `reference` bare cost. Contention from other work (a busy sibling hyperthread, cache pressure) slows the
+    instrumented and the bare code alike, so it scales the difference of a pair with it; as a fraction of its own
+    bare batch, a pair measured in a slow moment counts like one measured in a quiet one."""
     cells: dict[str, Cell] = {}
     for run in runs:
         for name, data in run.get("cells", {}).items():
             cell = cells.setdefault(name, Cell(steady=metric.steady))
+            differences = []
             for bare, inst in zip(data["bare"], data["instrumented"], strict=True):
                 cell.leak |= bare["spans_per_call"] > 0
                 cell.spans_per_call = inst["spans_per_call"]
+                if expected_spans is not None and inst["spans_per_call"] != expected_spans:
+                    cell.wrong_spans.add(inst["spans_per_call"])
                 if metric.key in bare and metric.key in inst:
                     cell.bare.append(bare[metric.key])
                     cell.inst.append(inst[metric.key])
-                    cell.added.append(inst[metric.key] - bare[metric.key])
+                    difference = inst[metric.key] - bare[metric.key]
+                    if not metric.steady and reference and bare[metric.key] > 0:
+                        difference *= reference[name] / bare[metric.key]
+                    differences.append(difference)
+            cell.added += differences if metric.steady else quads(differences)
     return cells
 
 
@@ -266,7 +325,7 @@ def per_event(cells: dict[str, Cell], provider: str) -> tuple[float, float, floa
     plain, stream = cells.get(f"{provider}:plain"), cells.get(f"{provider}:stream")
     if not plain or not stream or not plain.added or not stream.added:
         return None
-    (p1, p3), (s1, s3) = plain.quartiles(), stream.quartiles()
+    (p1, p3), (s1, s3) = plain.spread(), stream.spread()
     return (stream.estimate() - plain.estimate()) / STREAM_EVENTS, (s1 - p3) / STREAM_EVENTS, (s3 - p1) / STREAM_EVENTS
 
 
@@ -274,16 +333,21 @@ def fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
 
 
-def fmt_cell(cell: Cell | None) -> str:
+def fmt_cell(cell: Cell | None, expected_spans: int) -> str:
     if cell is None or not cell.added:
         return "—"
     mark = " ⚠ leak" if cell.leak else ""
-    q1, q3 = cell.quartiles()
+    if cell.wrong_spans:
+        seen = "/".join(f"{n:g}" for n in sorted(cell.wrong_spans))
+        mark += f" ⚠ {seen} spans/call, expected {expected_spans}"
+    q1, q3 = cell.spread()
     return f"{fmt(cell.estimate())} ({fmt(q1)}..{fmt(q3)}){mark}"
 
 
 def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str) -> list[str]:
-    collected = {name: collect(runs, metric) for name, runs in results.items()}
+    expected = {c.name: c.spans for c in CONFIGS}
+    reference = {} if metric.steady else quiet_bare(results, metric)
+    collected = {name: collect(runs, metric, expected.get(name), reference) for name, runs in results.items()}
     lines = [
         f"{metric.what}; {spread} in brackets. Stream = 50 SSE "
         "events (OpenAI: role chunk, 48 content chunks, finish chunk; Anthropic: message_start, content_block_start, "
@@ -296,15 +360,20 @@ def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str)
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     bare_cells = collected.get("bare", {})
-    bare_row = [f"bare client: absolute {metric.unit} per call, for scale", "0"]
+    if metric.steady:
+        bare_row = [f"bare client: absolute {metric.unit} per call, for scale", "0"]
+    else:
+        bare_row = [f"bare client: {metric.unit} per call on a quiet machine (the scale of every figure below)", "0"]
     for provider in ("openai", "anthropic"):
         plain, stream = bare_cells.get(f"{provider}:plain"), bare_cells.get(f"{provider}:stream")
-        if plain and stream and plain.bare and stream.bare:
-            pick = min if metric.steady else statistics.median
-            p, s = pick(plain.bare), pick(stream.bare)
-            bare_row += [fmt(p), fmt(s), f"{(s - p) / STREAM_EVENTS:.1f}"]
+        if metric.steady and plain and stream and plain.bare and stream.bare:
+            p, s = min(plain.bare), min(stream.bare)
+        elif not metric.steady and f"{provider}:plain" in reference and f"{provider}:stream" in reference:
+            p, s = reference[f"{provider}:plain"], reference[f"{provider}:stream"]
         else:
             bare_row += ["—", "—", "—"]
+            continue
+        bare_row += [fmt(p), fmt(s), f"{(s - p) / STREAM_EVENTS:.1f}"]
     lines.append("| " + " | ".join(bare_row) + " |")
     for config in CONFIGS:
         if config.name not in collected:
@@ -313,7 +382,10 @@ def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str)
         spans = sorted({f"{c.spans_per_call:g}" for c in cells.values()})
         row = [config.label, "/".join(spans) or "—"]
         for provider in ("openai", "anthropic"):
-            row += [fmt_cell(cells.get(f"{provider}:plain")), fmt_cell(cells.get(f"{provider}:stream"))]
+            row += [
+                fmt_cell(cells.get(f"{provider}:plain"), config.spans),
+                fmt_cell(cells.get(f"{provider}:stream"), config.spans),
+            ]
             event = per_event(cells, provider)
             row.append(f"{event[0]:.1f} ({event[1]:.1f}..{event[2]:.1f})" if event else "—")
         lines.append("| " + " | ".join(row) + " |")
@@ -328,7 +400,13 @@ def target_lines(collected: dict[str, dict[str, Cell]], metric: Metric) -> list[
         peers = {
             c.name: collected[c.name][cell].estimate()
             for c in CONFIGS
-            if c.peer and c.name in collected and collected[c.name].get(cell) and collected[c.name][cell].added
+            if c.peer
+            and c.name in collected
+            and collected[c.name].get(cell)
+            and collected[c.name][cell].added
+            # A peer whose check failed did not measure what it claims: it is not a reference.
+            and not collected[c.name][cell].leak
+            and not collected[c.name][cell].wrong_spans
         }
         if not llmotel.get(cell) or not llmotel[cell].added or not peers:
             out.append(f"- {cell}: not measured (llmotel or every peer missing)")
@@ -352,11 +430,29 @@ def problems(results: dict[str, list[dict[str, Any]]]) -> list[str]:
                 errors.append(f"- {name}: {run['error']}")
             for provider, why in run.get("missing", {}).items():
                 errors.append(f"- {name} / {provider}: not measured, {why}")
+            for cell, data in run.get("cells", {}).items():
+                provider, mode = cell.split(":")
+                if mode == "stream" and data.get("chunks") != YIELDED[provider]:
+                    errors.append(f"- {name} / {cell}: the SDK yielded {data.get('chunks')}, not {YIELDED[provider]}")
     unique = list(dict.fromkeys(errors))
-    return ["", "Not measured:", *unique] if unique else []
+    return ["", "Not measured, or a check failed:", *unique] if unique else []
 
 
-def method_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+TRANSPORT_NOTES = {
+    "loopback": "Sync clients, one keep-alive connection, `max_retries=0`; the loopback server "
+    "(bench/canned_server.py, another process on another CPU) answers at once with canned bodies, so the numbers "
+    "are client work only.",
+    "inproc": "Sync clients, `max_retries=0`, each on the SDK's own `DefaultHttpxClient` with an "
+    "`httpx2.MockTransport` that answers in the worker's process with the bytes bench/canned_server.py serves "
+    "(same headers and bodies; a stream is handed over one SSE event per read and decoded incrementally by the SDK): "
+    "request building, response parsing, SSE decoding and every instrumentation's wrappers run as over a socket, "
+    "only the socket is gone. Its own cost (a byte search of the request body and a fresh `httpx2.Response`) is in "
+    "the bare client's absolute figure and the same in both batches of a pair. `gc.freeze()` after the priming "
+    "calls, so a garbage collection walks what the calls allocated, not the import-time heap.",
+}
+
+
+def method_notes(results: dict[str, list[dict[str, Any]]], transport: str) -> list[str]:
     versions: dict[str, dict[str, list[str]]] = {}  # package -> version -> configurations
     patched: dict[str, int] = {}
     for name, runs in results.items():
@@ -383,9 +479,9 @@ def method_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         "warm-up calls; a bare batch that exports any span is flagged ⚠ leak). Content capture off everywhere "
         "(OpenLLMetry: TRACELOOP_TRACE_CONTENT=false). The Anthropic SDK's own spans are off (client option "
         "`open_telemetry=False`) in every bare batch and every peer, on in the `anthropic-sdk` row and left to "
-        "llmotel in the `llmotel` row. Sync clients, one keep-alive connection, `max_retries=0`; the loopback server "
-        "(bench/canned_server.py, another process on another CPU) answers at once with canned bodies, so the numbers "
-        "are client work only. Details: bench/README.md.",
+        f"llmotel in the `llmotel` row. {TRANSPORT_NOTES[transport]} Checks: every bare batch exports 0 spans, every "
+        "instrumented batch the configuration's count (llmotel 5, a peer 1; a miss is flagged ⚠ in its cell), every "
+        "stream yields 50 OpenAI chunks / 49 Anthropic events. Details: bench/README.md.",
         "",
         "Versions: " + ", ".join(version_text(k, v) for k, v in sorted(versions.items())) + ".",
         "Attributes switched per configuration: " + ", ".join(f"{k} {v}" for k, v in sorted(patched.items())) + ".",
@@ -396,7 +492,7 @@ def method_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def measure(configs: list[Config], args: argparse.Namespace, server_cpu: int | None) -> dict[str, list[dict[str, Any]]]:
-    server, base_url = start_server(server_cpu)
+    server, base_url = start_server(server_cpu) if args.transport == "loopback" else (None, "")
     results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in configs}
     try:
         if args.callgrind:
@@ -426,8 +522,9 @@ def measure(configs: list[Config], args: argparse.Namespace, server_cpu: int | N
                 print(f"round {round_no + 1}/{args.rounds} {config.name}: {status} ({time.monotonic() - t0:.0f} s)")
     finally:
         stop_workers()
-        server.terminate()
-        server.wait(timeout=10)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
     return results
 
 
@@ -444,11 +541,23 @@ def git_revision() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=2, help="processes per configuration (order alternates)")
-    parser.add_argument("--pairs", type=int, default=6, help="(bare, instrumented) batch pairs per cell per process")
-    parser.add_argument("--calls", type=int, default=20, help="calls per batch")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls on each batch's fresh client")
-    parser.add_argument("--prime", type=int, default=10, help="untimed calls per state before a cell's first pair")
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="inproc",
+        help="inproc: httpx2.MockTransport in the worker (default); loopback: HTTP to canned_server.py",
+    )
+    each = "; default per transport: " + ", ".join(f"{t} %s" for t in TRANSPORTS)
+    for flag, help_text in (
+        ("rounds", "processes per configuration (order alternates)"),
+        ("pairs", "(bare, instrumented) batch pairs per stream cell per process"),
+        ("plain_pairs", "(bare, instrumented) batch pairs per plain cell per process"),
+        ("calls", "calls per batch"),
+        ("warmup", "untimed calls on each batch's fresh client"),
+        ("prime", "untimed calls per state before a cell's first pair"),
+    ):
+        defaults = tuple(DEFAULTS[t][flag] for t in TRANSPORTS)
+        parser.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, help=help_text + each % defaults)
     parser.add_argument("--configs", default=",".join(c.name for c in CONFIGS), help="comma-separated subset")
     parser.add_argument("--quick", action="store_true", help="1 round, 2 pairs, 10 calls; prints, writes nothing")
     parser.add_argument(
@@ -461,10 +570,14 @@ def main() -> None:
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the server and the running worker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    for flag, default in DEFAULTS[args.transport].items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, default)
     if args.quick:
-        args.rounds, args.pairs, args.calls, args.no_write = 1, 2, 10, True
+        args.rounds, args.no_write = 1, True
+        args.pairs, args.plain_pairs = max(2, args.pairs // 10), max(2, args.plain_pairs // 10)
     if args.callgrind:
-        args.rounds, args.pairs, args.calls, args.warmup, args.prime = 1, 2, 4, 2, 20
+        args.rounds, args.pairs, args.plain_pairs, args.calls, args.warmup, args.prime = 1, 2, 2, 4, 2, 20
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     args.client_cpu = cpus[0] if len(cpus) >= 2 and not args.callgrind else None
     server_cpu = cpus[-1] if len(cpus) >= 2 and not args.callgrind else None
@@ -480,43 +593,53 @@ def main() -> None:
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         results, wall, command, load = saved["results"], saved["wall_s"], saved["command"], saved["load"]
+        load_text = saved.get("load_text", f"{load:.1f} at the end of the run")
         revision = saved.get("revision", "")
         args.callgrind = saved["callgrind"]
+        args.transport = saved.get("transport", "loopback")  # runs saved before --transport were loopback
         args.rounds, args.pairs, args.calls = saved["rounds"], saved["pairs"], saved["calls"]
+        args.plain_pairs = saved.get("plain_pairs", args.pairs)
     else:
-        started = time.monotonic()
+        started, load_before = time.monotonic(), os.getloadavg()[0]
         results = measure(configs, args, server_cpu)
         wall = time.monotonic() - started
         load = os.getloadavg()[0]
+        load_text = f"{load_before:.1f} at the start of the run, {load:.1f} at the end"
         revision = git_revision()
     if args.callgrind:
         name, metric, title = "overhead-callgrind", INSTR, "## Overhead: added instructions per call (callgrind)"
         spread = f"min..max of the differences of {args.pairs} (bare, instrumented) pairs of {args.calls}-call batches"
     else:
         name, metric, title = "overhead", CPU, "## Overhead: added client CPU per call"
+        if args.transport == "inproc":
+            name, title = "overhead-inproc", title + " (in-process transport)"
         spread = (
-            f"median of the differences of all {args.rounds} process(es) x {args.pairs} (bare, instrumented) pairs of "
-            f"{args.calls}-call batches; interquartile range"
+            f"median over all {args.rounds} process(es) x {args.plain_pairs // 2} (plain) or {args.pairs // 2} "
+            f"(stream) ABBA quads of {args.calls}-call batches "
+            "(each quad: the mean of its two (instrumented - bare) / bare ratios, times the cell's bare cost on a "
+            "quiet machine: the 10th percentile of every bare batch of the cell in the run, first row); the 95 % "
+            "confidence interval of that median (order statistics)"
         )
     section = "\n".join(
         [
             title,
             "",
-            f"Machine: {machine()}. Load average at the end of the run: {load:.1f} (other work on the machine).",
+            f"Machine: {machine()}. Load average (1 min): {load_text} (other work on the machine).",
             f"Command: `{command}` ({wall:.0f} s wall). Not part of `make test`.",
             *([f"Code measured: `{revision}` (-dirty: with uncommitted edits in the work tree)."] if revision else []),
             "",
             *table(results, metric, spread),
             *problems(results),
-            *method_notes(results),
+            *method_notes(results, args.transport),
         ]
     )
     print()
     print(section)
     if args.json:
         saved = {"results": results, "wall_s": wall, "command": command, "callgrind": args.callgrind, "load": load}
+        saved["transport"], saved["load_text"] = args.transport, load_text
         saved["revision"] = revision
-        saved |= {"rounds": args.rounds, "pairs": args.pairs, "calls": args.calls}
+        saved |= {"rounds": args.rounds, "pairs": args.pairs, "plain_pairs": args.plain_pairs, "calls": args.calls}
         args.json.write_text(json.dumps(saved, indent=1))
     if not args.no_write:
         write_section(name, section)

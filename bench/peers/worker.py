@@ -9,10 +9,17 @@ Every configuration, bare included, runs under the same telemetry pipeline: an S
 `InMemoryMetricReader` (instruments aggregate, nothing is exported). The instrumentor is instantiated explicitly —
 never through entry points, several packages register the same entry-point name — and instrumented once.
 
-For each cell (provider x plain/stream) it runs `--warmup` calls, then `--batches` batches of `--calls` calls, and
-reports the process CPU time (`time.process_time`, all threads, so the span processor's export thread is counted;
-`getrusage` user/sys alongside) per call of each batch. The span processor is flushed inside each batch so the export
-work of the batch's spans lands in it. Output: one JSON object on stdout.
+Transport (`--transport`): `loopback` sends every call over HTTP to bench/canned_server.py in another process;
+`inproc` gives each client an `httpx2` client whose transport is an `httpx2.MockTransport` answering in this process
+with the same bytes (canned_server's builders): request building, response parsing, SSE decoding and every
+instrumentation's wrappers run as they do over a socket, only the socket (and the other process's scheduling) is gone.
+A stream arrives as one chunk per SSE event, decoded incrementally by the SDK.
+
+For each cell (provider x plain/stream) it runs `--prime` calls per state, then `--pairs` pairs of (bare, instrumented)
+batches of `--calls` calls (each batch after `--warmup` calls on its fresh client), and reports the process CPU time
+(`time.process_time`, all threads, so the span processor's export thread is counted; `getrusage` user/sys alongside)
+per call of each batch. The span processor is flushed inside each batch so the export work of the batch's spans lands
+in it. Output: one JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -38,6 +46,8 @@ SYSTEM = (
     "is given, never invent tracking numbers, and refuse anything unrelated to shipping, returns or invoices. "
 ) * 3
 CLAUDE = "claude-opus-4-5"
+INPROC_BASE_URL = "http://127.0.0.1:8000"  # never connected to: the in-process transport answers
+
 USER = "Where is order 81723? It was due yesterday and the tracking page has not changed since Monday."
 
 
@@ -182,6 +192,59 @@ class Toggle:
         self._apply(False)
 
 
+class CannedTransport:
+    """The in-process stand-in for bench/canned_server.py: same status, headers and body bytes, no socket.
+
+    The answers are built once; per request it only checks whether a stream was asked for (a byte search, not a JSON
+    parse: this runs in the measured process, in bare and instrumented batches alike) and wraps the prepared chunks
+    in a fresh `httpx2.Response`.
+    """
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        import httpx2
+        from canned_server import canned, sse_chunks, wants_stream
+
+        self._httpx2 = httpx2
+        self._wants_stream = wants_stream
+        self._answers: dict[tuple[str, bool], tuple[int, list[tuple[str, str]], list[bytes]]] = {}
+        for path in ("/v1/chat/completions", "/v1/messages"):
+            for stream in (False, True):
+                status, headers, body = canned(path, stream)
+                items = [*headers.items(), ("Content-Length", str(len(body)))]
+                self._answers[path, stream] = (status, items, sse_chunks(body) if stream else [body])
+
+        class Chunks(httpx2.SyncByteStream):
+            """The body as a socket would hand it over: a plain answer in one read, a stream one event per read."""
+
+            def __init__(self, chunks: list[bytes]) -> None:
+                self._chunks = chunks
+
+            def __iter__(self) -> Iterator[bytes]:
+                yield from self._chunks
+
+        self._chunks_cls = Chunks
+
+    def handle(self, request: Any) -> Any:
+        key = (request.url.path, self._wants_stream(request.content))
+        if key not in self._answers:
+            return self._httpx2.Response(404, content=b"not a canned path")
+        status, headers, chunks = self._answers[key]
+        return self._httpx2.Response(status, headers=headers, stream=self._chunks_cls(chunks))
+
+    def http_client(self, sdk: Any) -> Any:
+        """A fresh `http_client` for one SDK client: the SDK's own `DefaultHttpxClient` (its timeouts, limits and
+        redirect policy) on the mock transport."""
+        return sdk.DefaultHttpxClient(transport=self._httpx2.MockTransport(self.handle))
+
+
+TRANSPORT: CannedTransport | None = None  # set in main() for --transport inproc
+
+
+def _http_client(sdk: Any) -> dict[str, Any]:
+    return {"http_client": TRANSPORT.http_client(sdk)} if TRANSPORT is not None else {}
+
+
 def make_call(provider: str, stream: bool, base_url: str, sdk_tracing: bool) -> Callable[[], int]:
     """One call as an application makes it, on a fresh client (an instrumentation may hook client construction).
 
@@ -190,7 +253,7 @@ def make_call(provider: str, stream: bool, base_url: str, sdk_tracing: bool) -> 
     if provider == "openai":
         import openai
 
-        oai = openai.OpenAI(api_key="sk-bench", base_url=f"{base_url}/v1", max_retries=0)
+        oai = openai.OpenAI(api_key="sk-bench", base_url=f"{base_url}/v1", max_retries=0, **_http_client(openai))
         messages: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
 
         def openai_call() -> int:
@@ -211,7 +274,11 @@ def make_call(provider: str, stream: bool, base_url: str, sdk_tracing: bool) -> 
 
     # None leaves the option to the environment (ANTHROPIC_OPEN_TELEMETRY, set by the driver per configuration).
     ant = anthropic.Anthropic(
-        api_key="sk-ant-bench", base_url=base_url, max_retries=0, open_telemetry=None if sdk_tracing else False
+        api_key="sk-ant-bench",
+        base_url=base_url,
+        max_retries=0,
+        open_telemetry=None if sdk_tracing else False,
+        **_http_client(anthropic),
     )
     msgs: Any = [{"role": "user", "content": USER}]
 
@@ -308,11 +375,13 @@ def measure_cell(
     exporter: CountingExporter,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """`--pairs` pairs of (bare batch, instrumented batch), in ABBA order so a linear drift cancels."""
+    """`--pairs` (plain: `--plain-pairs`) pairs of (bare batch, instrumented batch), in ABBA order so a linear drift
+    cancels."""
     bare: list[dict[str, float]] = []
     inst: list[dict[str, float]] = []
     chunks = 0
-    for pair in range(args.pairs):
+    pairs = args.pairs if stream or args.plain_pairs is None else args.plain_pairs
+    for pair in range(pairs):
         order = (False, True) if pair % 2 == 0 else (True, False)
         for instrumented in order:
             if instrumented:
@@ -330,17 +399,27 @@ def measure_cell(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--transport", choices=("loopback", "inproc"), default="loopback")
+    parser.add_argument("--base-url", default=None, help="the canned server's URL (loopback; required there)")
     parser.add_argument("--cells", default="openai:plain,openai:stream,anthropic:plain,anthropic:stream")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls on each batch's fresh client")
     parser.add_argument("--prime", type=int, default=10, help="untimed calls per state and cell, first")
     parser.add_argument("--calls", type=int, default=20, help="calls per batch")
     parser.add_argument("--pairs", type=int, default=20, help="(bare, instrumented) batch pairs per cell")
+    parser.add_argument("--plain-pairs", type=int, default=None, help="pairs of a plain cell (default: --pairs)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    parser.add_argument(
+        "--gc-freeze", action=argparse.BooleanOptionalAction, default=True, help="gc.freeze() after priming"
+    )
     parser.add_argument("--callgrind-markers", default=None, help="path of cgmark.so: label each batch for callgrind")
     args = parser.parse_args()
-    global MARKERS
+    global MARKERS, TRANSPORT
     MARKERS = Markers(args.callgrind_markers)
+    if args.transport == "inproc":
+        TRANSPORT = CannedTransport()
+        args.base_url = args.base_url or INPROC_BASE_URL
+    elif not args.base_url:
+        parser.error("--transport loopback needs --base-url")
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
 
@@ -359,6 +438,13 @@ def main() -> None:
         provider, mode = cell.split(":")
         prime(provider, mode == "stream", toggle, args)
     tracer_provider.force_flush()
+    if args.gc_freeze:
+        # Everything imported and primed so far (openai's and anthropic's many model classes) moves to the permanent
+        # generation: the `gc.collect()` before each batch then costs microseconds instead of ~150 ms, and a full
+        # collection that happens to fall inside a batch walks only what the calls allocated, not the import-time
+        # heap (one such walk is ~15 ms per call of a 10-call batch: an outlier in one state only).
+        gc.collect()
+        gc.freeze()
     MARKERS.start()
     results: dict[str, Any] = {}
     for cell in cells:
@@ -368,6 +454,7 @@ def main() -> None:
     json.dump(
         {
             "config": args.config,
+            "transport": args.transport,
             "python": sys.version.split()[0],
             "import_cpu_ms": import_cpu_ms,
             "patched": sorted(f"{getattr(o, '__qualname__', o.__name__)}.{n}" for o, n, _, _ in toggle.patched),
