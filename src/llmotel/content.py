@@ -26,6 +26,7 @@ import base64
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
@@ -71,6 +72,8 @@ def _get(obj: object, name: str) -> Any:
 
 def _plain(value: object, depth: int = 0) -> Any:
     """A JSON-able copy of ``value`` (pydantic models dumped, bytes as base64, other objects as str)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN / Infinity are not JSON
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if depth > 32:  # a self-referencing structure: stop, do not recurse forever
@@ -126,10 +129,14 @@ def _arguments(value: object) -> Any:
     """Tool-call arguments as an object when they are a JSON string (OpenAI sends strings), else as given."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
+            return json.loads(value, parse_constant=_not_json)
+        except (ValueError, RecursionError):
             return value
     return _plain(value)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(constant)  # Python's json accepts NaN / Infinity; JSON does not
 
 
 def _tool_call(call_id: object, name: object, arguments: object) -> Part:
@@ -559,7 +566,7 @@ def _safe_message(convert: Any, obj: object) -> Message:
 
 
 def _dumps(value: object, ascii_only: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":"), default=str)
+    return json.dumps(value, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"), default=str)
 
 
 def _cut(value: Any, limit: int, key: str = "") -> Any:
