@@ -1,6 +1,6 @@
 """Added client CPU per LLM call: llmotel vs the bare client vs the peer instrumentations, side by side, in one run.
 
-    .venv/bin/python bench/overhead.py             # in-process transport, ~6 min on 2 cores; section "overhead-inproc"
+    .venv/bin/python bench/overhead.py             # in-process transport, ~7 min on 2 cores; section "overhead-inproc"
     .venv/bin/python bench/overhead.py --transport loopback  # over loopback HTTP (noisier); section "overhead"
     .venv/bin/python bench/overhead.py --quick     # ~40 s smoke run, prints only
     .venv/bin/python bench/overhead.py --callgrind # instruction counts instead (load-independent, ~15 min);
@@ -54,7 +54,9 @@ TRANSPORTS = ("inproc", "loopback")
 # Defaults per transport: in process a call is cheap and the noise is short bursts, so many short ABBA batches.
 DEFAULTS = {
     # A plain call costs 1/5 (OpenAI) or 1/3 (Anthropic) of a stream: its cells get 3x the pairs for ~1/2 the time.
-    "inproc": {"rounds": 2, "pairs": 200, "plain_pairs": 600, "calls": 4, "warmup": 1, "prime": 20},
+    # Processes of one configuration differ by ~10 % (layout, the machine's state), more than the pairs of one process
+    # scatter: 4 processes of half the pairs each beat 2 of all of them.
+    "inproc": {"rounds": 4, "pairs": 100, "plain_pairs": 300, "calls": 4, "warmup": 1, "prime": 20},
     "loopback": {"rounds": 2, "pairs": 6, "plain_pairs": 6, "calls": 20, "warmup": 3, "prime": 10},
 }
 CELLS = ("openai:plain", "openai:stream", "anthropic:plain", "anthropic:stream")
@@ -253,6 +255,7 @@ class Cell:
     leak: bool = False  # a bare batch exported spans: the switch did not turn the instrumentation off
     wrong_spans: set[float] = field(default_factory=set)  # spans/call of instrumented batches that missed the count
     steady: bool = False  # see Metric.steady
+    per_process: list[float] = field(default_factory=list)  # timings: the median of each process's quads
 
     def estimate(self) -> float:
         if self.steady:
@@ -260,8 +263,12 @@ class Cell:
         return statistics.median(self.added)
 
     def spread(self) -> tuple[float, float]:
-        """Steady counts: the quartiles of the pair differences (min..max below 4 pairs). Timings: the 95 %
-        confidence interval of the median, distribution-free (order statistics n/2 -+ 1.96 sqrt(n)/2)."""
+        """Steady counts: the quartiles of the pair differences (min..max below 4 pairs). Timings: the lowest and the
+        highest process's median; with one process, the 95 % confidence interval of the median, distribution-free
+        (order statistics n/2 -+ 1.96 sqrt(n)/2). Processes differ by more than that interval: the run-to-run
+        variation is the honest error bar."""
+        if not self.steady and len(self.per_process) >= 2:
+            return min(self.per_process), max(self.per_process)
         if len(self.added) < 4:
             return min(self.added), max(self.added)
         if self.steady:
@@ -316,7 +323,11 @@ def collect(
                     if not metric.steady and reference and bare[metric.key] > 0:
                         difference *= reference[name] / bare[metric.key]
                     differences.append(difference)
-            cell.added += differences if metric.steady else quads(differences)
+            if metric.steady:
+                cell.added += differences
+            elif differences:
+                cell.added += quads(differences)
+                cell.per_process.append(statistics.median(quads(differences)))
     return cells
 
 
@@ -325,6 +336,9 @@ def per_event(cells: dict[str, Cell], provider: str) -> tuple[float, float, floa
     plain, stream = cells.get(f"{provider}:plain"), cells.get(f"{provider}:stream")
     if not plain or not stream or not plain.added or not stream.added:
         return None
+    if len(plain.per_process) >= 2 and len(plain.per_process) == len(stream.per_process):
+        events = [(s - p) / STREAM_EVENTS for p, s in zip(plain.per_process, stream.per_process, strict=True)]
+        return (stream.estimate() - plain.estimate()) / STREAM_EVENTS, min(events), max(events)
     (p1, p3), (s1, s3) = plain.spread(), stream.spread()
     return (stream.estimate() - plain.estimate()) / STREAM_EVENTS, (s1 - p3) / STREAM_EVENTS, (s3 - p1) / STREAM_EVENTS
 
@@ -613,12 +627,16 @@ def main() -> None:
         name, metric, title = "overhead", CPU, "## Overhead: added client CPU per call"
         if args.transport == "inproc":
             name, title = "overhead-inproc", title + " (in-process transport)"
+        error_bar = (
+            "the lowest and highest of the per-process medians (per event: of each process's (stream - plain) / 50)"
+            if args.rounds >= 2
+            else "the 95 % confidence interval of that median (order statistics)"
+        )
         spread = (
             f"median over all {args.rounds} process(es) x {args.plain_pairs // 2} (plain) or {args.pairs // 2} "
             f"(stream) ABBA quads of {args.calls}-call batches "
             "(each quad: the mean of its two (instrumented - bare) / bare ratios, times the cell's bare cost on a "
-            "quiet machine: the 10th percentile of every bare batch of the cell in the run, first row); the 95 % "
-            "confidence interval of that median (order statistics)"
+            f"quiet machine: the 10th percentile of every bare batch of the cell in the run, first row); {error_bar}"
         )
     section = "\n".join(
         [
