@@ -579,14 +579,31 @@ def _cut(value: Any, limit: int, key: str = "") -> Any:
     return value
 
 
-def _longest(value: Any) -> int:
+def _cuttable(value: Any, out: list[int], key: str = "") -> list[int]:
+    """The lengths of the strings ``_cut`` may shorten."""
     if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return max((_longest(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return max((_longest(v) for v in value), default=0)
-    return 0
+        if key not in _UNCUT_KEYS:
+            out.append(len(value))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _cuttable(v, out, k)
+    elif isinstance(value, list):
+        for v in value:
+            _cuttable(v, out, key)
+    return out
+
+
+def _widest_fit(lengths: list[int], room: int) -> int:
+    """The largest L with sum(min(n, L) for n in lengths) <= room: an upper bound of the cut length, since
+    escaping only ever makes the encoded strings longer than they are."""
+    lengths = sorted(lengths)
+    used = 0
+    for i, n in enumerate(lengths):
+        rest = len(lengths) - i  # strings still at least n long
+        if used + n * rest > room:
+            return (room - used) // rest
+        used += n
+    return lengths[-1] if lengths else 0
 
 
 def _capped(items: list[Any], limit: int, ascii_only: bool) -> str:
@@ -603,7 +620,10 @@ def _capped(items: list[Any], limit: int, ascii_only: bool) -> str:
     kept = items[start:]
     if not kept:
         return ""
-    lo, hi = 0, _longest(kept)
+    base = len(_dumps(_cut(kept, 0), ascii_only))
+    lo, hi = 0, _widest_fit(_cuttable(kept, []), limit - base)
+    if len(_dumps(_cut(kept, hi), ascii_only)) <= limit:
+        lo = hi  # the usual case (little to escape): one more encoding, no search
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if len(_dumps(_cut(kept, mid), ascii_only)) <= limit:
