@@ -111,25 +111,46 @@ def test_history_every_block_shape(sim: SimServer, capture: Telemetry, wire: Wir
     assert message.stop_reason == "end_turn"
 
 
-def test_tool_use_answer(sim: SimServer, capture: Telemetry, wire: Wire) -> None:
-    message = client(sim, wire).messages.create(
+def test_tool_use_loop_with_the_returned_blocks(sim: SimServer, capture: Telemetry, wire: Wire) -> None:
+    """The agent loop: the model asks for tools; its pydantic content blocks go back into the history as is."""
+    c = client(sim, wire)
+    question = {"role": "user", "content": "Weather in Paris and Rome?"}
+    message = c.messages.create(
         model=MODEL,
         max_tokens=64,
         system="Use tools.",
-        messages=[{"role": "user", "content": "Weather in Paris and Rome?"}],
+        messages=[question],  # type: ignore[list-item]
         extra_headers=_h(8, **{"x-sim-tool-calls": "weather,weather"}),
     )
     a = _attrs(capture)
     assert system_instructions(a[sc.GEN_AI_SYSTEM_INSTRUCTIONS]) == [{"type": "text", "content": "Use tools."}]
     uses = [b for b in message.content if b.type == "tool_use"]
     assert len(uses) == 2 and message.stop_reason == "tool_use"
-    assert output_messages(a[sc.GEN_AI_OUTPUT_MESSAGES]) == [
+    [out] = output_messages(a[sc.GEN_AI_OUTPUT_MESSAGES])
+    answered_parts = out["parts"]
+    assert [out] == [
         {
             "role": "assistant",
             "parts": [{"type": "tool_call", "id": b.id, "name": b.name, "arguments": b.input} for b in uses],
             "finish_reason": "tool_call",
         }
     ]
+    capture.exporter.clear()
+    results = [{"type": "tool_result", "tool_use_id": b.id, "content": f"sunny in {i}"} for i, b in enumerate(uses)]
+    c.messages.create(
+        model=MODEL,
+        max_tokens=64,
+        messages=[question, {"role": "assistant", "content": message.content}, {"role": "user", "content": results}],  # type: ignore[list-item]
+        extra_headers=_h(3),
+    )
+    a = _attrs(capture)
+    sent = input_messages(a[sc.GEN_AI_INPUT_MESSAGES])
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["parts"] == answered_parts  # the model's blocks read exactly like the response did
+    assert sent[2]["parts"] == [
+        {"type": "tool_call_response", "id": r["tool_use_id"], "response": r["content"]} for r in results
+    ]
+    assert sc.GEN_AI_SYSTEM_INSTRUCTIONS not in a  # no system this time
 
 
 async def test_async_and_stream_helper_record_input(sim: SimServer, capture: Telemetry, wire: Wire) -> None:
