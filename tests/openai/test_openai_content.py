@@ -266,3 +266,20 @@ def test_nothing_captured_by_default(sim: SimServer, telemetry: Telemetry) -> No
     _client(sim).responses.create(model=MODEL, instructions="Be brief.", input="hi", extra_headers=_hdr(3))
     a = _attrs(telemetry)
     assert not {sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_SYSTEM_INSTRUCTIONS} & set(a)
+
+
+def test_responses_output_items_sent_back_as_input(sim: SimServer, capture: Telemetry) -> None:
+    c = _client(sim)
+    first = c.responses.create(model=MODEL, input="Say hi.", extra_headers=_hdr(4))
+    capture.exporter.clear()
+    c.responses.create(
+        model=MODEL,
+        input=[{"role": "user", "content": "Say hi."}, *first.output, {"role": "user", "content": "Again."}],  # type: ignore[list-item]
+        extra_headers=_hdr(3),
+    )
+    sent = input_messages(_attrs(capture)[sc.GEN_AI_INPUT_MESSAGES])
+    assert sent == [
+        {"role": "user", "parts": [{"type": "text", "content": "Say hi."}]},
+        {"role": "assistant", "parts": [{"type": "text", "content": first.output_text}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Again."}]},
+    ]
