@@ -16,8 +16,9 @@ A part is ``text`` {content}, ``tool_call`` {id, name, arguments}, ``tool_call_r
 dropped, and never raises. Every converter reads the SDKs' pydantic models and plain dicts alike.
 
 ``to_json`` keeps the attribute within ``content_max_chars`` while keeping it valid JSON (the convention
-allows truncating message contents "preserving JSON structure"): the longest strings are cut first, and
-only when even empty strings do not fit are the oldest messages left out.
+allows truncating message contents "preserving JSON structure"): the longest strings are cut first, all to one
+prefix length (roles, types, ids, names, finish reasons never), and only when even empty strings do not fit
+are the oldest messages left out.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ _FINISH = {
 }
 # Anthropic blocks in which the model called a tool that the provider runs (not the caller).
 _SERVER_TOOL_USE = frozenset({"server_tool_use", "mcp_tool_use"})
-# Strings never shortened by the cap: part/message discriminators, so a capped value still validates.
-_UNCUT_KEYS = frozenset({"type", "role"})
+# Fields of a message or part that the cap never shortens: discriminators and identifiers (short by nature), so a
+# capped value still validates and still says which tool, which call, why it finished. Nested values (tool
+# arguments, responses, unknown parts' fields) are cut like any text.
+_UNCUT_KEYS = frozenset({"type", "role", "id", "name", "finish_reason", "modality", "mime_type", "file_id"})
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -456,9 +459,11 @@ def _anthropic_source(block: object, modality: str) -> Part:
             return _file(file_id, modality)
     elif kind == "text":
         return _text(_get(source, "data"))
-    elif kind == "content":  # a document made of content blocks
+    elif kind == "content":  # a document made of content blocks: their text when they are all text
         inner = _get(source, "content")
-        return _text(inner if isinstance(inner, str) else _response_value(inner))
+        text = inner if isinstance(inner, str) else _response_value(inner)
+        if isinstance(text, str):
+            return _text(text)
     return _generic(block)
 
 
@@ -569,27 +574,36 @@ def _dumps(value: object, ascii_only: bool = False) -> str:
     return json.dumps(value, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"), default=str)
 
 
-def _cut(value: Any, limit: int, key: str = "") -> Any:
+def _kept(key: str, value: Any, structural: bool) -> bool:
+    return structural and key in _UNCUT_KEYS and isinstance(value, str)
+
+
+def _cut(value: Any, limit: int, structural: bool = True) -> Any:
+    """Every string longer than ``limit`` cut to it, except the uncut fields of messages and parts.
+    ``structural``: ``value`` is a message, a part, or a list of them (a message's ``parts``)."""
     if isinstance(value, str):
-        return value if len(value) <= limit or key in _UNCUT_KEYS else value[:limit]
+        return value if len(value) <= limit else value[:limit]
     if isinstance(value, dict):
-        return {k: _cut(v, limit, k) for k, v in value.items()}
+        return {
+            k: v if _kept(k, v, structural) else _cut(v, limit, structural and k == "parts")
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_cut(v, limit, key) for v in value]
+        return [_cut(v, limit, structural) for v in value]
     return value
 
 
-def _cuttable(value: Any, out: list[int], key: str = "") -> list[int]:
+def _cuttable(value: Any, out: list[int], structural: bool = True) -> list[int]:
     """The lengths of the strings ``_cut`` may shorten."""
     if isinstance(value, str):
-        if key not in _UNCUT_KEYS:
-            out.append(len(value))
+        out.append(len(value))
     elif isinstance(value, dict):
         for k, v in value.items():
-            _cuttable(v, out, k)
+            if not _kept(k, v, structural):
+                _cuttable(v, out, structural and k == "parts")
     elif isinstance(value, list):
         for v in value:
-            _cuttable(v, out, key)
+            _cuttable(v, out, structural)
     return out
 
 

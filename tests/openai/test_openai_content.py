@@ -231,7 +231,7 @@ def test_legacy_completion_prompt_and_choices(sim: SimServer, capture: Telemetry
 
 
 def test_cap_keeps_valid_json_and_cuts_the_longest_strings_first(sim: SimServer, capture: Telemetry) -> None:
-    config.configure(content_max_chars=400)
+    config.configure(content_max_chars=700)
     big_image = base64.b64encode(bytes(range(256)) * 40).decode()
     long_text = "START " + "lorem ipsum " * 200 + "PAST-THE-CAP"
     messages = [
@@ -244,12 +244,24 @@ def test_cap_keeps_valid_json_and_cuts_the_longest_strings_first(sim: SimServer,
             ],
         },
         {"role": "user", "content": long_text},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_kept_whole_by_the_cap",
+                    "type": "function",
+                    "function": {"name": "lookup_weather_by_city", "arguments": json.dumps({"city": "P" * 300})},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_kept_whole_by_the_cap", "content": "R" * 300},
     ]
     _client(sim).chat.completions.create(model=MODEL, messages=messages, extra_headers=_hdr(60))  # type: ignore[arg-type]
     a = _attrs(capture)
     raw_in, raw_out = a[sc.GEN_AI_INPUT_MESSAGES], a[sc.GEN_AI_OUTPUT_MESSAGES]
     assert isinstance(raw_in, str) and isinstance(raw_out, str)
-    assert len(raw_in) <= 400 and len(raw_out) <= 400
+    assert len(raw_in) <= 700 and len(raw_out) <= 700
     sent = input_messages(raw_in)  # still valid JSON and still the schema
     assert [m["role"] for m in sent] == [m["role"] for m in messages]
     # Short strings survive whole; the long ones are cut to the same prefix length.
@@ -259,6 +271,14 @@ def test_cap_keeps_valid_json_and_cuts_the_longest_strings_first(sim: SimServer,
     assert big_image.startswith(blob) and len(blob) < len(big_image)
     text = sent[2]["parts"][0]["content"]
     assert long_text.startswith(text) and text.startswith("START") and "PAST-THE-CAP" not in raw_in
+    # Ids and tool names are never cut; arguments and results are text like any other.
+    [call] = sent[3]["parts"]
+    sent_call = messages[3]["tool_calls"][0]
+    assert (call["id"], call["name"]) == (sent_call["id"], sent_call["function"]["name"])
+    city = json.loads(sent_call["function"]["arguments"])["city"]
+    assert city.startswith(call["arguments"]["city"]) and len(call["arguments"]["city"]) == len(text)
+    [result] = sent[4]["parts"]
+    assert result["id"] == messages[4]["tool_call_id"] and messages[4]["content"].startswith(result["response"])
     assert len(output_messages(raw_out)) == 1
 
 
