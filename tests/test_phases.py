@@ -171,6 +171,28 @@ def test_early_headers_measure_the_request_path_so_its_floor_counts_as_queue() -
     assert d["prefill"] == pytest.approx(0.050, abs=0.003)
 
 
+def test_late_header_stamps_on_floor_calls_do_not_become_every_calls_queue() -> None:
+    # Send -> headers is only ever stretched by the client (a thread descheduled between reading the headers
+    # and stamping them) while the server already works: those calls still make the TTFT floor. A third of
+    # them stamped 6 ms late must not move the floor's request path (a mean did: 2 ms -> ~4 ms, and that
+    # surplus became queue on every call).
+    model = PhaseModel()
+    rng = random.Random(22)
+    for i in range(300):
+        u = rng.choice([64, 200, 500, 1000, 2000, 4000, 8000])
+        queue = rng.expovariate(1 / 0.05) if rng.random() < 0.5 else 0.0
+        ttft = 0.002 + queue + 5e-5 * u + 0.020
+        headers = 0.002 + (0.006 if rng.random() < 0.35 else 0.0)
+        model.split(_request(), _response(u, 40), _stream_capture(i * NS, ttft, 0.02, 40, headers), ServerTiming())
+    co = model.calibrator.coefficients(KEY)
+    assert co.headers_early is True
+    assert co.overhead_request_path_s == pytest.approx(0.002, abs=0.0005)
+    cap = _stream_capture(10**13, 0.002 + 5e-5 * 1000 + 0.020, 0.02, 40, 0.002)  # did not queue
+    d = _durations(model.split(_request(), _response(1000, 40), cap, ServerTiming()))
+    assert d["queue"] == pytest.approx(0.002, abs=0.001)
+    assert d["first_token"] == pytest.approx(0.020, abs=0.001)
+
+
 def test_hidden_reasoning_tokens_are_first_token_time_not_queue() -> None:
     model = PhaseModel()
     _train(model, 200, random.Random(22))

@@ -143,7 +143,7 @@ class _Envelope:
         self._per_octave = per_octave
         self._cap = cap
         # Per bin: (features, t, sequence number, aux). ``aux`` is a part of t measured on that call (the
-        # request path); ``aux_floor`` is its weighted mean over the points that make the floor.
+        # request path); ``aux_floor`` is its median over the points nearest the floor.
         self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int, float]]] = {}
         self.aux_floor = 0.0
         self._counts: dict[tuple[int, ...], int] = {}  # calls seen per bin (while it lives)
@@ -218,9 +218,24 @@ class _Envelope:
                 pinned[i + 1] = self._prior[i + 1]
         fitted = self._fit(points, pinned, trust)
         if fitted is not None:
-            self.theta, weights = fitted
-            total = sum(weights)
-            self.aux_floor = sum(w * a for w, a in zip(weights, aux, strict=True)) / total if total > 0 else 0.0
+            self.theta = fitted[0]
+            self.aux_floor = self._floor_aux(points, aux)
+
+    def _floor_aux(self, points: list[tuple[tuple[float, ...], float]], aux: list[float]) -> float:
+        """The lower quartile of ``aux`` over the half of the fitted points nearest the floor.
+
+        Calls on the floor did the same work in the same time, so their true request paths are alike and
+        what varies is the stamp: send -> headers is mostly stretched (the client stamping the headers late
+        while the server already works, so the call still makes the floor). Hence a low quantile, not a
+        mean, and not weighted by the fit's weights (which pile onto the one or two points nearest the
+        line): late stamps must not move into every call's split. Not the minimum either: a send stamped
+        late shortens it.
+        """
+        if not points:
+            return 0.0
+        ranked = sorted(range(len(points)), key=lambda i: self._residual(*points[i]))
+        near = sorted(aux[i] for i in ranked[: max(1, (len(ranked) + 1) // 2)])
+        return near[len(near) // 4]
 
     def points(self) -> Iterable[tuple[tuple[float, ...], float]]:
         for pts in self._bins.values():
