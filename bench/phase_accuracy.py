@@ -582,6 +582,15 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
             f" rather than queue (first_token estimated - true: {steady['first_token_bias_ms']:+.1f} ms"
             " median; docs/phases.md, 'A server that is never idle')."
         )
+    notes += [
+        "",
+        "Run to run. Two earlier runs of this script on the code before 786bac9 (load average ~1-3) scored"
+        " the idle streams' queue at 0.8 % / 3.2 % and at 8.2 % / 15.3 % (median / p90). The cause was in"
+        " the estimator: the part of the floor's overhead counted as request path (queue) was a mean of the"
+        " floor calls' send -> headers, and a few headers stamped late by a busy client (the server already"
+        " working, so the call still made the floor) added ~4 ms of queue to every call. It is now a low"
+        " quantile of them (`phase_calibration.py`, with a test); the figures above are from the fixed code.",
+    ]
     for r in plain:
         notes += [
             "",
