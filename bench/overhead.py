@@ -581,6 +581,7 @@ def main() -> None:
     parser.add_argument("--skip-setup", action="store_true", help="do not run bench/peers/setup.sh")
     parser.add_argument("--json", type=Path, help="also dump every raw batch here")
     parser.add_argument("--from-json", type=Path, help="render (and write) a run saved with --json; measure nothing")
+    parser.add_argument("--note", default="", help="a paragraph to add under the table (e.g. how other runs compared)")
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the server and the running worker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -614,12 +615,15 @@ def main() -> None:
         args.rounds, args.pairs, args.calls = saved["rounds"], saved["pairs"], saved["calls"]
         args.plain_pairs = saved.get("plain_pairs", args.pairs)
     else:
-        started, load_before = time.monotonic(), os.getloadavg()[0]
+        started, load_before, revision_before = time.monotonic(), os.getloadavg()[0], git_revision()
         results = measure(configs, args, server_cpu)
         wall = time.monotonic() - started
         load = os.getloadavg()[0]
         load_text = f"{load_before:.1f} at the start of the run, {load:.1f} at the end"
         revision = git_revision()
+        if revision != revision_before:
+            # Workers import the code when they start: some configurations ran on the one, some on the other.
+            revision = f"{revision_before} at the start, {revision} at the end: the code changed during the run"
     if args.callgrind:
         name, metric, title = "overhead-callgrind", INSTR, "## Overhead: added instructions per call (callgrind)"
         spread = f"min..max of the differences of {args.pairs} (bare, instrumented) pairs of {args.calls}-call batches"
@@ -647,6 +651,7 @@ def main() -> None:
             *([f"Code measured: `{revision}` (-dirty: with uncommitted edits in the work tree)."] if revision else []),
             "",
             *table(results, metric, spread),
+            *(["", args.note] if args.note else []),
             *problems(results),
             *method_notes(results, args.transport),
         ]
