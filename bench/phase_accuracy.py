@@ -226,6 +226,16 @@ class SdkTiming:
         self._instrumentor.uninstrument()
 
 
+# Full runs of this script with the first-token bound before the one this section shows (filled in by hand).
+_BOUND_RUNS = (
+    "A first full run with the bound (the same code before it was committed; load average 0.4 -> 0.0) gave"
+    " queue 3.1 % / 11.9 % (median / p90) in steady_load (first_token estimated - true +3.8 ms) and 1.5 % /"
+    " 4.3 % in noisy_neighbour (+0.7 ms); idle 0.9 % / 3.2 %, idle non-streaming 0.6 % / 2.3 %, cache_heavy"
+    " 1.5 % / 3.4 %, cold_start 0.2 % / 1.7 %. In idle (streaming and not) the bound did not apply to a"
+    " single call, and in cache_heavy to none after the warm-up (their first_token is already below it;"
+    " checked by counting in separate runs), so those rows move between runs by noise only."
+)
+
 SDK: SdkTiming | None = None
 _TIMED_BY = {True: "instrumented by llmotel (phase spans read back)", False: "timed by the script"}
 
@@ -577,10 +587,11 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
             f" {_fmt(steady['queue_median'])} / {_fmt(steady['queue_p90'])}"
             f" ({_fmt(steady['prefill_median'])} / {_fmt(steady['prefill_p90'])}). What is left of its queue"
             " error is on the other side, between queue and first_token: with six callers the replica is"
-            " almost never idle, so even the fastest calls of a size waited for part of a step or a pass,"
-            " the lower envelope's fixed overhead holds that wait, and small prompts get it as first_token"
-            f" rather than queue (first_token estimated - true: {steady['first_token_bias_ms']:+.1f} ms"
-            " median; docs/phases.md, 'A server that is never idle')."
+            " almost never idle, so even the fastest calls of a size waited for part of a step or a pass and"
+            " the lower envelope's fixed overhead holds that wait. first_token is bounded by the decode step"
+            " the key's streams measure plus the request path (docs/phases.md, 'First token'), so only what"
+            " that bound leaves in it shows as first_token rather than queue (first_token estimated - true:"
+            f" {steady['first_token_bias_ms']:+.1f} ms median)."
         )
     notes += [
         "",
@@ -593,15 +604,17 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
     ]
     notes += [
         "",
-        "The scenarios whose callers never pause (steady_load: 6, noisy_neighbour: 2) vary most from run to"
-        " run. Three earlier runs (the last on 786bac9, the estimator measured here) gave queue p90 20.2 /"
-        " 22.5 / 24.9 % in steady_load and 4.4 / 6.5 / 23.0 % in noisy_neighbour. A caller with no think"
-        " time sends its next request right after its previous one ended on a decode-step boundary, so its"
-        " requests reach the replica at about the same point of the step and wait for most of it; the floor"
-        " needs the few calls that happened to arrive just before a boundary, and how soon the learner meets"
-        " them is luck (in one noisy_neighbour run the learned first_token stayed ~33 ms, true ~22 ms, for"
-        " ~290 calls; in another it came down to 19-24 ms after ~150). Until then that wait shows as"
-        " first_token instead of queue (the last column above).",
+        "The scenarios whose callers never pause (steady_load: 6, noisy_neighbour: 2) varied most from run"
+        " to run. A caller with no think time sends its next request right after its previous one ended on a"
+        " decode-step boundary, so its requests reach the replica at about the same point of the step and"
+        " wait for most of it; the floor needs the few calls that happened to arrive just before a boundary,"
+        " and how soon the learner meets them is luck (in one noisy_neighbour run the learned first_token"
+        " stayed ~33 ms, true ~22 ms, for ~290 calls). Four full runs of the estimator before the"
+        " first-token bound (the last on f775b97) gave queue p90 20.2 / 22.5 / 24.9 / 20.2 % in steady_load"
+        " (first_token estimated - true +11 to +13 ms) and 4.4 / 6.5 / 23.0 / 18.5 % in noisy_neighbour."
+        " first_token is now bounded by the second-lowest time per output token of the key's last 32"
+        " streams (the decode step without stalls for other requests' prefills) plus the floor's request"
+        f" path (a round trip, so at least the first chunk's way back). {_BOUND_RUNS}",
     ]
     for r in plain:
         notes += [

@@ -13,7 +13,8 @@ Method (docs/phases.md has the long form):
   non-negative, a cache read never costs more than an uncached token, and a slope the data cannot tell
   apart from the overhead (one prompt size, one cached size) stays at its cold-start prior.
 - Decode: streams give time per output token directly; an exponentially weighted mean (recent load) is
-  kept for non-streaming calls of the same key.
+  kept for non-streaming calls of the same key, and the second-lowest of the last few streams (the step
+  without stalls) bounds the first decode step.
 - Non-streaming calls see only the total, so they feed a second envelope of total time against
   (uncached, cached, output tokens); it is used for keys that never stream. For keys that do stream, a
   low percentile of what the stream model leaves unexplained in recent non-streaming calls is kept: the
@@ -100,6 +101,10 @@ class Coefficients:
     # prediction) over recent calls. The time from the last token to the end of the body (building, sending
     # and reading the whole response), which streams never show; None until a few such calls were seen.
     nonstream_tail_s: float | None = None
+    # The second-lowest time per output token of the last _RING streams: the fastest decode step seen lately,
+    # a stream without stalls for other requests' prefills (one burst-read stream cannot set it). The first
+    # decode step is one such step, so it bounds first_token (phases.py); None below two streams.
+    step_floor_s: float | None = None
 
 
 def _log_bin(value: float, per_octave: int) -> int:
@@ -322,15 +327,17 @@ class _Envelope:
 
 
 class _LowRing:
-    """The last few values of a per-call measurement and a low percentile of them (computed lazily)."""
+    """The last few values of a per-call measurement, a low percentile of them and their second-lowest
+    (computed lazily, one sort per change)."""
 
-    __slots__ = ("_low", "_quantile", "n", "values")
+    __slots__ = ("_low", "_quantile", "_second", "n", "values")
 
     def __init__(self, quantile: float) -> None:
         self._quantile = quantile
         self.values: list[float] = []
         self.n = 0
         self._low: float | None = None
+        self._second: float | None = None
 
     def add(self, value: float) -> None:
         if len(self.values) < _RING:
@@ -340,11 +347,21 @@ class _LowRing:
         self.n += 1
         self._low = None
 
+    def _sort(self) -> None:
+        ordered = sorted(self.values)
+        self._low = ordered[int(self._quantile * (len(ordered) - 1))]
+        self._second = ordered[1] if len(ordered) >= 2 else None
+
     def low(self) -> float | None:
         if self._low is None and self.values:
-            ordered = sorted(self.values)
-            self._low = ordered[int(self._quantile * (len(ordered) - 1))]
+            self._sort()
         return self._low
+
+    def second_lowest(self) -> float | None:
+        """The second-lowest value (None below two): the fastest seen, but never one outlier alone."""
+        if self._low is None and self.values:
+            self._sort()
+        return self._second
 
 
 class _KeyState:
@@ -481,6 +498,7 @@ class Calibrator:
                 headers_early=None if state.header_votes == 0 else state.header_votes > 0,
                 prior=p,
                 nonstream_tail_s=state.tail_ring.low() if state.tail_ring.n >= _TAIL_MIN_CALLS else None,
+                step_floor_s=state.tpot_ring.second_lowest(),
             )
 
     def prefill_rates(self) -> list[tuple[Key, float]]:

@@ -14,8 +14,9 @@ Method (long form, with when not to trust it: docs/phases.md):
   "end of prefill -> first content chunk": the first decode step plus network and framing overhead.
 - Streams measure TTFT and decode directly. Server-reported parts are used exactly; the rest of TTFT
   is split with the learned lower envelope (phase_calibration.py): prefill = a*uncached + k*cached,
-  first_token = fixed overhead (with the idle decode step replaced by this call's measured one), and
-  queue = what is left, clipped at zero.
+  first_token = fixed overhead (where headers come early: at most one decode step as recent streams
+  measured it plus the request path, the round trip that bounds the way back), and queue = what is left,
+  clipped at zero.
 - Non-streaming calls see only the total: decode is estimated from the time per output token that
   streams of the same key taught (or the server's, or the non-streaming envelope's, or the prior),
   plus the body's learned tail after the last token, and the remainder is split as above.
@@ -202,9 +203,10 @@ class PhaseModel:
         visible = output - hidden
         tpot = (last - first) / _NS / (visible - 1) if visible >= 3 and last > first else None
         hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
-        # The first decode step is taken to be as fast as on the envelope (an idle server): a stream's mean
-        # time per token also holds the stalls for other requests' prefills, which would overstate it.
-        first_token_est = co.overhead_s - floor_path + hidden_s
+        # The first decode step is taken to be as fast as on the envelope (an idle server), and never slower
+        # than the fastest step recent streams measured: a stream's mean time per token also holds the
+        # stalls for other requests' prefills, which would overstate it.
+        first_token_est = _first_token_base(co, floor_path, early) + hidden_s
         prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
         conf = _confidence(co.confidence, co, uncached)
         if inference is not None:
@@ -262,7 +264,7 @@ class PhaseModel:
         if streams_taught:
             # As for streams: the floor's request path (servers that send headers on arrival) is queue.
             floor_path = min(co.overhead_request_path_s, co.overhead_s) if co.headers_early else 0.0
-            first_token_est = co.overhead_s - floor_path
+            first_token_est = _first_token_base(co, floor_path, bool(co.headers_early))
             prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
             conf, samples = _confidence(co.confidence, co, uncached), co.samples
         else:
@@ -306,6 +308,25 @@ class PhaseModel:
         phases.append(Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples))
         f_conf = 1.0 if w.f_src != "estimated" else (q_conf if prefill_known else conf)
         phases.append(Phase("first_token", p_end, window_end, w.f_src, f_conf, samples))
+
+
+def _first_token_base(co: Coefficients, floor_path: float, early: bool) -> float:
+    """first_token without hidden reasoning: the floor's fixed overhead less its request path, and, where the
+    request path is measured (headers sent on arrival), at most one decode step plus the way back.
+
+    first_token is physically the first decode step plus the first chunk's way back to the client. The
+    step is measured apart from TTFT, as the time per output token of recent streams (``step_floor_s``:
+    their second-lowest, a stream without stalls for other requests' prefills), and the way back is at
+    most the floor's request path (send -> headers: a round trip). The envelope's intercept may hold more
+    than that: when no call ever arrived at an idle server (callers that never pause reach a busy replica
+    at the same point of every step), the wait for the current step ends up in the intercept, and it is
+    queue. Hosted APIs send headers with the first token, so the way back is not measured and the
+    intercept stands.
+    """
+    base = co.overhead_s - floor_path
+    if early and co.step_floor_s is not None:
+        base = min(base, co.step_floor_s + floor_path)
+    return max(base, 0.0)
 
 
 def _confidence(base: float, co: Coefficients, uncached: int) -> float:
