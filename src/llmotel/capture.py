@@ -1,4 +1,5 @@
-"""Timestamps of one call, taken on the hot path: O(1) per stream chunk, no allocation.
+"""Timestamps of one call, taken on the hot path: O(1) per stream chunk, no allocation (unless per-chunk
+metrics are opted into: then one list append per chunk).
 
 All values are ``time.perf_counter_ns()``; ``begin`` also anchors them to wall-clock time once.
 Every function here only assigns integers on the given CallCapture; none can raise for valid input.
@@ -13,10 +14,16 @@ from llmotel.record import CallCapture
 _now = time.perf_counter_ns
 
 
-def begin() -> CallCapture:
-    """A capture whose call starts now."""
+# A stream's gaps kept for per-chunk metrics (chunk_metrics="each"); past this many, the rest are recorded as one mean.
+MAX_GAPS = 10_000
+
+
+def begin(keep_gaps: bool = False) -> CallCapture:
+    """A capture whose call starts now; ``keep_gaps`` keeps every inter-chunk gap (bounded by MAX_GAPS)."""
     start = _now()
-    return CallCapture(start_wall_ns=time.time_ns(), start_ns=start, attempt_start_ns=start)
+    return CallCapture(
+        start_wall_ns=time.time_ns(), start_ns=start, attempt_start_ns=start, gaps=[] if keep_gaps else None
+    )
 
 
 def attempt_sent(cap: CallCapture, retries_taken: int) -> None:
@@ -43,12 +50,16 @@ def chunk(cap: CallCapture, now: int, content: bool, stall_threshold_ns: int) ->
             cap.max_gap_ns = gap
         if gap > stall_threshold_ns:
             cap.stall_count += 1
+        gaps = cap.gaps
+        if gaps is not None and cap.first_content_ns and len(gaps) < MAX_GAPS:
+            gaps.append(gap)
     cap.last_chunk_ns = now
     cap.chunk_count += 1
     if content:
         cap.content_chunk_count += 1
         if not cap.first_content_ns:
             cap.first_content_ns = now
+            cap.first_content_chunk = cap.chunk_count
 
 
 def end(cap: CallCapture) -> None:

@@ -19,6 +19,7 @@ configuration time, never during an LLM call.
 | latest_experimental     | OTEL_SEMCONV_STABILITY_OPT_IN (gen_ai_latest_experimental) | false |
 | phase_metrics           | LLMOTEL_PHASE_METRICS                              | false   |
 | phase_spans             | LLMOTEL_PHASE_SPANS (direct or tracer)             | direct  |
+| chunk_metrics           | LLMOTEL_CHUNK_METRICS (mean or each)               | mean    |
 
 ``phase_metrics`` turns on the SDK-side ``llmotel.phase.duration`` histogram (four to five extra metric records
 per call, ~8-10 µs each in the OpenTelemetry SDK); off by default because the phase spans carry the same
@@ -27,6 +28,11 @@ durations and the collector's ``llm_sli`` connector derives ``llmotel.sli.phase.
 ``phase_spans="direct"`` hands the finished phase children straight to the SDK span processor
 (``llmotel.finished_spans``: no sampler call, no ``on_start``, a quarter of the cost); ``"tracer"`` creates them
 through ``Tracer.start_span`` like any other span.
+
+``chunk_metrics="each"`` records ``gen_ai.client.operation.time_per_output_chunk`` once per chunk after the first, as
+the GenAI convention defines it (one OTel SDK histogram record per chunk, ~10 µs each, plus a list append per chunk);
+the default ``"mean"`` records the stream's mean gap once per call (stalls stay visible on the decode span and in the
+collector's SLIs).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class Config:
     latest_experimental: bool = False
     phase_metrics: bool = False
     phase_spans: str = "direct"
+    chunk_metrics: str = "mean"
 
     @property
     def stall_threshold_ns(self) -> int:
@@ -99,6 +106,14 @@ def _positive_int(key: str, raw: str) -> int:
 
 
 _PHASE_SPAN_PATHS = ("direct", "tracer")
+_CHUNK_METRICS = ("mean", "each")
+
+
+def _choice(key: str, raw: str, allowed: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{key}={raw!r} is not valid; use {' or '.join(allowed)} (default {allowed[0]})")
+    return value
 
 
 def _phase_spans(key: str, raw: str) -> str:
@@ -133,6 +148,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         kw["content_max_chars"] = _positive_int("LLMOTEL_CONTENT_MAX_CHARS", v)
     if (v := env.get("LLMOTEL_PHASE_SPANS")) is not None:
         kw["phase_spans"] = _phase_spans("LLMOTEL_PHASE_SPANS", v)
+    if (v := env.get("LLMOTEL_CHUNK_METRICS")) is not None:
+        kw["chunk_metrics"] = _choice("LLMOTEL_CHUNK_METRICS", v, _CHUNK_METRICS)
     opt_in = {part.strip() for part in env.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")}
     kw["latest_experimental"] = "gen_ai_latest_experimental" in opt_in
     return Config(**kw)
@@ -160,6 +177,8 @@ def configure(**options: Any) -> Config:
         options["stall_threshold_s"] = _positive_float("stall_threshold_s", str(options["stall_threshold_s"]))
     if "fingerprint_key" in options and isinstance(options["fingerprint_key"], str):
         options["fingerprint_key"] = options["fingerprint_key"].encode()
+    if "chunk_metrics" in options:
+        options["chunk_metrics"] = _choice("chunk_metrics", str(options["chunk_metrics"]), _CHUNK_METRICS)
     if "phase_spans" in options:
         options["phase_spans"] = _phase_spans("phase_spans", str(options["phase_spans"]))
     resolver = options.get("tenant_resolver")

@@ -103,6 +103,9 @@ class CallCapture:
     stall_count: int = 0
     resend_count: int = 0
     abandoned: bool = False
+    # Gaps after the first content chunk, kept only with chunk_metrics="each" (None otherwise: no per-chunk work).
+    gaps: list[int] | None = None
+    first_content_chunk: int = 0  # 1-based index of the first content chunk among all chunks
 
 
 @dataclass(slots=True)

@@ -348,7 +348,15 @@ def _record_metrics(
         inst.tokens.record(usage.output_tokens, output_attrs)
     if capture.first_content_ns:
         inst.ttfc.record((capture.first_content_ns - capture.start_ns) / 1e9, attrs)
-        if capture.chunk_count > 1 and capture.last_chunk_ns > capture.first_content_ns:
+        if capture.gaps:  # chunk_metrics="each": one point per chunk after the first, as the convention defines
+            record = inst.tpoc.record
+            for gap in capture.gaps:
+                record(gap / 1e9, attrs)
+            rest = capture.chunk_count - capture.first_content_chunk - len(capture.gaps)
+            if rest > 0:  # past MAX_GAPS: the remaining gaps as one mean, so memory stays bounded
+                rest_ns = capture.last_chunk_ns - capture.first_content_ns - sum(capture.gaps)
+                record(rest_ns / 1e9 / rest, attrs)
+        elif capture.chunk_count > 1 and capture.last_chunk_ns > capture.first_content_ns:
             gaps = max(capture.content_chunk_count - 1, 1)
             inst.tpoc.record((capture.last_chunk_ns - capture.first_content_ns) / 1e9 / gaps, attrs)
 

@@ -147,8 +147,8 @@ def _begin(provider: Provider, ep: Endpoint, instance: Any, args: tuple[Any, ...
 ):
     """Start a call: read the request, start + attach the span. None (call proceeds bare) on any error."""
     try:
-        cap = capture.begin()
         cfg = config.get()
+        cap = capture.begin(cfg.chunk_metrics == "each")
         request = ep.read_request(instance, args, kwargs)
         if not request.region and cfg.region:
             request.region, request.region_source = cfg.region, sc.LLMOTEL_SERVER_REGION_SOURCE_CONFIG

@@ -764,3 +764,59 @@ def test_server_reported_cache_fills_missing_usage_detail(sim: SimServer, teleme
     assert parent.attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == (
         cached if cached is not None else truth["cached_tokens"]
     )
+
+
+def _tpoc_points(telemetry: Telemetry) -> Any:
+    return _metric_names(telemetry)[sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK].data.data_points
+
+
+def _decode(telemetry: Telemetry) -> Any:
+    (decode,) = [s for s in telemetry.spans() if s.name == "decode"]
+    return decode
+
+
+def test_time_per_output_chunk_once_per_call_by_default(sim: SimServer, telemetry: Telemetry) -> None:
+    list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(9)))
+    (point,) = _tpoc_points(telemetry)
+    decode = _decode(telemetry)
+    chunks = decode.attributes[sc.LLMOTEL_DECODE_CHUNK_COUNT]
+    assert chunks >= 5 and point.count == 1
+    assert 0 < point.sum * (chunks - 1) <= (decode.end_time - decode.start_time) / 1e9 + 1e-6
+
+
+def test_time_per_output_chunk_each_chunk_opt_in(sim: SimServer, telemetry: Telemetry) -> None:
+    from llmotel import config
+
+    config.configure(chunk_metrics="each")
+    seen = list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(9)))
+    first = next(i for i, c in enumerate(seen) if c.choices and c.choices[0].delta.content)
+    (point,) = _tpoc_points(telemetry)
+    decode = _decode(telemetry)
+    # One point per chunk received after the first content chunk (where time_to_first_chunk is measured), as the
+    # convention defines it: the finish chunk too.
+    assert point.count == len(seen) - 1 - first > 5
+    decode_s = (decode.end_time - decode.start_time) / 1e9
+    assert 0.5 * decode_s < point.sum <= decode_s + 1e-6  # the gaps add up to first -> last chunk
+    assert point.max >= decode.attributes[sc.LLMOTEL_DECODE_MAX_CHUNK_GAP] - 1e-9
+
+
+def test_time_per_output_chunk_each_is_bounded(
+    sim: SimServer, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmotel import capture, config
+
+    monkeypatch.setattr(capture, "MAX_GAPS", 3)
+    config.configure(chunk_metrics="each")
+    list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(9)))
+    (point,) = _tpoc_points(telemetry)
+    assert _decode(telemetry).attributes[sc.LLMOTEL_DECODE_CHUNK_COUNT] > 5
+    assert point.count == 3 + 1  # the first three gaps, then the mean of the rest
+    decode = _decode(telemetry)
+    assert point.sum <= (decode.end_time - decode.start_time) / 1e9 + 1e-6
+
+
+def test_chunk_metrics_bad_value_names_the_key() -> None:
+    from llmotel import config
+
+    with pytest.raises(config.ConfigError, match=r"LLMOTEL_CHUNK_METRICS='every'.*mean or each"):
+        config.from_env({"LLMOTEL_CHUNK_METRICS": "every"})
