@@ -301,11 +301,17 @@ class Runner:
                 time.sleep(rng.uniform(*sc.think_s))
 
     def _one_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str]) -> None:
+        self._traced(self._stream_call, sim, client, content, headers)
+
+    @staticmethod
+    def _traced(call: Callable[[RemoteSim, OpenAI, str, dict[str, str], int | None], None], sim: RemoteSim,
+                client: OpenAI, content: str, headers: dict[str, str]) -> None:
+        """Run ``call`` under a root span whose trace id finds its phase spans (the SDK path), or bare."""
         if SDK is None:
-            self._stream_call(sim, client, content, headers, None)
+            call(sim, client, content, headers, None)
             return
         with SDK.tracer.start_as_current_span("bench call") as root:
-            self._stream_call(sim, client, content, headers, root.get_span_context().trace_id)
+            call(sim, client, content, headers, root.get_span_context().trace_id)
 
     def _stream_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str],
                      trace_id: int | None) -> None:
@@ -362,11 +368,7 @@ class Runner:
 
     def _one_plain_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str]) -> None:
         """A non-streaming call: only send and end are seen; decode comes from what streams taught."""
-        if SDK is None:
-            self._plain_call(sim, client, content, headers, None)
-            return
-        with SDK.tracer.start_as_current_span("bench call") as root:
-            self._plain_call(sim, client, content, headers, root.get_span_context().trace_id)
+        self._traced(self._plain_call, sim, client, content, headers)
 
     def _plain_call(self, sim: RemoteSim, client: OpenAI, content: str, headers: dict[str, str],
                     trace_id: int | None) -> None:

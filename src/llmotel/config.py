@@ -110,16 +110,13 @@ _CHUNK_METRICS = ("mean", "each")
 
 
 def _choice(key: str, raw: str, allowed: tuple[str, ...]) -> str:
+    """``raw`` normalised if it is one of ``allowed`` (the first is the default); ConfigError otherwise."""
     value = raw.strip().lower()
     if value not in allowed:
-        raise ConfigError(f"{key}={raw!r} is not valid; use {' or '.join(allowed)} (default {allowed[0]})")
-    return value
-
-
-def _phase_spans(key: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in _PHASE_SPAN_PATHS:
-        raise ConfigError(f"{key}={raw!r} is not a phase span path; use direct (default) or tracer")
+        raise ConfigError(
+            f"{key}={raw!r} is not one of {' or '.join(allowed)}; use {allowed[0]} (default) or "
+            + " or ".join(allowed[1:])
+        )
     return value
 
 
@@ -147,7 +144,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
     if (v := env.get("LLMOTEL_CONTENT_MAX_CHARS")) is not None:
         kw["content_max_chars"] = _positive_int("LLMOTEL_CONTENT_MAX_CHARS", v)
     if (v := env.get("LLMOTEL_PHASE_SPANS")) is not None:
-        kw["phase_spans"] = _phase_spans("LLMOTEL_PHASE_SPANS", v)
+        kw["phase_spans"] = _choice("LLMOTEL_PHASE_SPANS", v, _PHASE_SPAN_PATHS)
     if (v := env.get("LLMOTEL_CHUNK_METRICS")) is not None:
         kw["chunk_metrics"] = _choice("LLMOTEL_CHUNK_METRICS", v, _CHUNK_METRICS)
     opt_in = {part.strip() for part in env.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")}
@@ -180,7 +177,7 @@ def configure(**options: Any) -> Config:
     if "chunk_metrics" in options:
         options["chunk_metrics"] = _choice("chunk_metrics", str(options["chunk_metrics"]), _CHUNK_METRICS)
     if "phase_spans" in options:
-        options["phase_spans"] = _phase_spans("phase_spans", str(options["phase_spans"]))
+        options["phase_spans"] = _choice("phase_spans", str(options["phase_spans"]), _PHASE_SPAN_PATHS)
     resolver = options.get("tenant_resolver")
     if resolver is not None and not callable(resolver):
         raise ConfigError("tenant_resolver must be a callable returning the tenant id (str) or None")

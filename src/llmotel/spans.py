@@ -192,12 +192,13 @@ def _phase_spans(
     response: LLMResponse,
     timing: ServerTiming,
 ) -> None:
-    emit = finished_spans.emitter(_state.tracer, parent) if config.get().phase_spans == "direct" else None
+    cfg = config.get()
+    emit = finished_spans.emitter(_state.tracer, parent) if cfg.phase_spans == "direct" else None
     if emit is None:
         ctx = trace.set_span_in_context(parent)
         tracer = _state.tracer
     # The collector derives phase histograms from these spans; the SDK-side histogram is opt-in (config).
-    hist = _instruments().phase if config.get().phase_metrics else None
+    hist = _instruments().phase if cfg.phase_metrics else None
     output_tokens = response.usage.output_tokens
     wall_offset = capture.start_wall_ns - capture.start_ns
     for phase in phase_list:
