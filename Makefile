@@ -15,10 +15,10 @@ COLLECTOR_INPUTS := $(shell find $(COLLECTOR)/llmsliconnector -name '*.go' -not 
 COLLECTOR_CONFIGS ?= $(wildcard $(COLLECTOR)/config/*.yaml)
 FUZZTIME ?= 10s
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sim/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./sim
 	touch $@
 
 setup: $(VENV)/.installed

@@ -25,8 +25,8 @@ from _results import machine, write_section
 
 import llmotel
 from llmotel import _semconv as sc
-from llmotel import spans
-from llmotel.adherence import Revision, score
+from llmotel.agent.adherence import Revision, score
+from llmotel.telemetry import spans
 
 
 class Drop(SpanProcessor):

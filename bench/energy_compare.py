@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _results import machine, write_section
 
-from llmotel import energy, energy_config
+from llmotel.energy import config as energy_config
+from llmotel.energy import estimator
 from llmotel.record import Usage
 
 MEASURED = [("Llama-3.1-8B", 8.03, 0.12, 0.20), ("Llama-3.1-70B", 70.6, 0.797, 1.409)]
@@ -55,7 +56,7 @@ def accuracy_table() -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, params, v3, v2 in MEASURED:
-        ours = energy.decode_wh_per_token(params, params, 64) * 3600
+        ours = estimator.decode_wh_per_token(params, params, 64) * 3600
         eco = _ecologits_j_per_token(params)
         eco_cells = f"{eco:.3f} | {ours / eco:.3f}" if eco else "not installed | -"
         rows.append(f"| {name} | {ours:.3f} | {v3:.3f} | {ours / v3:.2f} | {v2:.3f} | {ours / v2:.2f} | {eco_cells} |")
@@ -68,7 +69,7 @@ def _ns_per_call(models: list[str], repeat: int = 7) -> float:
     for _ in range(repeat):
         start = time.perf_counter_ns()
         for model in models:
-            energy.estimate(model, "us-east-1", usage, 2.5)
+            estimator.estimate(model, "us-east-1", usage, 2.5)
         runs.append((time.perf_counter_ns() - start) / len(models))
     return statistics.median(runs)
 
@@ -76,8 +77,9 @@ def _ns_per_call(models: list[str], repeat: int = 7) -> float:
 def _first_call_ns() -> float:
     """A fresh interpreter's first estimate(): parses the shipped CSVs (once per process)."""
     code = (
-        "import time; from llmotel import energy; from llmotel.record import Usage; t = time.perf_counter_ns(); "
-        "energy.estimate('gpt-4o', 'us-east-1', Usage(input_tokens=10, output_tokens=10), 1.0); "
+        "import time; from llmotel.energy import estimator; from llmotel.record import Usage; "
+        "t = time.perf_counter_ns(); "
+        "estimator.estimate('gpt-4o', 'us-east-1', Usage(input_tokens=10, output_tokens=10), 1.0); "
         "print(time.perf_counter_ns() - t)"
     )
     runs = [
@@ -89,7 +91,7 @@ def _first_call_ns() -> float:
 
 def speed_table() -> str:
     first = _first_call_ns()
-    energy.reload(energy_config.EMPTY)
+    estimator.reload(energy_config.EMPTY)
     warm_models = ["gpt-4o-mini", "claude-sonnet-4-5", "meta-llama/Llama-3.1-70B-Instruct", "qwen3-32b"] * 5000
     _ns_per_call(warm_models[:100], repeat=1)
     warm = _ns_per_call(warm_models)

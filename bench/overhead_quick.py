@@ -124,10 +124,11 @@ def _direct(
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-    from llmotel import call as call_mod
-    from llmotel import capture, spans, streams
+    from llmotel.instrument import call as call_mod
+    from llmotel.instrument import capture, streams
     from llmotel.providers import openai as provider
     from llmotel.record import LLMRequest
+    from llmotel.telemetry import spans
 
     tp = TracerProvider()
     tp.add_span_processor(SpanProcessor())

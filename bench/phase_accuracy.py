@@ -1,6 +1,6 @@
 """How close are the estimated queue / prefill phases to the truth? Simulator scenarios, server timing off.
 
-Each scenario runs real ``openai`` streaming calls over loopback against ``llmotel.sim.SimServer`` with
+Each scenario runs real ``openai`` streaming calls over loopback against ``llmotel_sim.SimServer`` with
 ``server_timing: none`` (the hosted-API case: the client sees only send, headers, first content chunk,
 chunks, end and token counts). Every call is split by the phase model and compared with the simulator's
 ground truth for the same request (``x-sim-request-id`` -> ``/truth``), placed on the client's timeline.
@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openai import OpenAI
 
 from llmotel import phases as phase_module
-from llmotel.phase_calibration import Calibrator
 from llmotel.phases import PhaseModel
+from llmotel.phases.learner import Calibrator
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, ServerTiming, Usage
 
 MODEL = "llama-3.1-8b-instruct"
@@ -56,7 +56,7 @@ SPEED = 1.0  # simulated seconds per wall second: timings stay well above loopba
 
 _SIM_CHILD = """
 import json, sys
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 sim = SimServer(json.loads(sys.argv[1]), seed=int(sys.argv[2]), speed=float(sys.argv[3])).start()
 print(sim.base_url, flush=True)
 sys.stdin.read()  # until the parent closes our stdin
@@ -520,7 +520,7 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         f"Machine: {machine()}. Command: `.venv/bin/python bench/phase_accuracy.py` ({seconds:.0f} s)."
         f" Code measured: {_code()}.",
         f"Real `openai` calls, {_TIMED_BY[SDK is not None]},"
-        f" over loopback against `llmotel.sim` in its own process (speed {SPEED:g}, server timing `none`);"
+        f" over loopback against `llmotel_sim` in its own process (speed {SPEED:g}, server timing `none`);"
         f" per scenario {warmup} calls teach the model, the next {measured} are scored against the simulator's"
         " ground truth (idle: the next 2 x"
         f" {measured}, half of them not streaming). Error = |estimated - true| / client-measured TTFT (the"

@@ -35,7 +35,7 @@ from _synthetic import one_call
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from llmotel import spans
+from llmotel.telemetry import spans
 calls, mode = int(sys.argv[1]), sys.argv[2]
 if mode == "down":
     from _otlp_receiver import closed_port

@@ -121,7 +121,7 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(SCENARIO, f)
     server = subprocess.Popen(
-        [sys.executable, "-m", "llmotel.sim.cli", "serve", "--scenario", f.name, "--port", str(port)],
+        [sys.executable, "-m", "llmotel_sim.cli", "serve", "--scenario", f.name, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

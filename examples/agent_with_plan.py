@@ -150,7 +150,7 @@ def main() -> None:
         if "OPENAI_BASE_URL" in os.environ:
             client = OpenAI()
         else:
-            from llmotel.sim import SimServer
+            from llmotel_sim import SimServer
 
             sim = stack.enter_context(SimServer(None, seed=1, speed=50.0))
             client = OpenAI(base_url=sim.base_url + "/v1", api_key="tenant-acme", max_retries=0)

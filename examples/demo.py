@@ -40,9 +40,9 @@ from stack import (  # noqa: E402
     wait_until,
 )
 
-from llmotel.sim import SimServer  # noqa: E402
-from llmotel.sim.config import load_scenario  # noqa: E402
-from llmotel.sim.loadgen import LoadSpec, plan  # noqa: E402
+from llmotel_sim import SimServer  # noqa: E402
+from llmotel_sim.config import load_scenario  # noqa: E402
+from llmotel_sim.loadgen import LoadSpec, plan  # noqa: E402
 
 SCENARIO = HERE / "e2e" / "demo_scenario.yaml"
 

@@ -28,8 +28,8 @@ from opentelemetry import trace
 
 import llmotel
 import llmotel.auto  # all the instrumentation this app needs: both clients, OTLP export from OTEL_*
-from llmotel.sim.config import load_scenario
-from llmotel.sim.loadgen import LoadGenerator, LoadSpec
+from llmotel_sim.config import load_scenario
+from llmotel_sim.loadgen import LoadGenerator, LoadSpec
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def main() -> None:
         if "OPENAI_BASE_URL" in os.environ:
             oai, claude = openai.OpenAI(), anthropic.Anthropic()
         else:
-            from llmotel.sim import SimServer
+            from llmotel_sim import SimServer
 
             sim = stack.enter_context(SimServer(None, seed=1, speed=20.0))
             oai = openai.OpenAI(base_url=sim.base_url + "/v1", api_key="sk-sim")

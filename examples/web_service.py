@@ -84,7 +84,7 @@ def make_app(llm_base_url: str, api_key: str) -> web.Application:
 
 async def demo() -> None:
     """Simulator + this service on loopback, two tenants calling it; prints which tenant each LLM span carries."""
-    from llmotel.sim import SimServer
+    from llmotel_sim import SimServer
 
     with SimServer(None, seed=1, speed=20.0) as sim:
         runner = web.AppRunner(make_app(sim.base_url, "sk-service"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 SimFactory = Callable[..., SimServer]
 

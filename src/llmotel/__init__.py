@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from llmotel.adherence import Adherence
 from llmotel.agent import AgentRun, agent_run, current_run, tool
+from llmotel.agent.adherence import Adherence
 
 __version__ = "0.1.0"
 
 __all__ = ["Adherence", "AgentRun", "__version__", "agent_run", "current_run", "tool"]
 
 from llmotel.config import configure as configure
-from llmotel.tenant import tenant as tenant
+from llmotel.signals.tenant import tenant as tenant

@@ -2,12 +2,12 @@
 
 Data flows one way:
 
-    providers/<x>.py  (patch point; reads requests, responses, chunks)  -> LLMRequest / LLMResponse
-    capture.py        (timestamps of one call)                           -> CallCapture
-    server_timing.py  (what the server said about its own timing)        -> ServerTiming
-    phases.py         (the phase model)                                  -> list[Phase]
-    energy.py         (energy/carbon)                                    -> EnergyEstimate
-    spans.py          (the only place that creates spans)
+    providers/<x>.py         (patch point; reads requests, responses, chunks)  -> LLMRequest / LLMResponse
+    instrument/capture.py    (timestamps of one call)                           -> CallCapture
+    phases/server_timing.py  (what the server said about its own timing)        -> ServerTiming
+    phases/model.py          (the phase model)                                  -> list[Phase]
+    energy/estimator.py      (energy/carbon)                                    -> EnergyEstimate
+    telemetry/spans.py       (the only place that creates spans)
 
 Nothing here imports OpenTelemetry or a provider SDK. All times are ``time.perf_counter_ns()``
 values (monotonic) except ``CallCapture.start_wall_ns``, which anchors them to wall-clock time

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 import llmotel
 from llmotel import _semconv as sc
-from llmotel import spans
+from llmotel.telemetry import spans
 
 ADHERENCE_SUM = "llmotel_sli_plan_adherence_sum"
 ADHERENCE_COUNT = "llmotel_sli_plan_adherence_count"

@@ -14,9 +14,9 @@ from opentelemetry.trace import SpanKind
 
 import llmotel
 from llmotel import _semconv as sc
-from llmotel import spans
 from llmotel.providers.openai import OpenAIInstrumentor
-from llmotel.sim import SimServer
+from llmotel.telemetry import spans
+from llmotel_sim import SimServer
 
 # Prometheus names of the SLIs (the exporter maps dots to underscores and appends unit suffixes).
 REQUESTS = "llmotel_sli_requests_total"

@@ -52,7 +52,7 @@ class Run:
 
 def run_app(stack: e2e.Stack, sim: Any, config: Any, otlp_http_url: str, speed: float) -> dict[str, Any]:
     """Run examples/multi_tenant_app.py against the simulator, the rollout half-way; its JSON summary."""
-    from llmotel.sim.loadgen import LoadSpec, plan
+    from llmotel_sim.loadgen import LoadSpec, plan
 
     planned = len(plan(LoadSpec.from_config(config), config.seed))
     rollout = e2e.rollout_after(sim, config.expected["rollout_region"], config.expected["rollout_revision"],
@@ -96,6 +96,6 @@ def e2e_stack() -> Iterator[e2e.Stack]:
 
 @pytest.fixture(scope="module")
 def scenario() -> Any:
-    from llmotel.sim.config import load_scenario
+    from llmotel_sim.config import load_scenario
 
     return load_scenario(SCENARIO)

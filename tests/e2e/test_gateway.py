@@ -13,8 +13,8 @@ import report
 from e2e_support import AGENT_CONFIG, SCENARIO, Run, require_stack, run_app, wait_for
 from stack import SIDECAR_CONFIG, Prometheus, Stack, collector_binary, free_port, sidecar_env, wait_until
 
-from llmotel.sim import SimServer
-from llmotel.sim.config import load_scenario
+from llmotel_sim import SimServer
+from llmotel_sim.config import load_scenario
 
 # The module fixture starts four collectors, Prometheus and the app (~40 s here; more on a slow machine).
 pytestmark = pytest.mark.timeout(420)

@@ -15,8 +15,8 @@ import report
 from e2e_support import SCENARIO, Run, require_stack, run_app, wait_for
 from stack import SIDECAR_CONFIG, Stack, free_port, sidecar_env
 
-from llmotel.sim import SimServer
-from llmotel.sim.config import load_scenario
+from llmotel_sim import SimServer
+from llmotel_sim.config import load_scenario
 
 # The module fixture starts the whole stack and runs the app (~40 s here; more on a slow machine).
 pytestmark = pytest.mark.timeout(420)

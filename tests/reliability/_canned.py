@@ -2,7 +2,7 @@
 
 ``x-canned: NAME`` picks the answer (``BODIES``). Used for truncated SSE (a clean end of body with no
 terminator), unknown event types, wrong JSON types inside stream events and bodies, and bodies that are
-not objects. The simulator (``llmotel.sim``) stays the source of every other fault.
+not objects. The simulator (``llmotel_sim``) stays the source of every other fault.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmotel import _semconv as sc
-from llmotel import spans
+from llmotel.telemetry import spans
 
 EXAMPLES = int(os.environ.get("LLMOTEL_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

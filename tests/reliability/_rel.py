@@ -38,7 +38,7 @@ from llmotel import _semconv as sc
 from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.providers.openai import OpenAIInstrumentor
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-haiku-4-5"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from llmotel import spans
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Usage
+from llmotel.telemetry import spans
 
 MS = 1_000_000
 

@@ -13,13 +13,15 @@ from _fuzz import FUZZ, TRIED, Pipeline, assert_one_tiled_call, json_values
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmotel import capture, config, spans
-from llmotel.call import Call
+from llmotel import config
+from llmotel.instrument import capture
+from llmotel.instrument.call import Call
+from llmotel.instrument.streams import _on_chunk
 from llmotel.providers import _anthropic_read as ant_read
 from llmotel.providers import anthropic as ant_provider
 from llmotel.providers import openai as oai_provider
 from llmotel.record import LLMRequest
-from llmotel.streams import _on_chunk
+from llmotel.telemetry import spans
 
 OAI_KEYS = [
     "id",

@@ -12,9 +12,11 @@ from _fuzz import FUZZ, TRIED, Pipeline, assert_one_tiled_call, json_values
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmotel import call as call_mod
-from llmotel import config, server_timing, spans
+from llmotel import config
+from llmotel.instrument import call as call_mod
+from llmotel.phases import server_timing
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Usage
+from llmotel.telemetry import spans
 
 HEADERS = sorted(call_mod.KEEP_HEADERS)
 _NUMBERISH = st.one_of(

@@ -12,7 +12,7 @@ from _rel import CLAUDE, GPT, MSGS, Tel, llm_spans
 from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.providers.openai import OpenAIInstrumentor
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 _METHODS = [
     ("openai.resources.chat.completions.completions", "Completions", "create"),

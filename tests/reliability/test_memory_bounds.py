@@ -22,9 +22,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
-from llmotel import config, energy, phases, region, spans
+from llmotel import config, phases
+from llmotel.energy import estimator
 from llmotel.providers import openai as oai_provider
-from llmotel.sim import SimServer
+from llmotel.signals import region
+from llmotel.telemetry import spans
+from llmotel_sim import SimServer
 
 CALLS = int(os.environ.get("LLMOTEL_MEMORY_CALLS", "5000"))
 
@@ -79,7 +82,7 @@ def test_every_cache_is_capped_and_heap_flat_under_distinct_keys(pipeline: InMem
     assert len(region.REVISIONS._last) <= region.REVISIONS._capacity <= 4096
     cal = phases.DEFAULT_MODEL.calibrator
     assert len(cal._keys) <= cal._max_keys <= 4096
-    state = energy._get_state()
+    state = estimator._get_state()
     assert state.coeffs.cache_info().currsize <= 512 and state.grid.cache_info().currsize <= 256
     assert len(spans._PHASE_METRIC_ATTRS) <= 5 * 3
     metric_attrs = getattr(spans, "_METRIC_ATTRS", {})

@@ -33,7 +33,7 @@ from llmotel import _semconv as sc
 from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.providers.openai import OpenAIInstrumentor
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 API_KEY = "sk-canary-APIKEY-5f1e9d27c3b84a60"
 PROMPT = "CANARY-PROMPT-8c41aa0e: what is my bank password?"

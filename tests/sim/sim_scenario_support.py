@@ -10,13 +10,13 @@ from opentelemetry.trace import SpanKind
 
 from _otel import instrumented
 from llmotel import _semconv as sc
-from llmotel.sim.scenario import ScenarioRun, run_scenario
-from llmotel.sim.signatures import evaluate
+from llmotel_sim.scenario import ScenarioRun, run_scenario
+from llmotel_sim.signatures import evaluate
 
 
 @dataclass(slots=True)
 class SpanRow:
-    """One GenAI CLIENT span, in the shape the signature checks read (see llmotel.sim.signatures.Row)."""
+    """One GenAI CLIENT span, in the shape the signature checks read (see llmotel_sim.signatures.Row)."""
 
     tenant: str
     sched_s: float

@@ -6,7 +6,7 @@ import anthropic
 import openai
 import pytest
 
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 MODEL = "gpt-4o"
 CLAUDE = "claude-sonnet-4-6"

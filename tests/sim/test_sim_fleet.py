@@ -8,9 +8,9 @@ import time
 import openai
 import pytest
 
-from llmotel.sim import ConfigError, SimServer
-from llmotel.sim.cli import main as cli_main
-from llmotel.sim.config import config_from_dict
+from llmotel_sim import ConfigError, SimServer
+from llmotel_sim.cli import main as cli_main
+from llmotel_sim.config import config_from_dict
 
 BIG_SYSTEM = [{"role": "system", "content": "You are a helpful assistant. " * 400}, {"role": "user", "content": "q"}]
 
@@ -174,7 +174,7 @@ def test_random_fault_rates_are_seeded(sim_factory) -> None:  # type: ignore[no-
 
 
 def test_diurnal_plan_follows_the_sine() -> None:
-    from llmotel.sim.loadgen import LoadSpec, TenantLoad, plan
+    from llmotel_sim.loadgen import LoadSpec, TenantLoad, plan
 
     spec = LoadSpec(duration_s=400, tenants=[TenantLoad(name="t", rate=5)], diurnal_period_s=400, diurnal_amplitude=0.9)
     times = [a.at_s for a in plan(spec, seed=1)]

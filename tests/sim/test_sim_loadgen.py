@@ -9,8 +9,8 @@ from _otel import instrumented
 from llmotel import _semconv as sc
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.providers.openai import OpenAIInstrumentor
-from llmotel.sim import SimServer
-from llmotel.sim.loadgen import LoadGenerator, LoadSpec, TenantLoad
+from llmotel_sim import SimServer
+from llmotel_sim.loadgen import LoadGenerator, LoadSpec, TenantLoad
 
 
 def test_warm_up_calls_are_tenanted_dry_runs(sim_factory) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import httpx2
 import openai
 import pytest
 
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 MODEL = "gpt-4o"
 CLAUDE = "claude-sonnet-4-6"
@@ -293,9 +293,9 @@ def test_anthropic_malformed_sse(sim: SimServer) -> None:
 
 
 def test_prerendered_token_events_equal_the_encoded_dicts() -> None:
-    from llmotel.sim.engine import SimRequest
-    from llmotel.sim.openai_api import ChatFormat, _dumps
-    from llmotel.sim.tokens import Prompt
+    from llmotel_sim.engine import SimRequest
+    from llmotel_sim.openai_api import ChatFormat, _dumps
+    from llmotel_sim.tokens import Prompt
 
     req = SimRequest(
         id="r1",

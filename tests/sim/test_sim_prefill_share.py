@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 PREFILL_S_PER_TOKEN = 0.0001
 BATCH_FACTOR = 0.01

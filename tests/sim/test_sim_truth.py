@@ -22,7 +22,7 @@ import openai
 import pytest
 import yaml
 
-from llmotel.sim import SimServer
+from llmotel_sim import SimServer
 
 SPEC = {
     "name": "truth",
@@ -43,7 +43,7 @@ def remote_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmotel.sim.cli", "serve", "--scenario", str(path), "--port", str(port)],
+        [sys.executable, "-m", "llmotel_sim.cli", "serve", "--scenario", str(path), "--port", str(port)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
@@ -144,8 +144,8 @@ def test_truth_matches_client_measurements(remote_sim: str) -> None:
 
 
 def test_same_seed_same_plan_and_outputs() -> None:
-    from llmotel.sim.config import load_scenario
-    from llmotel.sim.loadgen import LoadSpec, plan
+    from llmotel_sim.config import load_scenario
+    from llmotel_sim.loadgen import LoadSpec, plan
 
     cfg = load_scenario("regional_rollout_drift")
     a = [(x.at_s, x.tenant.name, x.session) for x in plan(LoadSpec.from_config(cfg), cfg.seed)]
@@ -180,7 +180,7 @@ def test_idle_replica_admits_at_arrival_in_model_time(sim_factory) -> None:  # t
 
 
 def test_same_seed_same_routing_and_faults_whatever_the_arrival_order() -> None:
-    from llmotel.sim.scenario import run_scenario
+    from llmotel_sim.scenario import run_scenario
 
     scenario = {
         "name": "determinism",

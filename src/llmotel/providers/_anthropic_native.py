@@ -27,7 +27,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from llmotel.call import ACTIVE
+from llmotel.instrument.call import ACTIVE
 
 log = logging.getLogger(__name__)
 

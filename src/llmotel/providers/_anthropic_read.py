@@ -1,6 +1,6 @@
 """Pure readers for the Anthropic Messages API: caller kwargs, Message bodies, stream events, headers.
 
-No patching and no spans here (providers/anthropic.py patches, spans.py emits). Every reader accepts
+No patching and no spans here (providers/anthropic.py patches, telemetry/spans.py emits). Every reader accepts
 both the SDK's pydantic models and plain decoded JSON (``with_raw_response`` bodies, 1.x SDKs, or
 fields the installed SDK does not model), and never raises: a malformed body yields fewer fields,
 never an exception in the caller's code path.
@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmotel import _semconv as sc
-from llmotel import content, fingerprint
+from llmotel import content
 from llmotel.record import LLMRequest, LLMResponse, Usage
+from llmotel.signals import fingerprint
 
 log = logging.getLogger(__name__)
 _MISSING: Any = object()

@@ -25,13 +25,15 @@ import wrapt
 from opentelemetry import propagate
 
 from llmotel import _semconv as sc
-from llmotel import call as call_mod
-from llmotel import config, region, wrapping
-from llmotel.call import ACTIVE
+from llmotel import config
+from llmotel.instrument import call as call_mod
+from llmotel.instrument import wrapping
+from llmotel.instrument.call import ACTIVE
+from llmotel.instrument.wrapping import Endpoint, LLMInstrumentor, Provider, SendHook
 from llmotel.providers import _anthropic_native as native
 from llmotel.providers import _anthropic_read as read
 from llmotel.record import LLMRequest, LLMResponse
-from llmotel.wrapping import Endpoint, LLMInstrumentor, Provider, SendHook
+from llmotel.signals import region
 
 _log = logging.getLogger(__name__)
 

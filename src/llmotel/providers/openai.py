@@ -15,9 +15,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from llmotel import _semconv as sc
-from llmotel import config, content, fingerprint, region, server_timing
+from llmotel import config, content
+from llmotel.instrument.wrapping import Endpoint, LLMInstrumentor, Provider, SendHook, read_httpx_response
+from llmotel.phases import server_timing
 from llmotel.record import LLMRequest, LLMResponse, Usage
-from llmotel.wrapping import Endpoint, LLMInstrumentor, Provider, SendHook, read_httpx_response
+from llmotel.signals import fingerprint, region
 
 # Hosts (suffixes) and URL hints -> gen_ai.provider.name. One entry per server family.
 _HOST_SUFFIXES: tuple[tuple[str, str], ...] = (

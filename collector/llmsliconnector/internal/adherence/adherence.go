@@ -1,7 +1,7 @@
 // Package adherence scores how far the tools an agent run executed are from the plans it announced.
 //
 // It is pure (no collector dependencies) and implements the one definition written in docs/agents.md;
-// the Python SDK (src/llmotel/adherence.py) implements the same one, and both are tested against
+// the Python SDK (src/llmotel/agent/adherence.py) implements the same one, and both are tested against
 // semconv/adherence_cases.json.
 package adherence
 

@@ -21,10 +21,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llmotel
-from llmotel import spans
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.providers.openai import OpenAIInstrumentor
-from llmotel.sim import SimServer
+from llmotel.telemetry import spans
+from llmotel_sim import SimServer
 
 OUT = Path(__file__).resolve().parent.parent / "traces" / "sdk_recorded.pb"
 

@@ -1,0 +1,456 @@
+"""Provider-agnostic patching: how a client library plugs into llmotel.
+
+A provider module (``llmotel/providers/<x>.py``) builds no spans. It describes its client library with
+a ``Provider`` and subclasses ``LLMInstrumentor``::
+
+    class AcmeInstrumentor(LLMInstrumentor):
+        dependencies = ("acme >= 1.0",)
+
+        def provider(self) -> Provider:          # called at instrument() time; import the library here
+            import acme
+            return Provider(
+                name="acme",
+                endpoints=(
+                    Endpoint("acme.resources.chat", "Chat.create", read_chat_request, read_chat_result,
+                             read_chat_event),
+                    Endpoint("acme.resources.chat", "AsyncChat.create", read_chat_request, read_chat_result,
+                             read_chat_event, is_async=True),
+                ),
+                send_hooks=(SendHook("acme._base_client", "SyncAPIClient._send_request", read_httpx_response),
+                            SendHook("acme._base_client", "AsyncAPIClient._send_request", read_httpx_response,
+                                     is_async=True)),
+                stream_types=(acme.Stream,), async_stream_types=(acme.AsyncStream,),
+                raw_types=(acme._legacy_response.LegacyAPIResponse, acme._response.APIResponse, ...),
+            )
+
+What the provider supplies:
+- Patch points (``Endpoint``): module + ``"Class.method"``; sync or async. Each call to one becomes one
+  CLIENT span. Missing attributes (older library versions) are skipped.
+- Request reader ``(instance, args, kwargs) -> LLMRequest``: provider name (by base URL for compatible
+  servers), operation, model, stream flag, server address/port, max_tokens, temperature, region from
+  the base URL (``region.from_host``), prefix fingerprint (``fingerprint.prefix(system_parts, tools)``),
+  ``user`` (only used as tenant if configured), ``input_messages_json`` only if ``config.get().capture_content``.
+  It must not mutate the caller's arguments.
+- Result reader ``(result, LLMResponse) -> None`` for complete bodies: id, response model, finish
+  reasons, ``truncated``, usage (GenAI meaning: input INCLUDES cache reads/writes), tool names,
+  system fingerprint, service tier, body region, ``body_timing`` (the objects named in
+  ``server_timing.BODY_KEYS`` when present).
+- Stream-event reader ``(event, LLMResponse) -> bool`` (hot path, O(1)): accumulates the same fields as
+  events arrive and returns True when the event carries content (text, tool-call or thinking delta —
+  not the empty role chunk). The capture uses it for time-to-first-chunk and chunk counts. If the
+  provider never fills ``usage.output_tokens`` for a stream, llmotel counts content chunks and marks
+  ``llmotel.usage.source = estimated``.
+- Send hooks (``SendHook``): the client's per-attempt HTTP send, so retries are seen
+  (``http.request.resend_count``, phases of the attempt that answered) and response headers are read
+  (kept: only the names in ``call.KEEP_HEADERS``). ``read_response(resp) -> (status, header items)``.
+  Versions without a send method: ``kind="build"`` on the per-attempt request builder plus
+  ``kind="process"`` on the function that receives the answering response (keyword ``response``).
+- The library's stream classes (returned objects of these types are proxied) and raw-response classes
+  (``with_raw_response`` / ``with_streaming_response``; their ``parse()`` is intercepted).
+- Optionally ``helper_closers``: ``close`` methods of ``.stream()`` helper objects that close the HTTP
+  response directly (they hold llmotel's proxy in ``_raw_stream``); the call then ends at that close.
+- A provider may set ``LLMRequest.emit_phases = False`` for calls that generate nothing (token counting).
+
+A call inside another llmotel call, under the suppression key, or under another instrumentation's GenAI
+CLIENT span gets no span of its own (``_skip``). ``_sync_wrapper`` / ``_async_wrapper`` / ``_resolve`` are
+used by providers that need a custom patch point (anthropic's ``messages.stream()``): keep their signatures.
+
+Guarantees of the machinery: the caller's arguments are never mutated (trace-context propagation, when
+enabled, injects into a copy of ``extra_headers``); return values, exceptions, streams, context managers
+and async behave exactly as without llmotel; instrumentation errors are logged at debug and the call
+proceeds; the OpenTelemetry suppression key is honoured, and while llmotel records a call it sets the
+``suppress_language_model_instrumentation`` key so other GenAI instrumentations nested inside stay quiet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import SpanKind
+
+from llmotel import _semconv as sc
+from llmotel import config
+from llmotel.instrument import call as call_mod
+from llmotel.instrument import capture, streams
+from llmotel.instrument.call import ACTIVE, Call, EventReader, ResultReader
+from llmotel.record import LLMRequest
+from llmotel.signals.tenant import resolve as resolve_tenant
+from llmotel.telemetry import spans
+
+_log = logging.getLogger(__name__)
+
+RequestReader = Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMRequest]
+ResponseHeadersReader = Callable[[Any], tuple[int, Iterable[tuple[str, str]]]]
+
+# The key GenAI instrumentations (OpenLLMetry) check to stay quiet inside another LLM span.
+SUPPRESS_LANGUAGE_MODEL_KEY = "suppress_language_model_instrumentation"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    module: str
+    target: str  # "Class.method" inside module
+    read_request: RequestReader
+    read_result: ResultReader
+    read_event: EventReader | None = None
+    is_async: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendHook:
+    """A per-attempt hook. ``kind``:
+
+    - ``send`` (default): the function sends one attempt and returns its response (an attempt starts
+      before it, its headers are read from the result).
+    - ``build``: the function builds one attempt's request (an attempt starts; nothing is read).
+    - ``process``: the function receives the answering response as keyword ``response`` (read before it
+      runs). ``build`` + ``process`` replace ``send`` for library versions without a send method.
+    """
+
+    module: str
+    target: str
+    read_response: ResponseHeadersReader
+    is_async: bool = False
+    kind: str = "send"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    endpoints: tuple[Endpoint, ...]
+    send_hooks: tuple[SendHook, ...] = ()
+    stream_types: tuple[type, ...] = ()
+    async_stream_types: tuple[type, ...] = ()
+    raw_types: tuple[type[Any], ...] = ()
+    headers_kwarg: str = "extra_headers"
+    # (module, "Class.close", is_async) of the library's helper streams (``.stream()`` managers) that close
+    # the HTTP response directly instead of the raw stream they wrap (held in ``_raw_stream``): closing one
+    # ends llmotel's call at once (abandoned if unfinished) instead of at garbage collection.
+    helper_closers: tuple[tuple[str, str, bool], ...] = ()
+
+
+def read_httpx_response(response: Any) -> tuple[int, Iterable[tuple[str, str]]]:
+    """(status, header items) of an httpx / httpx2 response (the Stainless SDKs' transport)."""
+    return int(response.status_code), response.headers.items()
+
+
+def _begin(provider: Provider, ep: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> (
+    tuple[Call, object, dict[str, Any]] | None
+):
+    """Start a call: read the request, start + attach the span. None (call proceeds bare) on any error."""
+    try:
+        cfg = config.get()
+        cap = capture.begin(cfg.chunk_metrics == "each")
+        request = ep.read_request(instance, args, kwargs)
+        if not request.region and cfg.region:
+            request.region, request.region_source = cfg.region, sc.LLMOTEL_SERVER_REGION_SOURCE_CONFIG
+        span = spans.start(request, cap, resolve_tenant(request.user))
+        ctx = otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span))
+        token = otel_context.attach(ctx)
+        if cfg.propagate_trace_context:
+            headers = dict(kwargs.get(provider.headers_kwarg) or {})
+            propagate.inject(headers)
+            kwargs = {**kwargs, provider.headers_kwarg: headers}
+        return Call(request, cap, span, ep.read_result, ep.read_event), token, kwargs
+    except Exception:
+        _log.debug("llmotel could not start a call", exc_info=True)
+        return None
+
+
+def _skip() -> bool:
+    """True when this call must not get a span of its own.
+
+    Inside another llmotel call; instrumentation suppressed; language-model instrumentation suppressed
+    by an outer GenAI instrumentation; or the current span is already another instrumentation's GenAI
+    CLIENT span for this very call (it wrapped the method outside llmotel) — no duplicate call spans.
+    """
+    if ACTIVE.get() is not None or not is_instrumentation_enabled():
+        return True
+    if otel_context.get_value(SUPPRESS_LANGUAGE_MODEL_KEY):
+        return True
+    current = trace.get_current_span()
+    if getattr(current, "kind", None) is SpanKind.CLIENT and current.is_recording():
+        attrs = getattr(current, "attributes", None)
+        if attrs and sc.GEN_AI_OPERATION_NAME in attrs:
+            return True
+    return False
+
+
+def _raw_body_ready(raw: Any) -> bool:
+    http = getattr(raw, "http_response", None)
+    return bool(getattr(http, "is_closed", False))
+
+
+def _result(provider: Provider, call: Call, result: Any) -> Any:
+    """Hand the result back (proxied for streams / raw responses); finish now for complete bodies."""
+    try:
+        if provider.stream_types and isinstance(result, provider.stream_types):
+            return streams.StreamProxy(result, call)
+        if provider.async_stream_types and isinstance(result, provider.async_stream_types):
+            return streams.AsyncStreamProxy(result, call)
+        if provider.raw_types and isinstance(result, provider.raw_types):
+            if not call.request.stream and _raw_body_ready(result) and not _is_coroutine_parse(result):
+                call.read(result.parse())  # the SDK caches parse(): the caller's own parse() costs nothing more
+                return result
+            return streams.raw_proxy(result, call, provider.stream_types, provider.async_stream_types)
+        call.read(result)
+    except Exception:
+        _log.debug("llmotel could not handle a result", exc_info=True)
+        call.finish()
+    return result
+
+
+def _is_coroutine_parse(raw: Any) -> bool:
+    return inspect.iscoroutinefunction(type(raw).parse)
+
+
+def _sync_wrapper(provider: Provider, ep: Endpoint) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _skip():
+            return wrapped(*args, **kwargs)
+        started = _begin(provider, ep, instance, args, kwargs)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        call, ctx_token, kwargs = started
+        active = ACTIVE.set(call)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(error=exc)
+            raise
+        finally:
+            ACTIVE.reset(active)
+            otel_context.detach(ctx_token)  # type: ignore[arg-type]
+        return _result(provider, call, result)
+
+    return wrapper
+
+
+def _async_wrapper(provider: Provider, ep: Endpoint) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _skip():
+            return await wrapped(*args, **kwargs)
+        started = _begin(provider, ep, instance, args, kwargs)
+        if started is None:
+            return await wrapped(*args, **kwargs)
+        call, ctx_token, kwargs = started
+        active = ACTIVE.set(call)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(error=exc)
+            raise
+        finally:
+            ACTIVE.reset(active)
+            otel_context.detach(ctx_token)  # type: ignore[arg-type]
+        return _result(provider, call, result)
+
+    return wrapper
+
+
+def _send_wrapper(hook: SendHook) -> Callable[..., Any]:
+    read = hook.read_response
+
+    def answered(response: Any) -> None:
+        try:
+            status, items = read(response)
+            call_mod.attempt_answered(status, items)
+        except Exception:
+            _log.debug("llmotel could not read an attempt's response", exc_info=True)
+
+    if hook.kind == "build":
+
+        def build(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            if ACTIVE.get() is not None:
+                call_mod.attempt_sent()
+            return wrapped(*args, **kwargs)
+
+        return build
+
+    if hook.kind == "process":
+
+        def before(kwargs: Any) -> None:
+            if ACTIVE.get() is not None and "response" in kwargs:
+                answered(kwargs["response"])
+
+        if hook.is_async:
+
+            async def async_process(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+                before(kwargs)
+                return await wrapped(*args, **kwargs)
+
+            return async_process
+
+        def process(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            before(kwargs)
+            return wrapped(*args, **kwargs)
+
+        return process
+
+    if hook.is_async:
+
+        async def async_send(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            if ACTIVE.get() is None:
+                return await wrapped(*args, **kwargs)
+            call_mod.attempt_sent()
+            response = await wrapped(*args, **kwargs)
+            answered(response)
+            return response
+
+        return async_send
+
+    def send(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        if ACTIVE.get() is None:
+            return wrapped(*args, **kwargs)
+        call_mod.attempt_sent()
+        response = wrapped(*args, **kwargs)
+        answered(response)
+        return response
+
+    return send
+
+
+def _finish_raw_stream(instance: Any) -> None:
+    raw = getattr(instance, "_raw_stream", None)
+    if isinstance(raw, (streams.StreamProxy, streams.AsyncStreamProxy)):
+        raw._self_call.finish(abandoned=True)  # no-op when the stream already ended
+
+
+def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
+    if is_async:
+
+        async def async_close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                _finish_raw_stream(instance)
+
+        return async_close
+
+    def close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            _finish_raw_stream(instance)
+
+    return close
+
+
+def _resolve(module: str, target: str) -> tuple[Any, str] | None:
+    """(owner object, attribute) for "Class.method" in module, or None if this version lacks it."""
+    try:
+        owner: Any = importlib.import_module(module)
+    except ImportError:
+        return None
+    *path, attr = target.split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    return (owner, attr) if hasattr(owner, attr) else None
+
+
+def patch(provider: Provider) -> list[tuple[Any, str]]:
+    """Wrap every patch point of ``provider`` that exists in the installed library; return what was wrapped."""
+    done: list[tuple[Any, str]] = []
+    points: list[tuple[str, str, Callable[..., Any]]] = [
+        (ep.module, ep.target, (_async_wrapper if ep.is_async else _sync_wrapper)(provider, ep))
+        for ep in provider.endpoints
+    ]
+    points += [(h.module, h.target, _send_wrapper(h)) for h in provider.send_hooks]
+    points += [(m, t, _helper_close_wrapper(a)) for m, t, a in provider.helper_closers]
+    for module, target, wrapper in points:
+        found = _resolve(module, target)
+        if found is None:
+            _log.debug("llmotel: %s.%s not found; skipped", module, target)
+            continue
+        owner, attr = found
+        if isinstance(getattr(owner, attr), wrapt.FunctionWrapper):
+            _log.info("llmotel: %s.%s is already wrapped by another instrumentation", module, target)
+        wrapt.wrap_function_wrapper(owner, attr, wrapper)
+        done.append((owner, attr))
+    return done
+
+
+def _is_ours(proxy: Any) -> bool:
+    wrapper = getattr(proxy, "_self_wrapper", None)
+    return str(getattr(wrapper, "__module__", "")).startswith("llmotel.")
+
+
+def unwrap_ours(owner: Any, attr: str) -> None:
+    """Remove llmotel's wrapper of ``owner.attr``, wherever it sits in a chain of wrapt wrappers.
+
+    ``opentelemetry...unwrap`` removes the OUTERMOST wrapper: had another instrumentation wrapped the
+    method after llmotel, it would remove theirs and leave ours active. Here another instrumentation's
+    wrapper stays in place, now around what llmotel wrapped. Never raises.
+    """
+    try:
+        node = vars(owner).get(attr, None)
+        if node is None:
+            node = getattr(owner, attr, None)
+        parent: Any = None
+        for _ in range(64):  # a chain of wrappers; (wrapt 2's proxies are not all wrapt.ObjectProxy instances)
+            if node is None:
+                return
+            if _is_ours(node):
+                if parent is None:
+                    setattr(owner, attr, node.__wrapped__)
+                else:
+                    parent.__wrapped__ = node.__wrapped__
+                return
+            parent, node = node, getattr(node, "__wrapped__", None)
+    except Exception:
+        _log.debug("llmotel could not unwrap %r.%s", owner, attr, exc_info=True)
+
+
+def unpatch(wrapped: Iterable[tuple[Any, str]]) -> None:
+    """Undo ``patch``: only llmotel's wrappers are removed, other instrumentations' stay (``unwrap_ours``)."""
+    for owner, attr in wrapped:
+        unwrap_ours(owner, attr)
+
+
+# Keyword arguments BaseInstrumentor and opentelemetry-instrument may pass that are not llmotel options.
+_OTEL_INSTRUMENT_KWARGS = frozenset({"skip_dep_check", "raise_exception_on_conflict", "logger_provider"})
+
+
+class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Base of the provider instrumentors: ``instrument(tracer_provider=, meter_provider=, **options)``.
+
+    ``options`` are llmotel settings (see ``llmotel.config``), e.g. ``stall_threshold_s=5``.
+    """
+
+    dependencies: tuple[str, ...] = ()
+    # BaseInstrumentor is a per-class singleton whose __init__ may run again: no state set in __init__.
+    _patched: list[tuple[Any, str]] = []  # noqa: RUF012 - replaced per instance in _instrument
+
+    def provider(self) -> Provider:
+        raise NotImplementedError
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return self.dependencies
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.pop("tracer_provider", None)
+        meter_provider = kwargs.pop("meter_provider", None)
+        options = {k: v for k, v in kwargs.items() if k in config.Config.__dataclass_fields__}
+        unknown = set(kwargs) - set(options) - _OTEL_INSTRUMENT_KWARGS
+        if unknown:
+            _log.warning("llmotel: ignoring unknown instrument() option(s) %s", sorted(unknown))
+        if options:
+            config.configure(**options)
+        spans.configure(tracer_provider, meter_provider)
+        self._patched = patch(self.provider())
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        unpatch(self._patched)
+        self._patched = []

@@ -1,0 +1,602 @@
+"""The phase model's online learner: per key, the lower envelope of latency against token counts.
+
+Method (docs/phases.md has the long form):
+- A key is (provider, server address, resolved model, region). Keys live in an LRU of at most
+  ``max_keys``; a key's memory is bounded too (at most ``_MAX_BINS`` bins of ``_PER_BIN`` points).
+- For streams, TTFT = overhead + queue + prefill. Calls that did not queue are the fastest for their
+  size, so the *lower envelope* of TTFT against (uncached input tokens, cache-read tokens) is
+  ``overhead + a * uncached + k * cached``: intercept = fixed overhead, slope ``a`` = prefill seconds per
+  uncached token, ``k`` = the (small) cost of a cache read. Queue = what the envelope does not explain.
+- The envelope is kept as binned minima (bins on a log scale of each token count, the few points with
+  the smallest residual kept per bin; a full bin contributes its second-lowest) and fitted by a
+  low-quantile regression (tau = 0.1) weighted by how often each bin was seen. Coefficients are kept
+  non-negative, a cache read never costs more than an uncached token, and a slope the data cannot tell
+  apart from the overhead (one prompt size, one cached size) stays at its cold-start prior.
+- Decode: streams give time per output token directly; an exponentially weighted mean (recent load) is
+  kept for non-streaming calls of the same key, and the second-lowest of the last few streams (the step
+  without stalls) bounds the first decode step.
+- Non-streaming calls see only the total, so they feed a second envelope of total time against
+  (uncached, cached, output tokens); it is used for keys that never stream. For keys that do stream, a
+  low percentile of what the stream model leaves unexplained in recent non-streaming calls is kept: the
+  body's way back after the last token, part of their decode.
+- Old points expire after ``_MAX_AGE`` calls of their key, so a server that became slower (diurnal
+  contention) is followed, not hidden under an old minimum.
+
+Thread-safe (one lock per learner; the work under it is O(bins) and a refit at most every few calls).
+Never raises from ``observe_*``/``coefficients``; persistence errors are logged at debug and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from llmotel.phases.priors import Prior, prior
+
+_log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str, str]  # provider, server address, resolved model, region
+
+STATE_ENV = "LLMOTEL_PHASE_MODEL_STATE"
+_STATE_VERSION = 1
+
+_TAU = 0.1  # quantile of the envelope fit (of the per-bin minima)
+_FIT_ITERATIONS = 12
+_QUANTILE_EPS_S = 1e-5  # residuals below this count as this (keeps the reweighting finite)
+_SPARSE_BIN = 4.0
+_PRIOR_WEIGHT = 1e-6  # numerical only: coefficients the data cannot tell apart are pinned to the prior
+_PER_BIN = 3
+_MAX_BINS = 48
+_MAX_AGE = 4096  # calls of a key after which a stored point expires
+_EAGER_FIT_SAMPLES = 64  # below this many calls the fit is refreshed on every change
+_LAZY_FIT_EVERY = 8  # above it, at most once per this many calls
+_TPOT_ALPHA = 0.1
+# The idle decode step is a low percentile of the last _TPOT_RING streams' time per output token: not the
+# minimum, because chunks that arrive in one burst make a single stream look impossibly fast.
+_RING = 32
+_SAVE_EVERY = 200  # learned calls between two writes of the state file
+_HEADER_VOTES = 16  # saturating vote on whether this key's server sends stream headers before it works
+# The non-streaming tail is the 20th percentile of the last _RING residuals (the calls that did not queue),
+# reported once this many were seen (the lowest of one or two calls is still mostly noise).
+_TAIL_MIN_CALLS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Coefficients:
+    """What the learner believes about one key now, in seconds. ``samples`` counts learned calls."""
+
+    overhead_s: float
+    prefill_s_per_token: float
+    cache_read_s_per_token: float
+    time_per_output_token_s: float  # recent (exponentially weighted) time per output token of streams
+    tpot_floor_s: float | None  # low percentile of recent streams' time per output token: the idle step
+    # Of ``overhead_s``, the request path (send -> headers) measured on the calls that make the floor; 0 for
+    # servers that send headers with the first token.
+    overhead_request_path_s: float
+    samples: int  # streaming calls in the TTFT envelope
+    tpot_samples: int  # streams that taught a time per output token
+    total_samples: int  # non-streaming calls in the total-time envelope
+    confidence: float  # of the TTFT split, in [0, 1]
+    # Non-streaming envelope: total = total_overhead + a*uncached + k*cached + per_output*output.
+    total_overhead_s: float
+    total_prefill_s_per_token: float
+    total_cache_read_s_per_token: float
+    total_s_per_output_token: float
+    total_confidence: float
+    uncached_range: tuple[float, float]  # span of uncached tokens the TTFT envelope has seen
+    # True: this server sends stream headers on arrival (vLLM, TGI, llama.cpp), so send -> headers is the
+    # request path measured per call and the envelope is of headers -> first content. False: headers come
+    # with the first token (hosted APIs). None: no stream seen yet.
+    headers_early: bool | None
+    prior: Prior
+    # Non-streaming calls of a key that streams: a low percentile of (total - the stream model's unqueued
+    # prediction) over recent calls. The time from the last token to the end of the body (building, sending
+    # and reading the whole response), which streams never show; None until a few such calls were seen.
+    nonstream_tail_s: float | None = None
+    # The second-lowest time per output token of the last _RING streams: the fastest decode step seen lately,
+    # a stream without stalls for other requests' prefills (one burst-read stream cannot set it). The first
+    # decode step is one such step, so it bounds first_token (model.py); None below two streams.
+    step_floor_s: float | None = None
+
+
+def _log_bin(value: float, per_octave: int) -> int:
+    return 0 if value < 1.0 else 1 + int(per_octave * math.log2(value))
+
+
+def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting on a small dense system; None if singular."""
+    n = len(rhs)
+    m = [[*row, rhs[i]] for i, row in enumerate(matrix)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[pivot][col]) < 1e-300:
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        for r in range(col + 1, n):
+            f = m[r][col] / m[col][col]
+            if f:
+                for c in range(col, n + 1):
+                    m[r][c] -= f * m[col][c]
+    out = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        s = m[r][n] - sum(m[r][c] * out[c] for c in range(r + 1, n))
+        out[r] = s / m[r][r]
+    return out
+
+
+class _Envelope:
+    """Binned minima of t against features x, and the low-quantile line through them.
+
+    Features are non-negative token counts; ``theta`` = [intercept, slope per feature]. Every
+    coefficient is kept >= 0; ``cap`` pairs (i, j) keep theta[i] <= theta[j] (cache read <= uncached).
+    """
+
+    __slots__ = (
+        "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count", "theta",
+    )
+
+    def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
+        self._prior = prior_theta
+        self._per_octave = per_octave
+        self._cap = cap
+        # Per bin: (features, t, sequence number, aux). ``aux`` is a part of t measured on that call (the
+        # request path); ``aux_floor`` is its median over the points nearest the floor.
+        self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int, float]]] = {}
+        self.aux_floor = 0.0
+        self._counts: dict[tuple[int, ...], int] = {}  # calls seen per bin (while it lives)
+        self._dirty = False
+        self._last_fit = 0
+        self.count = 0
+        self.theta = list(prior_theta)
+
+    def _residual(self, x: tuple[float, ...], t: float) -> float:
+        theta = self.theta
+        r = t
+        for i, v in enumerate(x):  # a plain loop: this runs on every call, a generator costs twice as much
+            r -= theta[i + 1] * v
+        return r
+
+    def add(self, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
+        self.count += 1
+        seq = self.count
+        key = tuple(_log_bin(v, p) for v, p in zip(x, self._per_octave, strict=True))
+        points = self._bins.get(key)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        if points is None:
+            if len(self._bins) >= _MAX_BINS:
+                # Evict the bin whose newest point is oldest: it describes a size no longer sent.
+                stale = min(self._bins, key=lambda k: max(p[2] for p in self._bins[k]))
+                del self._bins[stale]
+                self._counts.pop(stale, None)
+            self._bins[key] = [(x, t, seq, aux)]
+            self._dirty = True
+            return
+        if points and points[0][2] < seq - _MAX_AGE:
+            points[:] = [p for p in points if p[2] >= seq - _MAX_AGE]
+        if len(points) < _PER_BIN:
+            points.append((x, t, seq, aux))
+            self._dirty = True
+            return
+        r_new = self._residual(x, t)
+        worst = max(range(len(points)), key=lambda i: self._residual(points[i][0], points[i][1]))
+        if r_new < self._residual(points[worst][0], points[worst][1]):
+            points[worst] = (x, t, seq, aux)
+            self._dirty = True
+
+    def refresh(self) -> None:
+        """Refit if the envelope changed (every change while young, then at most every few calls)."""
+        if not self._dirty:
+            return
+        if self.count > _EAGER_FIT_SAMPLES and self.count - self._last_fit < _LAZY_FIT_EVERY:
+            return
+        self._dirty = False
+        self._last_fit = self.count
+        # A full bin contributes its second-lowest point: one call that was impossibly fast (a late clock,
+        # a burst) cannot pull the floor down, at the price of a floor a little above the very fastest call.
+        # A bin seen only a few times has a minimum that still holds some queueing (the luckiest of two
+        # calls is rarely unqueued): it weighs n / (n + _SPARSE_BIN) of a well-sampled bin.
+        points: list[tuple[tuple[float, ...], float]] = []
+        aux: list[float] = []
+        trust: list[float] = []
+        for key, pts in self._bins.items():
+            chosen = [sorted(pts, key=lambda p: self._residual(p[0], p[1]))[1]] if len(pts) >= _PER_BIN else pts
+            n = self._counts.get(key, 1)
+            for x, t, _, a in chosen:
+                points.append((x, t))
+                aux.append(a)
+                trust.append(n / (n + _SPARSE_BIN))
+        # A slope is told apart from the fixed overhead only when its token count varies: with one prompt
+        # size the prefill slope stays at its prior; the cache-read cost needs three cached sizes (one
+        # shared system prompt says nothing about it).
+        pinned: dict[int, float] = {}
+        for i in range(len(self._per_octave)):
+            needed = 3 if self._cap is not None and i + 1 == self._cap[0] else 2
+            if len({_log_bin(x[i], 2) for x, _ in points}) < needed:
+                pinned[i + 1] = self._prior[i + 1]
+        fitted = self._fit(points, pinned, trust)
+        if fitted is not None:
+            self.theta = fitted[0]
+            self.aux_floor = self._floor_aux(points, aux)
+
+    def _floor_aux(self, points: list[tuple[tuple[float, ...], float]], aux: list[float]) -> float:
+        """The lower quartile of ``aux`` over the half of the fitted points nearest the floor.
+
+        Calls on the floor did the same work in the same time, so their true request paths are alike and
+        what varies is the stamp: send -> headers is mostly stretched (the client stamping the headers late
+        while the server already works, so the call still makes the floor). Hence a low quantile, not a
+        mean, and not weighted by the fit's weights (which pile onto the one or two points nearest the
+        line): late stamps must not move into every call's split. Not the minimum either: a send stamped
+        late shortens it.
+        """
+        if not points:
+            return 0.0
+        ranked = sorted(range(len(points)), key=lambda i: self._residual(*points[i]))
+        near = sorted(aux[i] for i in ranked[: max(1, (len(ranked) + 1) // 2)])
+        return near[len(near) // 4]
+
+    def points(self) -> Iterable[tuple[tuple[float, ...], float]]:
+        for pts in self._bins.values():
+            for x, t, _, _ in pts:
+                yield x, t
+
+    def points_aux(self) -> Iterable[tuple[tuple[float, ...], float, float]]:
+        for pts in self._bins.values():
+            for x, t, _, a in pts:
+                yield x, t, a
+
+    def _fit(
+        self, points: list[tuple[tuple[float, ...], float]], pinned: dict[int, float], trust: list[float]
+    ) -> tuple[list[float], list[float]] | None:
+        """(theta, final weights): a low-quantile regression (tau = _TAU) by iteratively reweighted least
+        squares. Absolute, not squared, loss: one call that queued for a second cannot tilt the floor.
+        None if singular."""
+        if not points:
+            return None
+        dims = len(self._prior)
+        # Scale of each feature, so the prior's pull is "a fraction of one typical point" whatever the units.
+        scale = [1.0] + [
+            max(1.0, sum(x[i] for x, _ in points) / len(points)) for i in range(dims - 1)
+        ]
+        weights = list(trust)
+        theta = list(self._prior)
+        for _ in range(_FIT_ITERATIONS):
+            solved = self._weighted_solve(points, weights, scale, pinned)
+            if solved is None:
+                return None
+            theta = solved
+            residuals = [t - theta[0] - sum(theta[j + 1] * x[j] for j in range(dims - 1)) for x, t in points]
+            eps = max(_QUANTILE_EPS_S, 0.01 * sorted(abs(r) for r in residuals)[len(residuals) // 2])
+            for i, r in enumerate(residuals):
+                side = _TAU if r > 0 else 1.0 - _TAU
+                weights[i] = side * trust[i] / max(abs(r), eps)
+        return theta, weights
+
+    def _weighted_solve(
+        self,
+        points: list[tuple[tuple[float, ...], float]],
+        weights: list[float],
+        scale: list[float],
+        pinned: dict[int, float],
+    ) -> list[float] | None:
+        dims = len(self._prior)
+        fixed = dict(pinned)
+        for _ in range(dims + 1):  # active set: pin negative coefficients to 0 and solve again
+            free = [i for i in range(dims) if i not in fixed]
+            a = [[0.0] * len(free) for _ in free]
+            b = [0.0] * len(free)
+            # Solved in features divided by their typical size: token counts span 1..1e6 and the
+            # reweighting spans 1e5, so unscaled normal equations lose precision.
+            for (x, t), w in zip(points, weights, strict=True):
+                full = (1.0, *x)
+                row = [full[i] / scale[i] for i in free]
+                rest = t - sum(value * full[i] for i, value in fixed.items())
+                for r, vr in enumerate(row):
+                    b[r] += w * vr * rest
+                    for c, vc in enumerate(row):
+                        a[r][c] += w * vr * vc
+            # A whisper of the prior keeps the system solvable; identifiability is handled by pinning.
+            lam = _PRIOR_WEIGHT * max((a[r][r] for r in range(len(free))), default=0.0)
+            for r, i in enumerate(free):
+                a[r][r] += lam
+                b[r] += lam * self._prior[i] * scale[i]
+            solved = _solve(a, b) if free else []
+            if solved is None:
+                return None
+            solved = [v / scale[i] for v, i in zip(solved, free, strict=True)]
+            theta = [0.0] * dims
+            for i, value in fixed.items():
+                theta[i] = value
+            for r, i in enumerate(free):
+                theta[i] = solved[r]
+            negative = [i for i in free if theta[i] < 0.0]
+            if not negative:
+                if self._cap is not None:
+                    lo, hi = self._cap
+                    theta[lo] = min(theta[lo], theta[hi])
+                return theta
+            fixed.update(dict.fromkeys(negative, 0.0))
+        return None
+
+
+class _LowRing:
+    """The last few values of a per-call measurement, a low percentile of them and their second-lowest
+    (computed lazily, one sort per change)."""
+
+    __slots__ = ("_low", "_quantile", "_second", "n", "values")
+
+    def __init__(self, quantile: float) -> None:
+        self._quantile = quantile
+        self.values: list[float] = []
+        self.n = 0
+        self._low: float | None = None
+        self._second: float | None = None
+
+    def add(self, value: float) -> None:
+        if len(self.values) < _RING:
+            self.values.append(value)
+        else:
+            self.values[self.n % _RING] = value
+        self.n += 1
+        self._low = None
+
+    def _sort(self) -> None:
+        ordered = sorted(self.values)
+        self._low = ordered[int(self._quantile * (len(ordered) - 1))]
+        self._second = ordered[1] if len(ordered) >= 2 else None
+
+    def low(self) -> float | None:
+        if self._low is None and self.values:
+            self._sort()
+        return self._low
+
+    def second_lowest(self) -> float | None:
+        """The second-lowest value (None below two): the fastest seen, but never one outlier alone."""
+        if self._low is None and self.values:
+            self._sort()
+        return self._second
+
+
+class _KeyState:
+    __slots__ = (
+        "header_votes", "prior", "tail_ring", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "tu_max", "tu_min",
+        "u_max", "u_min",
+    )
+
+    def __init__(self, p: Prior) -> None:
+        self.prior = p
+        # TTFT envelope: [overhead, s/uncached token, s/cached token]; bins 2/octave on uncached, 1 on cached.
+        self.ttft = _Envelope([p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token], (2, 1), (2, 1))
+        # Total-time envelope of non-streaming calls: + s/output token (bins 1/octave on output).
+        self.total = _Envelope(
+            [p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token, p.time_per_output_token_s],
+            (2, 1, 1),
+            (2, 1),
+        )
+        self.tpot = p.time_per_output_token_s
+        self.tpot_n = 0
+        # Time per output token of recent streams: not the minimum, because chunks read in one burst make
+        # a single stream look impossibly fast.
+        self.tpot_ring = _LowRing(0.2)
+        self.tail_ring = _LowRing(0.2)  # non-streaming residuals against the stream model (see Coefficients)
+        self.header_votes = 0
+        self.u_min = math.inf
+        self.u_max = 0.0
+        self.tu_min = math.inf  # the same for the non-streaming envelope
+        self.tu_max = 0.0
+
+
+def _confidence(samples: int, base: float, spread: float) -> float:
+    """Grows from the prior's confidence to ~0.9 with samples; halved while all sizes look alike."""
+    if samples <= 0:
+        return base
+    learned = 0.9 * samples / (samples + 30.0)
+    coverage = 1.0 if spread >= 4.0 else 0.5 + 0.5 * max(0.0, math.log2(max(spread, 1.0))) / 2.0
+    return max(base, learned * coverage)
+
+
+class Calibrator:
+    """Bounded per-key learner. ``observe_*`` teach it; ``coefficients`` reads it. Never raises."""
+
+    def __init__(self, max_keys: int = 128, state_path: str | None = None) -> None:
+        self._keys: OrderedDict[Key, _KeyState] = OrderedDict()
+        self._max_keys = max(1, max_keys)
+        self._lock = threading.Lock()
+        self._state_path: str | None = None
+        self._unsaved = 0
+        if state_path:
+            self.load(state_path)
+        self._state_path = state_path
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _state(self, key: Key) -> _KeyState:
+        state = self._keys.get(key)
+        if state is None:
+            state = _KeyState(prior(key[2], key[1]))
+            self._keys[key] = state
+            if len(self._keys) > self._max_keys:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(key)
+        return state
+
+    def observe_stream(
+        self, key: Key, uncached: int, cached: int, ttft_s: float, tpot_s: float | None,
+        headers_early: bool | None = None, request_path_s: float | None = None,
+    ) -> None:
+        """Teach one streaming call: its TTFT (send -> first content), time per output token, whether
+        headers came before the server worked and, if so, send -> headers (the request path)."""
+        if not (ttft_s >= 0.0 and math.isfinite(ttft_s)):
+            return
+        with self._lock:
+            state = self._state(key)
+            if headers_early is not None:
+                vote = state.header_votes + (1 if headers_early else -1)
+                state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, vote))
+            if request_path_s is not None and not (request_path_s >= 0.0 and math.isfinite(request_path_s)):
+                request_path_s = None
+            state.ttft.add((float(max(uncached, 0)), float(max(cached, 0))), ttft_s, request_path_s or 0.0)
+            state.u_min = min(state.u_min, float(uncached))
+            state.u_max = max(state.u_max, float(uncached))
+            if tpot_s is not None and tpot_s >= 0.0 and math.isfinite(tpot_s):
+                state.tpot = tpot_s if state.tpot_n == 0 else state.tpot + _TPOT_ALPHA * (tpot_s - state.tpot)
+                state.tpot_ring.add(tpot_s)
+                state.tpot_n += 1
+        self._maybe_save()
+
+    def observe_total(
+        self, key: Key, uncached: int, cached: int, output: int, total_s: float, tail_s: float | None = None
+    ) -> None:
+        """Teach one non-streaming call: send -> body read, with its token counts, and (for keys that stream)
+        ``tail_s``: the total minus what the stream model predicts for it without queueing."""
+        if not (total_s >= 0.0 and math.isfinite(total_s)):
+            return
+        with self._lock:
+            state = self._state(key)
+            if tail_s is not None and math.isfinite(tail_s):
+                state.tail_ring.add(tail_s)
+            state.total.add((float(max(uncached, 0)), float(max(cached, 0)), float(max(output, 0))), total_s)
+            state.tu_min = min(state.tu_min, float(uncached))
+            state.tu_max = max(state.tu_max, float(uncached))
+        self._maybe_save()
+
+    def coefficients(self, key: Key) -> Coefficients:
+        with self._lock:
+            state = self._state(key)
+            state.ttft.refresh()
+            state.total.refresh()
+            p = state.prior
+            ttft, total = state.ttft, state.total
+            spread = state.u_max / max(state.u_min, 1.0) if ttft.count else 1.0
+            t_spread = state.tu_max / max(state.tu_min, 1.0) if total.count else 1.0
+            return Coefficients(
+                overhead_s=ttft.theta[0],
+                prefill_s_per_token=ttft.theta[1],
+                cache_read_s_per_token=ttft.theta[2],
+                time_per_output_token_s=state.tpot,
+                tpot_floor_s=state.tpot_ring.low(),
+                overhead_request_path_s=ttft.aux_floor,
+                samples=ttft.count,
+                tpot_samples=state.tpot_n,
+                total_samples=total.count,
+                confidence=_confidence(ttft.count, p.confidence, spread),
+                total_overhead_s=total.theta[0],
+                total_prefill_s_per_token=total.theta[1],
+                total_cache_read_s_per_token=total.theta[2],
+                total_s_per_output_token=total.theta[3],
+                total_confidence=_confidence(total.count, p.confidence, t_spread),
+                uncached_range=(state.u_min if ttft.count else 0.0, state.u_max),
+                headers_early=None if state.header_votes == 0 else state.header_votes > 0,
+                prior=p,
+                nonstream_tail_s=state.tail_ring.low() if state.tail_ring.n >= _TAIL_MIN_CALLS else None,
+                step_floor_s=state.tpot_ring.second_lowest(),
+            )
+
+    def prefill_rates(self) -> list[tuple[Key, float]]:
+        """(key, learned prefill s/token) for every key with streaming samples; for the gauge."""
+        with self._lock:
+            out = []
+            for key, state in self._keys.items():
+                state.ttft.refresh()
+                if state.ttft.count:
+                    out.append((key, state.ttft.theta[1]))
+            return out
+
+    # --- opt-in persistence -------------------------------------------------------------------
+
+    def _maybe_save(self) -> None:
+        if not self._state_path:
+            return
+        self._unsaved += 1
+        if self._unsaved >= _SAVE_EVERY:
+            self.save(self._state_path)
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            keys = []
+            for key, state in self._keys.items():
+                keys.append(
+                    {
+                        "key": list(key),
+                        "ttft": [[list(x), t, a] for x, t, a in state.ttft.points_aux()],
+                        "total": [[list(x), t] for x, t in state.total.points()],
+                        "tpot": state.tpot,
+                        "tpot_n": state.tpot_n,
+                        "tpot_ring": list(state.tpot_ring.values),
+                        "tail_ring": list(state.tail_ring.values),
+                        "header_votes": state.header_votes,
+                        "ttft_count": state.ttft.count,
+                        "total_count": state.total.count,
+                    }
+                )
+            return {"version": _STATE_VERSION, "keys": keys}
+
+    def save(self, path: str) -> None:
+        """Write the learned points atomically (temp file + rename). Never raises."""
+        try:
+            data = json.dumps(self.to_json(), separators=(",", ":"))
+            directory = os.path.dirname(os.path.abspath(path))
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".llmotel-phase-", suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                f.write(data)
+            os.replace(tmp, path)
+            self._unsaved = 0
+        except Exception:
+            _log.debug("llmotel: could not save phase model state to %s", path, exc_info=True)
+
+    def load(self, path: str) -> None:
+        """Re-teach points from a state file; a missing or malformed file is ignored. Never raises."""
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
+                return
+            for entry in data.get("keys", [])[-self._max_keys :]:
+                raw_key = entry["key"]
+                if not (isinstance(raw_key, list) and len(raw_key) == 4):
+                    continue
+                key: Key = (str(raw_key[0]), str(raw_key[1]), str(raw_key[2]), str(raw_key[3]))
+                tpot_n = int(entry.get("tpot_n", 0))
+                tpot = float(entry.get("tpot", 0.0))
+                rings = {}
+                for name in ("tpot_ring", "tail_ring"):
+                    values = [float(v) for v in entry.get(name, []) if isinstance(v, (int, float))]
+                    # A residual may be negative (a call a little faster than the model); a time per token not.
+                    rings[name] = [v for v in values if math.isfinite(v) and (v >= 0.0 or name == "tail_ring")]
+                    rings[name] = rings[name][:_RING]
+                for point in entry.get("ttft", []):
+                    x, t = point[0], point[1]
+                    request_path = float(point[2]) if len(point) > 2 else None
+                    self.observe_stream(key, int(x[0]), int(x[1]), float(t), None, None, request_path)
+                for x, t in entry.get("total", []):
+                    self.observe_total(key, int(x[0]), int(x[1]), int(x[2]), float(t))
+                if tpot_n > 0 and math.isfinite(tpot) and tpot >= 0.0:
+                    with self._lock:
+                        state = self._state(key)
+                        state.tpot, state.tpot_n = tpot, tpot_n
+                with self._lock:
+                    state = self._state(key)
+                    for value in rings["tpot_ring"]:
+                        state.tpot_ring.add(value)
+                    for value in rings["tail_ring"]:
+                        state.tail_ring.add(value)
+                    for envelope, name in ((state.ttft, "ttft_count"), (state.total, "total_count")):
+                        count = entry.get(name, 0)
+                        if isinstance(count, int) and count > envelope.count:
+                            envelope.count = count  # calls learned from, not just the points kept
+                    votes = entry.get("header_votes", 0)
+                    if isinstance(votes, int):
+                        state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, votes))
+        except FileNotFoundError:
+            return
+        except Exception:
+            _log.debug("llmotel: ignoring unreadable phase model state %s", path, exc_info=True)

@@ -1,0 +1,410 @@
+"""The phase model: turn one call's capture (+ what the server said) into tiling phases.
+
+Contract (telemetry/spans.py relies on it):
+- ``PhaseModel.split`` returns phases in order [retries?], queue, prefill, first_token, decode whose
+  intervals are contiguous: the first starts at ``capture.start_ns``, each starts where the previous
+  ended, the last ends at ``capture.end_ns``. Durations are >= 0.
+- Each phase says its source: ``server`` (reported by the server), ``client`` (measured between two
+  observed events, or a measured interval minus server-reported parts) or ``estimated`` (inferred by
+  the model; ``confidence`` < 1). ``samples`` says how many calls of the key the model had learned from.
+- Never raises for odd input (missing usage, zero-length calls, clocks that went backwards).
+
+Method (long form, with when not to trust it: docs/phases.md):
+- TTFT (attempt sent -> first content chunk) = queue + prefill + first_token, where first_token is
+  "end of prefill -> first content chunk": the first decode step plus network and framing overhead.
+- Streams measure TTFT and decode directly. Server-reported parts are used exactly; the rest of TTFT
+  is split with the learned lower envelope (learner.py): prefill = a*uncached + k*cached,
+  first_token = fixed overhead (where headers come early: at most one decode step as recent streams
+  measured it plus the request path, the round trip that bounds the way back), and queue = what is left,
+  clipped at zero.
+- Non-streaming calls see only the total: decode is estimated from the time per output token that
+  streams of the same key taught (or the server's, or the non-streaming envelope's, or the prior),
+  plus the body's learned tail after the last token, and the remainder is split as above.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import threading
+from typing import Any
+
+from llmotel.phases.learner import STATE_ENV, Calibrator, Coefficients, Key
+from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
+
+_log = logging.getLogger(__name__)
+
+_NS = 1e9
+# Below this many streaming samples of a key, non-streaming calls use the non-streaming envelope.
+_MIN_STREAM_SAMPLES = 10
+_EXTRAPOLATION_PENALTY = 0.7
+# Headers count as "sent on arrival" when at least this share of TTFT lies between them and the first chunk.
+_EARLY_HEADERS_SHARE = 0.25
+_DERIVED_CONFIDENCE = 0.9  # a server-reported sum minus measured parts and one estimated decode step
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return low if value < low else high if value > high else value
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and value >= 0.0 else None
+
+
+class _Window:
+    """queue / prefill / first_token durations (s) of the span before decode, with sources."""
+
+    __slots__ = ("f", "f_src", "p", "p_src", "q", "q_src")
+
+    def __init__(self) -> None:
+        self.q = self.p = self.f = 0.0
+        self.q_src: PhaseSource = "estimated"
+        self.p_src: PhaseSource = "estimated"
+        self.f_src: PhaseSource = "estimated"
+
+
+def split_window(
+    window_s: float,
+    queue_srv: float | None,
+    prefill_srv: float | None,
+    prefill_est: float,
+    first_token_est: float,
+    server_bound_s: float | None,
+    remainder_source: PhaseSource,
+) -> _Window:
+    """Split a measured interval into queue + prefill + first_token that add up to it exactly.
+
+    Server-reported parts are used as reported (only shrunk if they exceed the interval); the model
+    fills the rest; queue is what the model does not explain, clipped at zero. ``server_bound_s``
+    (openai-processing-ms) caps queue + prefill. ``remainder_source`` labels first_token when both
+    queue and prefill came from the server (the measured interval minus reported parts).
+    """
+    w = _Window()
+    t = max(window_s, 0.0)
+    prefill_est = max(prefill_est, 0.0)
+    first_token_est = max(first_token_est, 0.0)
+    if queue_srv is not None and prefill_srv is not None:
+        w.q = min(queue_srv, t)
+        w.p = min(prefill_srv, t - w.q)
+        w.q_src = w.p_src = "server"
+        w.f_src = remainder_source
+    elif prefill_srv is not None:
+        w.p = min(prefill_srv, t)
+        w.q = max(0.0, t - w.p - first_token_est)
+        w.p_src = "server"
+    elif queue_srv is not None:
+        w.q = min(queue_srv, t)
+        rest = t - w.q
+        model = prefill_est + first_token_est
+        w.p = rest * prefill_est / model if model > 0 else 0.0
+        w.q_src = "server"
+    else:
+        w.q = max(0.0, t - prefill_est - first_token_est)
+        rest = t - w.q
+        model = prefill_est + first_token_est
+        w.p = prefill_est if model <= rest else (rest * prefill_est / model if model > 0 else 0.0)
+    if server_bound_s is not None and w.q_src != "server":
+        # The server cannot have queued and prefilled for longer than it says it worked.
+        w.q = min(w.q, max(0.0, server_bound_s - w.p))
+    w.f = max(0.0, t - w.q - w.p)
+    return w
+
+
+class PhaseModel:
+    """Splits calls into phases and learns, per key, from every call it splits. Thread-safe."""
+
+    def __init__(self, calibrator: Calibrator | None = None, *, learn: bool = True) -> None:
+        self.calibrator = calibrator if calibrator is not None else Calibrator()
+        self.learn = learn
+
+    def split(
+        self,
+        request: LLMRequest,
+        response: LLMResponse,
+        capture: CallCapture,
+        server: ServerTiming,
+    ) -> list[Phase]:
+        """Never raises; see the module docstring for the tiling guarantee."""
+        try:
+            return self._split(request, response, capture, server)
+        except Exception:
+            _log.debug("llmotel: phase model failed; emitting one estimated phase set", exc_info=True)
+            return _fallback(capture)
+
+    def _split(
+        self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming
+    ) -> list[Phase]:
+        start = capture.start_ns
+        end = max(capture.end_ns, start)
+        attempt = _clamp(capture.attempt_start_ns or start, start, end)
+        phases: list[Phase] = []
+        if attempt > start:
+            phases.append(Phase("retries", start, attempt, "client", 1.0))
+
+        key: Key = (
+            request.provider,
+            request.server_address,
+            response.response_model or request.request_model,
+            response.region or request.region,
+        )
+        usage = response.usage
+        input_tokens = max(usage.input_tokens or 0, 0)
+        cached = usage.cache_read_tokens if usage.cache_read_tokens is not None else server.cached_tokens
+        cached = max(min(cached or 0, input_tokens), 0)
+        uncached = input_tokens - cached
+        output = usage.output_tokens if usage.output_tokens is not None else capture.content_chunk_count
+        output = max(output or 0, 0)
+        co = self.calibrator.coefficients(key)
+        queue_srv = _finite(server.queue_s)
+        prefill_srv = _finite(server.prefill_s)
+        bound = _finite(server.total_s)
+        # prefill + every decode step, when a server reports only the sum (TGI x-inference-time).
+        inference = _finite(getattr(server, "inference_s", None)) if prefill_srv is None else None
+
+        first = capture.first_content_ns
+        if first > 0 and attempt <= first <= end:
+            reasoning = usage.reasoning_tokens or 0
+            return self._split_stream(phases, key, co, capture, attempt, first, end, uncached, cached, output,
+                                      reasoning, queue_srv, prefill_srv, inference, bound)
+        return self._split_total(phases, key, co, server, attempt, end, uncached, cached, output,
+                                 queue_srv, prefill_srv, inference, bound)
+
+    def _split_stream(
+        self,
+        phases: list[Phase],
+        key: Key,
+        co: Coefficients,
+        capture: CallCapture,
+        attempt: int,
+        first: int,
+        end: int,
+        uncached: int,
+        cached: int,
+        output: int,
+        reasoning: int,
+        queue_srv: float | None,
+        prefill_srv: float | None,
+        inference: float | None,
+        bound: float | None,
+    ) -> list[Phase]:
+        ttft = (first - attempt) / _NS
+        # Servers that answer stream headers on arrival (vLLM, TGI, llama.cpp) let the client measure the
+        # request path (send -> headers) on every call. The floor's overhead then holds the request path of
+        # the calls that make the floor: that part is queue (it comes before the server), not first_token.
+        headers = capture.headers_ns
+        early_now = attempt < headers < first and (first - headers) >= _EARLY_HEADERS_SHARE * (first - attempt)
+        early = early_now if co.headers_early is None else co.headers_early
+        floor_path = min(co.overhead_request_path_s, co.overhead_s) if early else 0.0
+        last = capture.last_chunk_ns if first <= capture.last_chunk_ns <= end else end
+        # Hidden reasoning tokens (OpenAI reasoning models) are decoded before the first visible chunk.
+        hidden = min(max(reasoning, 0), output)
+        visible = output - hidden
+        tpot = (last - first) / _NS / (visible - 1) if visible >= 3 and last > first else None
+        hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
+        # The first decode step is taken to be as fast as on the envelope (an idle server), and never slower
+        # than the fastest step recent streams measured: a stream's mean time per token also holds the
+        # stalls for other requests' prefills, which would overstate it.
+        first_token_est = _first_token_base(co, floor_path, early) + hidden_s
+        prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
+        conf = _confidence(co.confidence, co, uncached)
+        if inference is not None:
+            # Server inference minus the decode the client watched minus one decode step: measured parts
+            # but for that one step, so an estimate with high confidence rather than a server value.
+            step = co.tpot_floor_s or co.time_per_output_token_s
+            prefill_est = max(0.0, inference - (last - first) / _NS - step - hidden_s)
+            conf = max(conf, _DERIVED_CONFIDENCE)
+        known = prefill_srv if inference is None else prefill_est
+        w = split_window(ttft, queue_srv, known, prefill_est, first_token_est, bound, "client")
+        if inference is not None:
+            w.p_src = "estimated"
+            w.f_src = "estimated"
+        self._emit(phases, attempt, first, w, conf, co.samples, known is not None)
+        phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
+        if self.learn and not capture.abandoned:
+            path = (headers - attempt) / _NS if early_now else None
+            self.calibrator.observe_stream(key, uncached, cached, ttft - hidden_s, tpot, early_now, path)
+        return phases
+
+    def _split_total(
+        self,
+        phases: list[Phase],
+        key: Key,
+        co: Coefficients,
+        server: ServerTiming,
+        attempt: int,
+        end: int,
+        uncached: int,
+        cached: int,
+        output: int,
+        queue_srv: float | None,
+        prefill_srv: float | None,
+        inference: float | None,
+        bound: float | None,
+    ) -> list[Phase]:
+        total = (end - attempt) / _NS
+        steps = max(output - 1, 0)
+        decode_srv = _finite(server.decode_s)
+        tpot_srv = _finite(server.time_per_token_s)
+        streams_taught = co.samples >= _MIN_STREAM_SAMPLES or co.total_samples == 0
+        decode_src: PhaseSource = "server"
+        if decode_srv is not None:
+            decode = decode_srv
+        elif tpot_srv is not None:
+            decode = tpot_srv * steps
+        else:
+            decode_src = "estimated"
+            decode = (co.time_per_output_token_s if streams_taught else co.total_s_per_output_token) * steps
+            if streams_taught and co.nonstream_tail_s is not None:
+                # The last token's way back in a whole body, which no stream shows: without it, every
+                # non-streaming call would carry those milliseconds as queue.
+                decode += max(co.nonstream_tail_s, 0.0)
+        decode = min(max(decode, 0.0), total)
+        if streams_taught:
+            # As for streams: the floor's request path (servers that send headers on arrival) is queue.
+            floor_path = min(co.overhead_request_path_s, co.overhead_s) if co.headers_early else 0.0
+            first_token_est = _first_token_base(co, floor_path, bool(co.headers_early))
+            prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
+            conf, samples = _confidence(co.confidence, co, uncached), co.samples
+        else:
+            first_token_est = co.total_overhead_s + co.total_s_per_output_token
+            prefill_est = co.total_prefill_s_per_token * uncached + co.total_cache_read_s_per_token * cached
+            conf, samples = co.total_confidence, co.total_samples
+        if inference is not None:
+            step = co.tpot_floor_s or co.time_per_output_token_s
+            prefill_est = max(0.0, inference - decode - step)
+            if decode_src == "server":
+                conf = max(conf, _DERIVED_CONFIDENCE)
+        bound_window = None if bound is None else max(0.0, bound - decode)
+        known = prefill_srv if inference is None else prefill_est
+        w = split_window(total - decode, queue_srv, known, prefill_est, first_token_est, bound_window, "estimated")
+        if inference is not None:
+            w.p_src = "estimated"
+        # The first-token boundary was not observed: never claim more than an estimate for it.
+        decode_start = end - round(decode * _NS)
+        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None)
+        decode_conf = 1.0 if decode_src == "server" else conf
+        phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
+        if self.learn:
+            tail = None
+            if co.samples >= _MIN_STREAM_SAMPLES:
+                # What the stream model leaves unexplained (queue + the body's tail); its low percentile
+                # over calls is the tail of the calls that did not queue.
+                tail = total - co.overhead_s - co.prefill_s_per_token * uncached \
+                    - co.cache_read_s_per_token * cached - co.time_per_output_token_s * steps
+            self.calibrator.observe_total(key, uncached, cached, output, total, tail)
+        return phases
+
+    @staticmethod
+    def _emit(
+        phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
+        prefill_known: bool,
+    ) -> None:
+        q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
+        p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
+        q_conf = 1.0 if w.q_src == "server" else ((1.0 + conf) / 2.0 if prefill_known else conf)
+        phases.append(Phase("queue", begin, q_end, w.q_src, q_conf, samples))
+        phases.append(Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples))
+        f_conf = 1.0 if w.f_src != "estimated" else (q_conf if prefill_known else conf)
+        phases.append(Phase("first_token", p_end, window_end, w.f_src, f_conf, samples))
+
+
+def _first_token_base(co: Coefficients, floor_path: float, early: bool) -> float:
+    """first_token without hidden reasoning: the floor's fixed overhead less its request path, and, where the
+    request path is measured (headers sent on arrival), at most one decode step plus the way back.
+
+    first_token is physically the first decode step plus the first chunk's way back to the client. The
+    step is measured apart from TTFT, as the time per output token of recent streams (``step_floor_s``:
+    their second-lowest, a stream without stalls for other requests' prefills), and the way back is at
+    most the floor's request path (send -> headers: a round trip). The envelope's intercept may hold more
+    than that: when no call ever arrived at an idle server (callers that never pause reach a busy replica
+    at the same point of every step), the wait for the current step ends up in the intercept, and it is
+    queue. Hosted APIs send headers with the first token, so the way back is not measured and the
+    intercept stands.
+    """
+    base = co.overhead_s - floor_path
+    if early and co.step_floor_s is not None:
+        base = min(base, co.step_floor_s + floor_path)
+    return max(base, 0.0)
+
+
+def _confidence(base: float, co: Coefficients, uncached: int) -> float:
+    lo, hi = co.uncached_range
+    if co.samples and (uncached > 2.0 * hi or uncached < 0.5 * lo):
+        return base * _EXTRAPOLATION_PENALTY
+    return base
+
+
+def _fallback(capture: CallCapture) -> list[Phase]:
+    """A tiling set with everything before the end in the queue: only used if the model itself failed."""
+    start = capture.start_ns
+    end = max(capture.end_ns, start)
+    return [
+        Phase("queue", start, end, "estimated", 0.0),
+        Phase("prefill", end, end, "estimated", 0.0),
+        Phase("first_token", end, end, "estimated", 0.0),
+        Phase("decode", end, end, "estimated", 0.0),
+    ]
+
+
+_gauge_lock = threading.Lock()
+_gauge_registered: set[int] = set()
+
+
+def register_prefill_gauge(meter: Any = None, model: PhaseModel | None = None) -> None:
+    """Export ``llmotel.phase_model.prefill_time_per_token`` per key as an observable gauge.
+
+    ``meter`` defaults to the global MeterProvider's meter (a proxy until the app sets a provider);
+    ``model`` defaults to DEFAULT_MODEL. Idempotent per (meter, model). Never raises.
+    """
+    try:
+        from opentelemetry import metrics
+
+        from llmotel import _semconv as sc
+
+        model = model if model is not None else DEFAULT_MODEL
+        meter = meter if meter is not None else metrics.get_meter("llmotel")
+        token = hash((id(meter), id(model)))
+        with _gauge_lock:
+            if token in _gauge_registered:
+                return
+            _gauge_registered.add(token)
+        calibrator = model.calibrator
+
+        def observe(_options: metrics.CallbackOptions) -> list[metrics.Observation]:
+            return [
+                metrics.Observation(
+                    rate,
+                    {
+                        sc.GEN_AI_PROVIDER_NAME: key[0],
+                        sc.SERVER_ADDRESS: key[1],
+                        sc.GEN_AI_RESPONSE_MODEL: key[2],
+                        sc.LLMOTEL_SERVER_REGION: key[3],
+                    },
+                )
+                for key, rate in calibrator.prefill_rates()
+            ]
+
+        meter.create_observable_gauge(
+            sc.METRIC_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN,
+            callbacks=[observe],
+            unit="s",
+            description="Learned prefill seconds per uncached input token, per key.",
+        )
+    except Exception:
+        _log.debug("llmotel: could not register the prefill gauge", exc_info=True)
+
+
+def _default_model() -> PhaseModel:
+    """The process-wide model; with LLMOTEL_PHASE_MODEL_STATE set it loads and saves that file."""
+    path = os.environ.get(STATE_ENV) or None
+    model = PhaseModel(Calibrator(state_path=path))
+    if path:
+        atexit.register(model.calibrator.save, path)
+    return model
+
+
+DEFAULT_MODEL = _default_model()
+# Through the global MeterProvider's proxy: the gauge reports once the app sets a provider.
+register_prefill_gauge()
