@@ -7,7 +7,8 @@ Data flows one way:
     phases/server_timing.py  (what the server said about its own timing)        -> ServerTiming
     phases/model.py          (the phase model)                                  -> list[Phase]
     energy/estimator.py      (energy/carbon)                                    -> EnergyEstimate
-    telemetry/spans.py       (the only place that creates spans)
+    instrument/outcome.py    (all of the above, once per call)                  -> CallOutcome
+    telemetry/spans.py       (the only place that creates spans; presents the CallOutcome)
 
 Nothing here imports OpenTelemetry or a provider SDK. All times are ``time.perf_counter_ns()``
 values (monotonic) except ``CallCapture.start_wall_ns``, which anchors them to wall-clock time
@@ -110,16 +111,26 @@ class CallCapture:
 
 @dataclass(slots=True)
 class ServerTiming:
-    """What a server said about its own timing, in seconds; None where it said nothing."""
+    """What a server said about its own timing, in seconds; None where it said nothing.
 
-    format: str = "none"  # tgi | llama_cpp | vllm | openai_processing_ms | none
-    queue_s: float | None = None
-    prefill_s: float | None = None
-    decode_s: float | None = None
-    time_per_token_s: float | None = None
-    total_s: float | None = None  # upper bound of server time (openai-processing-ms, TGI total)
-    inference_s: float | None = None  # prefill + all decoding, when only the sum is reported (TGI, vLLM)
+    Each field's definition per server is in ``phases/server_timing.py`` (with the server's source file).
+    """
+
+    format: str = "none"  # tgi | llama_cpp | vllm | sglang | groq | cerebras | openai_processing_ms | none
+    queue_s: float | None = None  # waiting before the model first worked on the request
+    prefill_s: float | None = None  # model start -> first token (the prompt pass, first token included)
+    decode_s: float | None = None  # first token -> last token
+    time_per_token_s: float | None = None  # decode time per decode step (vLLM mean_itl_ms, llama.cpp)
+    # The server's own end-to-end time for the request, queue included: an upper bound of server time
+    # (openai-processing-ms, TGI x-total-time, SGLang e2e_latency, Cerebras total_time).
+    total_s: float | None = None
+    inference_s: float | None = None  # prefill + all decoding, when only the sum is reported (TGI, SGLang)
+    # Measured time the model worked on this request (prefill + decode, queue excluded): what energy uses.
+    # vLLM ttft + generation, llama.cpp prompt_ms + predicted_ms, TGI x-inference-time, SGLang inference_time,
+    # Groq total_time, Cerebras prompt_time + completion_time. None where no server reports it.
+    busy_s: float | None = None
     cached_tokens: int | None = None
+    revision: str = ""  # model-weights revision the server reported (SGLang weight_version); "" if none
 
 
 @dataclass(slots=True)
@@ -147,3 +158,20 @@ class EnergyEstimate:
     method: str
     model_size_source: str
     source: str = "estimated"
+
+
+@dataclass(slots=True)
+class CallOutcome:
+    """Everything derived from a finished call, once (``instrument.outcome.compute``); telemetry only presents it."""
+
+    timing: ServerTiming
+    # 2xx headers seen: the call was answered, so it has phases (if it generates) and energy (if it succeeded).
+    answered: bool
+    error_type: str = ""
+    region: str = ""
+    region_source: str = ""
+    revision: str = ""
+    revision_previous: str = ""  # the revision seen before for (request model, region), when it changed
+    ratelimits: dict[str, int | float] = field(default_factory=dict)
+    energy: EnergyEstimate | None = None
+    phases: list[Phase] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from llmotel.instrument import outcome
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Usage
 from llmotel.telemetry import spans
 
@@ -49,4 +50,4 @@ def one_call(i: int, distinct: bool = True, stream: bool = True) -> None:
         headers={"x-ms-region": f"region-{k}"},
     )
     span = spans.start(req, cap, f"tenant-{k}")
-    spans.finish(span, req, resp, cap)
+    spans.finish(span, req, resp, cap, outcome.compute(req, resp, cap, None))

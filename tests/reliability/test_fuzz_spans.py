@@ -1,5 +1,6 @@
 """Property tests over span building: arbitrary timestamps (out of order, zero, equal), token counts, response
-headers llmotel reads (server timing, rate limits, region) and body timing objects go into ``spans.finish``.
+headers llmotel reads (server timing, rate limits, region) and body timing objects go into ``outcome.compute`` and
+``spans.finish``.
 It never raises, exports exactly one call span, and the phase children tile it exactly."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from llmotel import config
 from llmotel.instrument import call as call_mod
+from llmotel.instrument import outcome
 from llmotel.phases import server_timing
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Usage
 from llmotel.telemetry import spans
@@ -102,7 +104,8 @@ def test_span_building_never_raises_and_tiles(pipeline: Pipeline, c: tuple[Any, 
     TRIED["span builds"] += 1
     span = spans.start(req, cap, "t")
     due = 200 <= resp.status_code < 300 and req.emit_phases
-    spans.finish(span, req, resp, cap, RuntimeError("x") if error else None)
+    err = RuntimeError("x") if error else None
+    spans.finish(span, req, resp, cap, outcome.compute(req, resp, cap, err), err)
     assert_one_tiled_call(pipeline.take(), phases_expected=due)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from opentelemetry.trace import Span
 
 from llmotel import config
-from llmotel.instrument import capture
+from llmotel.instrument import capture, outcome
 from llmotel.phases import server_timing
 from llmotel.record import CallCapture, LLMRequest, LLMResponse
 from llmotel.signals import ratelimit, region
@@ -111,7 +111,8 @@ class Call:
             if isinstance(status, int):
                 self.response.status_code = status
         capture.end(cap)
-        spans.finish(self.span, self.request, self.response, cap, error)
+        result = outcome.compute(self.request, self.response, cap, error)
+        spans.finish(self.span, self.request, self.response, cap, result, error)
 
     def collected(self) -> None:
         """The stream was garbage-collected unfinished: end at the last thing observed, marked abandoned."""

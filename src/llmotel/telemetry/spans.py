@@ -4,8 +4,8 @@ One LLM call = one CLIENT span ``{gen_ai.operation.name} {gen_ai.request.model}`
 (``start``) and made current by the caller, so trace-context propagation and nested spans work. At call
 end (``finish``) its phase children — [retries], queue, prefill, first_token, decode — are emitted with
 explicit timestamps computed from one CallCapture: they tile the parent exactly because the parent's
-own start/end are taken from the same capture. Phases come from ``llmotel.phases.DEFAULT_MODEL`` and
-energy from ``llmotel.energy.estimate``; neither is modelled here.
+own start/end are taken from the same capture. Everything derived (phases, energy, region, revision, rate
+limits, repaired usage) arrives computed in a ``record.CallOutcome``; this module only presents it.
 
 Attribute names come from ``llmotel._semconv``; with OTEL_SEMCONV_STABILITY_OPT_IN containing
 gen_ai_latest_experimental the renamed GenAI names are emitted instead (table computed once).
@@ -21,12 +21,9 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from llmotel import __version__, config, phases
+from llmotel import __version__, config
 from llmotel import _semconv as sc
-from llmotel.energy import estimator
-from llmotel.phases import server_timing
-from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, ServerTiming, Usage
-from llmotel.signals import ratelimit, region
+from llmotel.record import CallCapture, CallOutcome, EnergyEstimate, LLMRequest, LLMResponse, Phase, Usage
 from llmotel.telemetry import finished_spans
 from llmotel.telemetry.metrics import Instruments
 
@@ -140,9 +137,8 @@ def _usage_attrs(usage: Usage, attrs: dict[str, AttributeValue]) -> None:
 
 
 def _response_attrs(
-    request: LLMRequest, response: LLMResponse, capture: CallCapture, attrs: dict[str, AttributeValue]
-) -> tuple[str, str]:
-    """Set response-derived attributes; return (region, revision)."""
+    response: LLMResponse, capture: CallCapture, outcome: CallOutcome, attrs: dict[str, AttributeValue]
+) -> None:
     names = _state.names
     if response.response_id:
         attrs[sc.GEN_AI_RESPONSE_ID] = response.response_id
@@ -165,37 +161,22 @@ def _response_attrs(
         attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (capture.first_content_ns - capture.start_ns) / 1e9
     if capture.abandoned:
         attrs[sc.LLMOTEL_STREAM_ABANDONED] = True
-    attrs.update(ratelimit.attributes(response.headers))
-    # Region: what the response said beats what the request implied.
-    where, source = response.region, response.region_source
-    if not where:
-        where, source = region.from_headers(response.headers)
-    if not where:
-        where, source = request.region, request.region_source
-    if where:
-        attrs[sc.LLMOTEL_SERVER_REGION] = where
-        attrs[sc.LLMOTEL_SERVER_REGION_SOURCE] = source
-    revision = response.system_fingerprint or response.response_model
-    if revision:
-        attrs[sc.LLMOTEL_MODEL_REVISION] = revision
-        previous = region.REVISIONS.observe(request.request_model, where, revision)
-        attrs[sc.LLMOTEL_MODEL_REVISION_CHANGED] = bool(previous)
-        if previous:
-            attrs[sc.LLMOTEL_MODEL_REVISION_PREVIOUS] = previous
-    return where, revision
+    attrs.update(outcome.ratelimits)
+    if outcome.region:
+        attrs[sc.LLMOTEL_SERVER_REGION] = outcome.region
+        attrs[sc.LLMOTEL_SERVER_REGION_SOURCE] = outcome.region_source
+    if outcome.revision:
+        attrs[sc.LLMOTEL_MODEL_REVISION] = outcome.revision
+        attrs[sc.LLMOTEL_MODEL_REVISION_CHANGED] = bool(outcome.revision_previous)
+        if outcome.revision_previous:
+            attrs[sc.LLMOTEL_MODEL_REVISION_PREVIOUS] = outcome.revision_previous
 
 
 def _wall(capture: CallCapture, t: int) -> int:
     return capture.start_wall_ns + (t - capture.start_ns)
 
 
-def _phase_spans(
-    parent: Span,
-    phase_list: list[Phase],
-    capture: CallCapture,
-    response: LLMResponse,
-    timing: ServerTiming,
-) -> None:
+def _phase_spans(parent: Span, phase_list: list[Phase], capture: CallCapture, response: LLMResponse) -> None:
     cfg = config.get()
     emit = finished_spans.emitter(_state.tracer, parent) if cfg.phase_spans == "direct" else None
     if emit is None:
@@ -241,10 +222,7 @@ def _phase_spans(
         hist.record((phase.end_ns - phase.start_ns) / 1e9, metric_attrs)
 
 
-def _energy_attrs(request: LLMRequest, response: LLMResponse, where: str, timing: ServerTiming) -> dict[str, Any]:
-    est = estimator.estimate(response.response_model or request.request_model, where, response.usage, timing.total_s)
-    if est is None:
-        return {}
+def _energy_attrs(est: EnergyEstimate) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         sc.LLMOTEL_ENERGY_WH: est.wh,
         sc.LLMOTEL_ENERGY_WH_MIN: est.wh_min,
@@ -271,16 +249,18 @@ def finish(
     request: LLMRequest,
     response: LLMResponse,
     capture: CallCapture,
+    outcome: CallOutcome,
     error: BaseException | None = None,
 ) -> None:
-    """Set the call's attributes, emit its phase children, end it at ``capture.end_ns``, record metrics.
+    """Present the call's outcome on its span, emit its phase children, end it at ``capture.end_ns``, record
+    metrics.
 
     Phase children are emitted when a successful response started (HTTP 2xx headers seen), including
     streams that failed mid-way; calls that failed before that get the parent span with error.type only.
     Never raises.
     """
     try:
-        _finish(span, request, response, capture, error)
+        _finish(span, request, response, capture, outcome, error)
     except Exception:
         _log.debug("llmotel could not finish the span", exc_info=True)
         try:
@@ -290,47 +270,38 @@ def finish(
 
 
 def _finish(
-    span: Span, request: LLMRequest, response: LLMResponse, capture: CallCapture, error: BaseException | None
+    span: Span,
+    request: LLMRequest,
+    response: LLMResponse,
+    capture: CallCapture,
+    outcome: CallOutcome,
+    error: BaseException | None,
 ) -> None:
-    usage = response.usage
-    if request.stream and usage.output_tokens is None and capture.content_chunk_count:
-        usage.output_tokens = capture.content_chunk_count
-        usage.source = "estimated"
     attrs: dict[str, AttributeValue] = {}
     if capture.resend_count:
         attrs[sc.HTTP_REQUEST_RESEND_COUNT] = capture.resend_count
-    timing = server_timing.parse(response.headers, response.body_timing)
-    if usage.cache_read_tokens is None and timing.cached_tokens is not None:
-        usage.cache_read_tokens = timing.cached_tokens  # llama.cpp cache_n / vLLM num_cached_tokens
-    _usage_attrs(usage, attrs)
-    where, _ = _response_attrs(request, response, capture, attrs)
+    _usage_attrs(response.usage, attrs)
+    _response_attrs(response, capture, outcome, attrs)
+    timing = outcome.timing
     attrs[sc.LLMOTEL_SERVER_TIMING_FORMAT] = timing.format
     if timing.total_s is not None:
         attrs[sc.LLMOTEL_SERVER_PROCESSING_TIME] = timing.total_s
     if error is not None:
-        attrs[sc.ERROR_TYPE] = type(error).__qualname__
-        span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
-    answered = 200 <= response.status_code < 300
-    if answered and error is None:
-        attrs.update(_energy_attrs(request, response, where, timing))
+        attrs[sc.ERROR_TYPE] = outcome.error_type
+        span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+    if outcome.energy is not None:
+        attrs.update(_energy_attrs(outcome.energy))
     span.set_attributes(attrs)
-    end_ns = max(capture.end_ns, capture.start_ns)
-    if answered and request.emit_phases:
-        try:
-            phase_list = phases.DEFAULT_MODEL.split(request, response, capture, timing)
-        except Exception:
-            _log.debug("llmotel phase model failed", exc_info=True)
-            phase_list = []
-        _phase_spans(span, phase_list, capture, response, timing)
-    span.end(end_time=_wall(capture, end_ns))
-    _record_metrics(request, response, capture, where, error)
+    if outcome.phases:
+        _phase_spans(span, outcome.phases, capture, response)
+    span.end(end_time=_wall(capture, max(capture.end_ns, capture.start_ns)))
+    _record_metrics(request, response, capture, outcome.error_type, error)
 
 
 def _record_metrics(
-    request: LLMRequest, response: LLMResponse, capture: CallCapture, where: str, error: BaseException | None
+    request: LLMRequest, response: LLMResponse, capture: CallCapture, error_type: str, error: BaseException | None
 ) -> None:
     inst = _instruments()
-    error_type = type(error).__qualname__ if error is not None else ""
     key = (
         request.operation,
         request.provider,

@@ -1,0 +1,77 @@
+"""What one call came to, computed once when it ends: usage, server timing, region, revision, rate limits,
+phases and energy (``record.CallOutcome``). The telemetry layer only presents it; it computes nothing of its own.
+
+``compute`` runs each feature room in turn (``phases``, ``energy``, ``signals``) on the plain records of the call
+(``record``): data flows one way, from the capture through here to ``telemetry``. Never raises: a room that
+fails leaves its part empty and the rest of the outcome stands.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from llmotel import phases
+from llmotel.energy import estimator
+from llmotel.phases import server_timing
+from llmotel.record import CallCapture, CallOutcome, LLMRequest, LLMResponse, ServerTiming
+from llmotel.signals import ratelimit, region
+
+_log = logging.getLogger(__name__)
+
+
+def compute(
+    request: LLMRequest, response: LLMResponse, capture: CallCapture, error: BaseException | None
+) -> CallOutcome:
+    """The outcome of a finished call. Never raises."""
+    try:
+        timing = server_timing.parse(response.headers, response.body_timing)
+    except Exception:
+        _log.debug("llmotel could not read server timing", exc_info=True)
+        timing = ServerTiming()
+    out = CallOutcome(
+        timing=timing,
+        answered=200 <= response.status_code < 300,
+        error_type=type(error).__qualname__ if error is not None else "",
+    )
+    try:
+        _repair_usage(request, response, capture, timing)
+        out.ratelimits = ratelimit.attributes(response.headers)
+        _where(request, response, out)
+        if out.answered and error is None:
+            out.energy = estimator.estimate(
+                response.response_model or request.request_model, out.region, response.usage, timing.total_s
+            )
+    except Exception:
+        _log.debug("llmotel could not compute the call's outcome", exc_info=True)
+    if out.answered and request.emit_phases:
+        try:
+            out.phases = phases.DEFAULT_MODEL.split(request, response, capture, timing)
+        except Exception:
+            _log.debug("llmotel phase model failed", exc_info=True)
+    return out
+
+
+def _repair_usage(request: LLMRequest, response: LLMResponse, capture: CallCapture, timing: ServerTiming) -> None:
+    """Fill what the usage left out from what was observed, marking estimates as such."""
+    usage = response.usage
+    if request.stream and usage.output_tokens is None and capture.content_chunk_count:
+        usage.output_tokens = capture.content_chunk_count
+        usage.source = "estimated"
+    if usage.cache_read_tokens is None and timing.cached_tokens is not None:
+        usage.cache_read_tokens = timing.cached_tokens  # llama.cpp cache_n / vLLM num_cached_tokens
+
+
+def _where(request: LLMRequest, response: LLMResponse, out: CallOutcome) -> None:
+    """Region (what the response said beats what the request implied) and the resolved revision."""
+    where, source = response.region, response.region_source
+    if not where:
+        where, source = region.from_headers(response.headers)
+    if not where:
+        where, source = request.region, request.region_source
+    out.region, out.region_source = where, source
+    revision = response.system_fingerprint or response.response_model
+    if revision:
+        out.revision = revision
+        out.revision_previous = region.REVISIONS.observe(request.request_model, where, revision)
+
+
