@@ -124,12 +124,14 @@ def _direct(
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
+    from llmotel import config
     from llmotel.instrument import call as call_mod
     from llmotel.instrument import capture, streams
     from llmotel.providers import openai as provider
     from llmotel.record import LLMRequest
     from llmotel.telemetry import spans
 
+    settings = config.resolve()  # resolved once, as instrument() does
     tp = TracerProvider()
     tp.add_span_processor(SpanProcessor())
     from opentelemetry.metrics import NoOpMeterProvider
@@ -160,8 +162,10 @@ def _direct(
     def one(stream: bool) -> None:
         cap = capture.begin()
         kwargs = {"model": "gpt-4o-mini", "messages": msgs, "stream": stream}
-        req = provider.read_chat_request(_Resource(), (), kwargs)
-        call = call_mod.Call(req, cap, spans.start(req, cap, ""), provider.read_chat_result, provider.read_chat_chunk)
+        req = provider.read_chat_request(_Resource(), (), kwargs, settings)
+        call = call_mod.Call(
+            req, cap, spans.start(req, cap, ""), provider.read_chat_result, provider.read_chat_chunk, settings
+        )
         call.attempt_sent()
         call.attempt_answered(200, headers)
         if stream:
@@ -194,7 +198,9 @@ def _direct(
         out["plain_interleaved"] = statistics.median(mixed) - statistics.median(bare)
     req = LLMRequest(provider="openai", operation="chat", request_model="m")
     cap = capture.begin()
-    call = call_mod.Call(req, cap, spans.start(req, cap, ""), provider.read_chat_result, provider.read_chat_chunk)
+    call = call_mod.Call(
+        req, cap, spans.start(req, cap, ""), provider.read_chat_result, provider.read_chat_chunk, settings
+    )
     n = 200_000
     start = time.thread_time_ns()
     for _ in range(n):

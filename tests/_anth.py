@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -36,6 +37,8 @@ def is_llm_span(span: ReadableSpan) -> bool:
 class Telemetry:
     exporter: InMemorySpanExporter
     tracer_provider: TracerProvider
+    # Instrument again with other llmotel options (same providers), for tests comparing two settings in one run.
+    reinstrument: Callable[..., None] = field(default=lambda **options: None)
 
     def spans(self) -> list[ReadableSpan]:
         gc.collect()

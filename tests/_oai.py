@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import itertools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
@@ -17,6 +18,8 @@ PHASES = ["queue", "prefill", "first_token", "decode"]
 class Telemetry:
     exporter: InMemorySpanExporter
     metrics: InMemoryMetricReader
+    # Instrument again with other llmotel options (same providers), for tests comparing two settings in one run.
+    reinstrument: Callable[..., None] = field(default=lambda **options: None)
 
     def spans(self) -> list[ReadableSpan]:
         gc.collect()

@@ -1,9 +1,11 @@
 """One in-memory OpenTelemetry setup for tests: llmotel's instrumentors bound to a fresh TracerProvider.
 
-``with instrumented(OpenAIInstrumentor, AnthropicInstrumentor, metrics=True) as otel:`` resets llmotel's config,
-instruments (re-instrumenting one left instrumented) with a provider whose spans land in ``otel.exporter`` (and
-metrics in ``otel.metrics`` when asked), and on exit uninstruments, collects garbage (so proxied streams that
-were dropped unread end their spans while the test can still see them) and resets the config again.
+``with instrumented(OpenAIInstrumentor, AnthropicInstrumentor, metrics=True, **options) as otel:`` instruments
+(re-instrumenting one left instrumented) with a provider whose spans land in ``otel.exporter`` (and metrics in
+``otel.metrics`` when asked) and the llmotel ``options`` (each instrumentor resolves its own settings: no global
+state to reset), and on exit uninstruments and collects garbage (so proxied streams that were dropped unread end
+their spans while the test can still see them). ``otel.reinstrument(**options)`` instruments again with other
+options, for tests that compare two settings in one run.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import gc
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -21,8 +23,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from llmotel import config
 
 PHASES = ["queue", "prefill", "first_token", "decode"]
 PHASE_ORDER = {n: i for i, n in enumerate(["retries", *PHASES])}
@@ -33,6 +33,15 @@ class InMemory:
     exporter: InMemorySpanExporter
     tracer_provider: TracerProvider
     metrics: InMemoryMetricReader | None = None
+    instrumentors: list[BaseInstrumentor] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def reinstrument(self, **options: Any) -> None:
+        """Uninstrument, then instrument again with the same providers and these llmotel options."""
+        for inst in reversed(self.instrumentors):
+            inst.uninstrument()
+        for inst in self.instrumentors:
+            inst.instrument(**self.kwargs, **options)
 
     def spans(self) -> list[ReadableSpan]:
         """Every finished span, after a garbage collection has ended the spans of dropped streams."""
@@ -44,27 +53,28 @@ class InMemory:
 
 
 @contextmanager
-def instrumented(*instrumentors: type[BaseInstrumentor], metrics: bool = False) -> Iterator[InMemory]:
-    config.reset()
+def instrumented(
+    *instrumentors: type[BaseInstrumentor], metrics: bool = False, **options: Any
+) -> Iterator[InMemory]:
     otel = InMemory(InMemorySpanExporter(), TracerProvider(), InMemoryMetricReader() if metrics else None)
     otel.tracer_provider.add_span_processor(SimpleSpanProcessor(otel.exporter))
-    kwargs: dict[str, Any] = {"tracer_provider": otel.tracer_provider}
+    otel.kwargs["tracer_provider"] = otel.tracer_provider
     if otel.metrics is not None:
-        kwargs["meter_provider"] = MeterProvider(metric_readers=[otel.metrics])
-    done: list[BaseInstrumentor] = []
+        otel.kwargs["meter_provider"] = MeterProvider(metric_readers=[otel.metrics])
+    done = otel.instrumentors
     try:
         for cls in instrumentors:
             inst = cls()
             if inst.is_instrumented_by_opentelemetry:  # left over (e.g. llmotel.auto): rebind to this provider
                 inst.uninstrument()
-            inst.instrument(**kwargs)
+            inst.instrument(**otel.kwargs, **options)
             done.append(inst)
         yield otel
     finally:
         for inst in reversed(done):
-            inst.uninstrument()
+            if inst.is_instrumented_by_opentelemetry:
+                inst.uninstrument()
         gc.collect()
-        config.reset()
 
 
 def children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:

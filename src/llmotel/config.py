@@ -1,38 +1,18 @@
-"""llmotel settings: environment variables, overridable by keyword options.
+"""llmotel settings: one registry (``SETTINGS``) drives the environment, the keyword options and the docs table.
 
-Every setting has an ``LLMOTEL_*`` variable (or the OpenTelemetry GenAI one where a standard exists).
-``load()`` reads them once; ``configure(**options)`` overrides them for this process (the instrumentors'
-keyword arguments go through it). A bad value raises ``ConfigError`` naming the key and the fix, at
-configuration time, never during an LLM call.
+Each ``Setting`` names its keyword option, its variable (``LLMOTEL_*``, or the OpenTelemetry one where a
+standard exists; None for code-only settings), the parser both paths go through, its default and its doc.
+``resolve(options, env)`` reads the variables, then applies the keyword options, into a frozen ``Settings``.
 
-| option                  | variable                                           | default |
-| ----------------------- | -------------------------------------------------- | ------- |
-| stall_threshold_s       | LLMOTEL_STALL_THRESHOLD_S                          | 2.0     |
-| region                  | LLMOTEL_REGION                                     | ""      |
-| tenant_from_user        | LLMOTEL_TENANT_FROM_USER                           | false   |
-| tenant_hash             | LLMOTEL_TENANT_HASH                                | false   |
-| tenant_resolver         | (code only)                                        | None    |
-| fingerprint_key         | LLMOTEL_FINGERPRINT_KEY                            | random per process |
-| propagate_trace_context | LLMOTEL_PROPAGATE_TRACE_CONTEXT                    | false   |
-| capture_content         | OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT | false   |
-| content_max_chars       | LLMOTEL_CONTENT_MAX_CHARS                          | 16384   |
-| latest_experimental     | OTEL_SEMCONV_STABILITY_OPT_IN (gen_ai_latest_experimental) | false |
-| phase_metrics           | LLMOTEL_PHASE_METRICS                              | false   |
-| phase_spans             | LLMOTEL_PHASE_SPANS (direct or tracer)             | direct  |
-| chunk_metrics           | LLMOTEL_CHUNK_METRICS (mean or each)               | mean    |
+Settings are resolved once per instrumentor: ``instrument(**options)`` resolves them (starting from the
+process default below) and every call it records carries them (``Call.settings``); nothing on the call path
+reads a global. The process default — ``get()``, changed by ``configure(**options)`` (the public
+``llmotel.configure``) — is what ``instrument()`` starts from and what code not tied to an instrumentor uses
+(agent runs). A bad value raises ``ConfigError`` naming the key, the value and the fix, when settings are
+resolved, never during an LLM call.
 
-``phase_metrics`` turns on the SDK-side ``llmotel.phase.duration`` histogram (four to five extra metric records
-per call, ~8-10 µs each in the OpenTelemetry SDK); off by default because the phase spans carry the same
-durations and the collector's ``llm_sli`` connector derives ``llmotel.sli.phase.duration`` from them.
-
-``phase_spans="direct"`` hands the finished phase children straight to the SDK span processor
-(``llmotel.finished_spans``: no sampler call, no ``on_start``, a quarter of the cost); ``"tracer"`` creates them
-through ``Tracer.start_span`` like any other span.
-
-``chunk_metrics="each"`` records ``gen_ai.client.operation.time_per_output_chunk`` once per chunk after the first, as
-the GenAI convention defines it (one OTel SDK histogram record per chunk, ~10 µs each, plus a list append per chunk);
-the default ``"mean"`` records the stream's mean gap once per call (stalls stay visible on the decode span and in the
-collector's SLIs).
+``python -m llmotel.config --markdown`` prints the table; ``--write-docs docs/sdk.md`` rewrites it between the
+``<!-- settings-table -->`` markers (a test fails when the docs are stale).
 """
 
 from __future__ import annotations
@@ -40,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,36 +29,45 @@ TenantResolver = Callable[[], "str | None"]
 
 
 class ConfigError(ValueError):
-    """A setting has a value llmotel cannot use; the message names the key and the fix."""
+    """A setting has a value llmotel cannot use; the message names the key, the value and the fix."""
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
-    stall_threshold_s: float = 2.0
-    region: str = ""
-    tenant_from_user: bool = False
-    tenant_hash: bool = False
-    tenant_resolver: TenantResolver | None = None
-    fingerprint_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    propagate_trace_context: bool = False
-    capture_content: bool = False
-    content_max_chars: int = 16384
-    latest_experimental: bool = False
-    phase_metrics: bool = False
-    phase_spans: str = "direct"
-    chunk_metrics: str = "mean"
+class Settings:
+    """One instrumentor's resolved settings (see ``SETTINGS`` for each field's meaning). Build with ``resolve``."""
 
-    @property
-    def stall_threshold_ns(self) -> int:
-        return int(self.stall_threshold_s * 1e9)
+    stall_threshold_s: float
+    region: str
+    tenant_from_user: bool
+    tenant_hash: bool
+    tenant_resolver: TenantResolver | None
+    fingerprint_key: bytes = field(repr=False)  # a secret: kept out of logs
+    propagate_trace_context: bool
+    capture_content: bool
+    content_max_chars: int
+    latest_experimental: bool
+    phase_metrics: bool
+    phase_spans: str
+    chunk_metrics: str
+    phase_model_state: str
+    energy_config: str
+    # Derived once here so the per-call path reads one attribute.
+    stall_threshold_ns: int = field(init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stall_threshold_ns", int(self.stall_threshold_s * 1e9))
+
+
+# ---- parsers: (key, raw) -> value; raw is the variable's text or the keyword option's value -------------
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
-def _bool(key: str, raw: str) -> bool:
-    value = raw.strip().lower()
+def _bool(key: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
@@ -85,9 +75,9 @@ def _bool(key: str, raw: str) -> bool:
     raise ConfigError(f"{key}={raw!r} is not a boolean; use true or false")
 
 
-def _positive_float(key: str, raw: str) -> float:
+def _positive_float(key: str, raw: object) -> float:
     try:
-        value = float(raw)
+        value = float(str(raw))
     except ValueError:
         raise ConfigError(f"{key}={raw!r} is not a number; use seconds, e.g. {key}=2.0") from None
     if not value > 0:
@@ -95,9 +85,9 @@ def _positive_float(key: str, raw: str) -> float:
     return value
 
 
-def _positive_int(key: str, raw: str) -> int:
+def _positive_int(key: str, raw: object) -> int:
     try:
-        value = int(raw)
+        value = int(str(raw))
     except ValueError:
         raise ConfigError(f"{key}={raw!r} is not an integer; e.g. {key}=16384") from None
     if value <= 0:
@@ -105,87 +95,226 @@ def _positive_int(key: str, raw: str) -> int:
     return value
 
 
-_PHASE_SPAN_PATHS = ("direct", "tracer")
-_CHUNK_METRICS = ("mean", "each")
+def _choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
+    """A parser accepting one of ``allowed`` (the first is the default), normalised."""
+
+    def parse(key: str, raw: object) -> str:
+        value = str(raw).strip().lower()
+        if value not in allowed:
+            raise ConfigError(
+                f"{key}={raw!r} is not one of {' or '.join(allowed)}; use {allowed[0]} (default) or "
+                + " or ".join(allowed[1:])
+            )
+        return value
+
+    return parse
 
 
-def _choice(key: str, raw: str, allowed: tuple[str, ...]) -> str:
-    """``raw`` normalised if it is one of ``allowed`` (the first is the default); ConfigError otherwise."""
-    value = raw.strip().lower()
-    if value not in allowed:
-        raise ConfigError(
-            f"{key}={raw!r} is not one of {' or '.join(allowed)}; use {allowed[0]} (default) or "
-            + " or ".join(allowed[1:])
-        )
+def _text(key: str, raw: object) -> str:
+    return str(raw).strip()
+
+
+_PROCESS_KEY = secrets.token_bytes(32)  # the default fingerprint key: random, the same for the whole process
+
+
+def _fingerprint_key(key: str, raw: object) -> bytes:
+    if raw == "":  # an empty variable means unset
+        return _PROCESS_KEY
+    value = raw if isinstance(raw, bytes) else str(raw).encode()
+    if len(value) < 16:
+        raise ConfigError(f"{key} is shorter than 16 characters; use a random secret of 32+ chars")
     return value
 
 
-def from_env(env: Mapping[str, str] | None = None) -> Config:
-    """Read the settings from ``env`` (default ``os.environ``). Raises ConfigError on a bad value."""
-    env = os.environ if env is None else env
-    kw: dict[str, Any] = {}
-    if (v := env.get("LLMOTEL_STALL_THRESHOLD_S")) is not None:
-        kw["stall_threshold_s"] = _positive_float("LLMOTEL_STALL_THRESHOLD_S", v)
-    if v := env.get("LLMOTEL_REGION"):
-        kw["region"] = v.strip()
-    for key, name in (
-        ("LLMOTEL_TENANT_FROM_USER", "tenant_from_user"),
-        ("LLMOTEL_TENANT_HASH", "tenant_hash"),
-        ("LLMOTEL_PROPAGATE_TRACE_CONTEXT", "propagate_trace_context"),
-        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "capture_content"),
-        ("LLMOTEL_PHASE_METRICS", "phase_metrics"),
-    ):
-        if (v := env.get(key)) is not None:
-            kw[name] = _bool(key, v)
-    if v := env.get("LLMOTEL_FINGERPRINT_KEY"):
-        if len(v) < 16:
-            raise ConfigError("LLMOTEL_FINGERPRINT_KEY is shorter than 16 characters; use a random secret of 32+ chars")
-        kw["fingerprint_key"] = v.encode()
-    if (v := env.get("LLMOTEL_CONTENT_MAX_CHARS")) is not None:
-        kw["content_max_chars"] = _positive_int("LLMOTEL_CONTENT_MAX_CHARS", v)
-    if (v := env.get("LLMOTEL_PHASE_SPANS")) is not None:
-        kw["phase_spans"] = _choice("LLMOTEL_PHASE_SPANS", v, _PHASE_SPAN_PATHS)
-    if (v := env.get("LLMOTEL_CHUNK_METRICS")) is not None:
-        kw["chunk_metrics"] = _choice("LLMOTEL_CHUNK_METRICS", v, _CHUNK_METRICS)
-    opt_in = {part.strip() for part in env.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")}
-    kw["latest_experimental"] = "gen_ai_latest_experimental" in opt_in
-    return Config(**kw)
+def _resolver(key: str, raw: object) -> TenantResolver | None:
+    if raw is not None and not callable(raw):
+        raise ConfigError(f"{key} must be a callable returning the tenant id (str) or None")
+    return raw
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Config))
-_current: Config | None = None
+def _opt_in(key: str, raw: object) -> bool:
+    """OTEL_SEMCONV_STABILITY_OPT_IN is a comma list; as a keyword option, a boolean."""
+    if isinstance(raw, bool):
+        return raw
+    return "gen_ai_latest_experimental" in {part.strip() for part in str(raw).split(",")}
 
 
-def get() -> Config:
-    """The active settings (read from the environment on first use)."""
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: keyword ``name``, variable ``env`` (None: code only), ``parse(key, raw)``, default, docs."""
+
+    name: str
+    env: str | None
+    parse: Callable[[str, object], Any]
+    default: Any
+    doc: str
+    default_doc: str = ""  # the default as the docs table shows it ("" = the default's own text)
+
+    def shown_default(self) -> str:
+        if self.default_doc:
+            return self.default_doc
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return "" if self.default in ("", None) else str(self.default)
+
+
+_PHASE_SPAN_PATHS = ("direct", "tracer")
+_CHUNK_METRICS = ("mean", "each")
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("stall_threshold_s", "LLMOTEL_STALL_THRESHOLD_S", _positive_float, 2.0,
+            "an inter-chunk gap longer than this is a stall"),
+    Setting("region", "LLMOTEL_REGION", _text, "",
+            "serving region when nothing in the response says (`source = config`)"),
+    Setting("tenant_from_user", "LLMOTEL_TENANT_FROM_USER", _bool, False,
+            "use the request's `user` / `safety_identifier` as tenant"),
+    Setting("tenant_hash", "LLMOTEL_TENANT_HASH", _bool, False, "replace tenant ids by a keyed hash"),
+    Setting("tenant_resolver", None, _resolver, None,
+            "`() -> str | None`, asked when no `llmotel.tenant()` is active"),
+    Setting("fingerprint_key", "LLMOTEL_FINGERPRINT_KEY", _fingerprint_key, _PROCESS_KEY,
+            "HMAC key of prefix fingerprints and hashed tenants (16+ chars)", "random per process"),
+    Setting("propagate_trace_context", "LLMOTEL_PROPAGATE_TRACE_CONTEXT", _bool, False,
+            "inject `traceparent` (+ baggage) so a vLLM/TGI server span joins the trace"),
+    Setting("capture_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", _bool, False,
+            "record messages"),
+    Setting("content_max_chars", "LLMOTEL_CONTENT_MAX_CHARS", _positive_int, 16384, "cap per content attribute"),
+    Setting("latest_experimental", "OTEL_SEMCONV_STABILITY_OPT_IN", _opt_in, False,
+            "the variable contains `gen_ai_latest_experimental` → newest GenAI names"),
+    Setting("phase_metrics", "LLMOTEL_PHASE_METRICS", _bool, False,
+            "SDK-side `llmotel.phase.duration` histogram (4-5 extra metric records per call, ~8-10 µs each); "
+            "the phase spans carry the same durations"),
+    Setting("phase_spans", "LLMOTEL_PHASE_SPANS", _choice(_PHASE_SPAN_PATHS), "direct",
+            "`direct`: finished phase children go straight to the span processor (no sampler, no `on_start`, "
+            "a quarter of the cost); `tracer`: through `Tracer.start_span`"),
+    Setting("chunk_metrics", "LLMOTEL_CHUNK_METRICS", _choice(_CHUNK_METRICS), "mean",
+            "`mean`: time per output chunk recorded once per call as the stream's mean gap; `each`: once per "
+            "chunk after the first, as the GenAI convention defines it (~10 µs per chunk)"),
+    Setting("phase_model_state", "LLMOTEL_PHASE_MODEL_STATE", _text, "",
+            "file the phase model's learned points are loaded from at import and saved to at exit "
+            "(process-wide; read from the environment only)"),
+    Setting("energy_config", "LLMOTEL_ENERGY_CONFIG", _text, "",
+            "energy override file (docs/energy.md; process-wide; read from the environment only)"),
+)
+
+SETTING: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def _invalid(setting: Setting, error: ConfigError) -> Any:
+    """Every bad value ends here: raise it (changing this line to warn and return ``setting.default`` makes
+    bad values fall back instead)."""
+    raise error
+
+
+def _parse(setting: Setting, key: str, raw: object) -> Any:
+    try:
+        return setting.parse(key, raw)
+    except ConfigError as exc:
+        return _invalid(setting, exc)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = env.get(s.env) if s.env is not None else None
+        values[s.name] = s.default if raw is None else _parse(s, s.env or s.name, raw)
+    return values
+
+
+def override(base: Settings, options: Mapping[str, Any] | None) -> Settings:
+    """``base`` with keyword ``options`` applied (each through its setting's parser). Unknown keys and bad
+    values raise ConfigError."""
+    if not options:
+        return base
+    unknown = set(options) - set(SETTING)
+    if unknown:
+        raise ConfigError(f"unknown llmotel option(s) {sorted(unknown)}; valid options: {sorted(SETTING)}")
+    parsed = {name: _parse(SETTING[name], name, raw) for name, raw in options.items()}
+    return dataclasses.replace(base, **parsed)
+
+
+def resolve(options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default ``os.environ``), then keyword ``options``. Raises ConfigError on a bad
+    value or an unknown option."""
+    return override(Settings(**_from_env(os.environ if env is None else env)), options)
+
+
+def env_value(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting read from ``env`` (default ``os.environ``) alone, for process-wide settings read at a fixed
+    time (``phase_model_state``, ``energy_config``); other variables are not looked at."""
+    s = SETTING[name]
+    raw = (os.environ if env is None else env).get(s.env) if s.env is not None else None
+    return s.default if raw is None else _parse(s, s.env or name, raw)
+
+
+# ---- the process default ----------------------------------------------------------------------------
+
+_current: Settings | None = None
+
+
+def get() -> Settings:
+    """The process default: the environment (read on first use) plus ``configure()`` overrides.
+    ``instrument()`` starts from it; code not tied to an instrumentor (agent runs) uses it."""
     global _current
     if _current is None:
-        _current = from_env()
+        _current = resolve()
     return _current
 
 
-def configure(**options: Any) -> Config:
-    """Override settings for this process; unknown keys and bad values raise ConfigError."""
+def configure(**options: Any) -> Settings:
+    """Override the process default (``llmotel.configure``): instrumentors created after this start from it.
+    Unknown keys and bad values raise ConfigError."""
     global _current
-    unknown = set(options) - _FIELDS
-    if unknown:
-        raise ConfigError(f"unknown llmotel option(s) {sorted(unknown)}; valid options: {sorted(_FIELDS)}")
-    if "stall_threshold_s" in options:
-        options["stall_threshold_s"] = _positive_float("stall_threshold_s", str(options["stall_threshold_s"]))
-    if "fingerprint_key" in options and isinstance(options["fingerprint_key"], str):
-        options["fingerprint_key"] = options["fingerprint_key"].encode()
-    if "chunk_metrics" in options:
-        options["chunk_metrics"] = _choice("chunk_metrics", str(options["chunk_metrics"]), _CHUNK_METRICS)
-    if "phase_spans" in options:
-        options["phase_spans"] = _choice("phase_spans", str(options["phase_spans"]), _PHASE_SPAN_PATHS)
-    resolver = options.get("tenant_resolver")
-    if resolver is not None and not callable(resolver):
-        raise ConfigError("tenant_resolver must be a callable returning the tenant id (str) or None")
-    _current = dataclasses.replace(get(), **options)
+    _current = override(get(), options)
     return _current
 
 
 def reset() -> None:
-    """Forget overrides; the next ``get()`` re-reads the environment (tests use this)."""
+    """Forget ``configure()`` overrides; the next ``get()`` re-reads the environment."""
     global _current
     _current = None
+
+
+# ---- docs -------------------------------------------------------------------------------------------
+
+DOCS_BEGIN = "<!-- settings-table: generated by `python -m llmotel.config --write-docs docs/sdk.md` -->"
+DOCS_END = "<!-- /settings-table -->"
+
+
+def markdown_table() -> str:
+    """The settings table of docs/sdk.md, from ``SETTINGS``."""
+    rows = ["| option | variable | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        env = f"`{s.env}`" if s.env else "(code)"
+        doc = s.doc.replace("|", "\\|")
+        rows.append(f"| `{s.name}` | {env} | {s.shown_default()} | {doc} |")
+    return "\n".join(rows) + "\n"
+
+
+def with_table(text: str) -> str:
+    """``text`` with the part between the markers replaced by ``markdown_table()``. ValueError without markers."""
+    begin, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"markers {DOCS_BEGIN!r} ... {DOCS_END!r} not found; add them where the table goes")
+    return text[: begin + len(DOCS_BEGIN)] + "\n" + markdown_table() + text[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--markdown``: print the table; ``--write-docs FILE``: rewrite the table in FILE between the markers."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--markdown"]:
+        sys.stdout.write(markdown_table())
+        return 0
+    if len(args) == 2 and args[0] == "--write-docs":
+        with open(args[1], encoding="utf-8") as f:
+            text = f.read()
+        updated = with_table(text)
+        if updated != text:
+            with open(args[1], "w", encoding="utf-8") as f:
+                f.write(updated)
+        return 0
+    sys.stderr.write("usage: python -m llmotel.config --markdown | --write-docs docs/sdk.md\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

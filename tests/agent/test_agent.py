@@ -311,18 +311,15 @@ def test_bad_plan_input_raises_clearly_and_records_nothing(captured: Captured) -
 
 
 def test_step_arguments_only_with_content_capture(captured: Captured, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Agent runs are not tied to an instrumentor: they read the process default (llmotel.configure), swapped here
+    # for the length of the test (monkeypatch restores it).
     config = pytest.importorskip("llmotel.config")
-    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
-    config.reset()
+    monkeypatch.setattr(config, "_current", config.resolve(env={}))
     with llmotel.agent_run("private") as run:
         run.plan(["search"], arguments=[{"to": "secret-destination"}])
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    config.reset()
-    try:
-        with llmotel.agent_run("captured") as run:
-            run.plan(["search"], arguments=[{"to": "NYC"}])
-    finally:
-        config.reset()
+    monkeypatch.setattr(config, "_current", config.resolve({"capture_content": True}, env={}))
+    with llmotel.agent_run("captured") as run:
+        run.plan(["search"], arguments=[{"to": "NYC"}])
     assert sc.LLMOTEL_PLAN_ARGUMENTS not in (captured.one("plan private").attributes or {})
     assert "secret-destination" not in str([dict(s.attributes or {}) for s in captured.all()])
     assert (captured.one("plan captured").attributes or {})[sc.LLMOTEL_PLAN_ARGUMENTS] == '[{"to": "NYC"}]'

@@ -35,7 +35,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmotel import _semconv as sc
-from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.providers.openai import OpenAIInstrumentor
 from llmotel_sim import SimServer
@@ -113,7 +112,6 @@ class Tel:
         self.tp.add_span_processor(processor)
 
     def instrument(self) -> None:
-        config.reset()
         OpenAIInstrumentor().instrument(tracer_provider=self.tp, meter_provider=self.mp)
         AnthropicInstrumentor().instrument(tracer_provider=self.tp, meter_provider=self.mp)
         self.on = True
@@ -121,7 +119,6 @@ class Tel:
     def uninstrument(self) -> None:
         OpenAIInstrumentor().uninstrument()
         AnthropicInstrumentor().uninstrument()
-        config.reset()
         self.on = False
 
     def take(self) -> list[ReadableSpan]:

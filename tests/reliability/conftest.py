@@ -9,8 +9,6 @@ import pytest
 from _canned import CannedServer
 from _rel import Tel
 
-from llmotel import config
-
 
 @pytest.fixture
 def tel() -> Iterator[Tel]:
@@ -20,7 +18,6 @@ def tel() -> Iterator[Tel]:
     finally:
         if t.on:
             t.uninstrument()
-        config.reset()
         t.tp.shutdown()
 
 

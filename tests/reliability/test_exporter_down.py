@@ -28,7 +28,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llmotel import config
 from llmotel.providers.openai import OpenAIInstrumentor
 from llmotel.telemetry import spans
 from llmotel_sim import SimServer
@@ -59,14 +58,12 @@ def _telemetry(kind: str, queue: int = 2048) -> Iterator[BatchSpanProcessor | No
             OTLPMetricExporter(endpoint=url + "/v1/metrics", timeout=2), export_interval_millis=200
         )
         mp = MeterProvider(metric_readers=[reader])
-    config.reset()
     OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
     try:
         yield proc
     finally:
         OpenAIInstrumentor().uninstrument()
         spans.configure()
-        config.reset()
         # Shutting down a processor whose endpoint is down waits for its export timeout: do it off the clock.
         tp.shutdown()
         mp.shutdown(timeout_millis=500)

@@ -113,9 +113,11 @@ ANT_TYPES = [
 ]
 
 
+SETTINGS = config.resolve()  # what an instrumentor would resolve in this environment
+
+
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[Pipeline]:
-    config.reset()
     p = Pipeline()
     yield p
     spans.configure()
@@ -149,7 +151,7 @@ def _call(stream: bool, read_result: Any, read_event: Any, provider: str = "open
         server_address="127.0.0.1",
         server_port=1,
     )
-    call = Call(req, cap, spans.start(req, cap, ""), read_result, read_event)
+    call = Call(req, cap, spans.start(req, cap, ""), read_result, read_event, SETTINGS)
     call.attempt_answered(200, [("content-type", "application/json")])
     return call
 
@@ -179,7 +181,8 @@ def test_openai_responses_events(pipeline: Pipeline, events: list[dict[str, Any]
 
     TRIED["openai responses event sequences"] += 1
     built = [_construct(ResponseStreamEvent, e, "openai") for e in events]
-    _run_stream(pipeline, built, oai_provider.read_responses_result, oai_provider.read_responses_event, "openai")
+    read_event = oai_provider.responses_event_reader(SETTINGS)
+    _run_stream(pipeline, built, oai_provider.read_responses_result, read_event, "openai")
 
 
 @FUZZ
@@ -244,6 +247,6 @@ def test_anthropic_pure_readers_never_raise(value: Any) -> None:
     ant_read.read_token_count(value, r)
     ant_read.apply_usage(value, Usage())
     ant_read.apply_usage_extras(value, r)
-    assert isinstance(ant_read.message_content_json(value), str)
+    assert isinstance(ant_read.message_content_json(value, SETTINGS.content_max_chars), str)
     for n in (r.usage.input_tokens, r.usage.output_tokens, r.usage.cache_read_tokens):
         assert n is None or 0 <= n < 2**64

@@ -9,7 +9,6 @@ import anthropic
 import openai
 from _rel import CLAUDE, GPT, MSGS, Tel, llm_spans
 
-from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel.providers.openai import OpenAIInstrumentor
 from llmotel_sim import SimServer
@@ -56,4 +55,3 @@ def test_instrument_and_uninstrument_twice(sim: SimServer, tel: Tel) -> None:
     assert len(llm_spans(tel.take())) == 2
     tel.uninstrument()
     assert _originals() == originals
-    config.reset()

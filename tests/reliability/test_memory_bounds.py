@@ -22,7 +22,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
-from llmotel import config, phases
+from llmotel import phases
 from llmotel.energy import estimator
 from llmotel.providers import openai as oai_provider
 from llmotel.signals import region
@@ -34,14 +34,12 @@ CALLS = int(os.environ.get("LLMOTEL_MEMORY_CALLS", "5000"))
 
 @pytest.fixture
 def pipeline() -> Iterator[InMemoryMetricReader]:
-    config.reset()
     reader = InMemoryMetricReader()
     spans.configure(TracerProvider(), MeterProvider(metric_readers=[reader]))
     try:
         yield reader
     finally:
         spans.configure()
-        config.reset()
 
 
 _OURS = [tracemalloc.Filter(True, "*/llmotel/*"), tracemalloc.Filter(False, "*/llmotel/sim/*")]
@@ -128,4 +126,3 @@ def test_client_base_url_cache_is_weak(sim: SimServer) -> None:
         assert len(oai_provider._BASE) <= 1  # only clients still alive are remembered
     finally:
         OpenAIInstrumentor().uninstrument()
-        config.reset()

@@ -89,7 +89,6 @@ def wire() -> Iterator[Wire]:
 
 
 def _instrument(w: Wire, **options: Any) -> None:
-    config.reset()
     OpenAIInstrumentor().instrument(tracer_provider=w.tp, meter_provider=w.mp, **options)
     AnthropicInstrumentor().instrument(tracer_provider=w.tp, meter_provider=w.mp, **options)
 
@@ -97,7 +96,6 @@ def _instrument(w: Wire, **options: Any) -> None:
 def _uninstrument() -> None:
     OpenAIInstrumentor().uninstrument()
     AnthropicInstrumentor().uninstrument()
-    config.reset()
 
 
 def _traffic(sim: SimServer, canned: CannedServer, prompt: str = PROMPT) -> int:
@@ -220,7 +218,7 @@ def test_tenant_id_hashed_by_configuration(sim: SimServer, canned: CannedServer,
 
 def test_tenant_hash_env_variable() -> None:
     env = {"LLMOTEL_TENANT_HASH": "true", "LLMOTEL_FINGERPRINT_KEY": FINGERPRINT_KEY}
-    cfg = config.from_env(env)
+    cfg = config.resolve(env=env)
     assert cfg.tenant_hash is True and cfg.fingerprint_key == FINGERPRINT_KEY.encode()
     with pytest.raises(config.ConfigError, match="LLMOTEL_TENANT_HASH"):
-        config.from_env({"LLMOTEL_TENANT_HASH": "maybe"})
+        config.resolve(env={"LLMOTEL_TENANT_HASH": "maybe"})

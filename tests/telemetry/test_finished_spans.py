@@ -41,21 +41,18 @@ class _CountingStarts(SpanProcessor):
 
 @contextmanager
 def _provider(path: str, sampler: Sampler | None = None) -> Iterator[tuple[InMemorySpanExporter, _CountingStarts]]:
-    config.reset()
-    config.configure(phase_spans=path)
     exporter = InMemorySpanExporter()
     starts = _CountingStarts()
     tp = TracerProvider(resource=Resource.create({"service.name": "finished-spans-test"}), sampler=sampler)
     tp.add_span_processor(starts)
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     inst = OpenAIInstrumentor()
-    inst.instrument(tracer_provider=tp)
+    inst.instrument(tracer_provider=tp, phase_spans=path)
     try:
         yield exporter, starts
     finally:
         inst.uninstrument()
         gc.collect()
-        config.reset()
 
 
 def _call(sim: SimServer, stream: bool) -> None:
@@ -155,8 +152,7 @@ def test_proxy_tracer_resolves_to_the_sdk_tracer() -> None:
 
 def test_bad_phase_spans_value_names_the_key_and_the_fix() -> None:
     with pytest.raises(ConfigError, match=r"LLMOTEL_PHASE_SPANS='sdk'.*direct \(default\) or tracer"):
-        config.from_env({"LLMOTEL_PHASE_SPANS": "sdk"})
+        config.resolve(env={"LLMOTEL_PHASE_SPANS": "sdk"})
     with pytest.raises(ConfigError, match="phase_spans"):
-        config.configure(phase_spans="fast")
-    config.reset()
-    assert config.from_env({"LLMOTEL_PHASE_SPANS": " Tracer "}).phase_spans == "tracer"
+        config.resolve({"phase_spans": "fast"})
+    assert config.resolve(env={"LLMOTEL_PHASE_SPANS": " Tracer "}).phase_spans == "tracer"

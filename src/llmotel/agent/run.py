@@ -71,7 +71,8 @@ def _tracer() -> trace.Tracer:
 
 
 def _capture_content() -> tuple[bool, int]:
-    """Whether content capture is on, and the size cap. Never raises (a bad setting means off)."""
+    """Whether content capture is on, and the size cap, from the process default settings (``llmotel.configure``):
+    an agent run is not tied to one instrumentor. Never raises (a bad setting means off)."""
     try:
         from llmotel import config
 

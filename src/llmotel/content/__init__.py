@@ -2,7 +2,7 @@
 
 Owns: ``convert`` (one converter per provider message shape, never raising) and ``cap`` (the JSON form within
 ``content_max_chars``, still valid JSON). Runs only when content capture is on.
-May import: ``llmotel.config`` and the standard library; never OpenTelemetry, a provider SDK or another room.
+May import: the standard library; never OpenTelemetry, a provider SDK or another room.
 """
 
 from __future__ import annotations

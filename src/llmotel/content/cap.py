@@ -11,8 +11,6 @@ import json
 import logging
 from typing import Any
 
-from llmotel import config
-
 _log = logging.getLogger(__name__)
 
 # Fields of a message or part that the cap never shortens: discriminators and identifiers (short by nature), so a
@@ -97,14 +95,12 @@ def _capped(items: list[Any], limit: int, ascii_only: bool) -> str:
     return _dumps(_cut(kept, lo), ascii_only)
 
 
-def to_json(value: list[Any], limit: int | None = None) -> str:
-    """``value`` as compact JSON of at most ``limit`` characters (default: ``content_max_chars``), valid JSON
-    even when capped; "" for an empty list or a value that cannot be encoded. Never raises."""
+def to_json(value: list[Any], limit: int) -> str:
+    """``value`` as compact JSON of at most ``limit`` characters (the instrumentor's ``content_max_chars``), valid
+    JSON even when capped; "" for an empty list or a value that cannot be encoded. Never raises."""
     if not value:
         return ""
     try:
-        if limit is None:
-            limit = config.get().content_max_chars
         text = _capped(value, limit, False)
         try:
             text.encode("utf-8")

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmotel import config as llmotel_config
 from llmotel.energy.reference import ModelSize, normalise_model
 
-ENV_VAR = "LLMOTEL_ENERGY_CONFIG"
+ENV_VAR = "LLMOTEL_ENERGY_CONFIG"  # the ``energy_config`` setting of ``llmotel.config.SETTINGS``
 
 _log = logging.getLogger(__name__)
 _TOP_KEYS = frozenset({"models", "regions", "pue", "batch_size", "region"})
@@ -214,7 +215,7 @@ def from_env(env: Mapping[str, str] | None = None) -> EnergyOverrides:
 
     A bad file is reported once at WARNING; its valid entries are still used.
     """
-    path = (os.environ if env is None else env).get(ENV_VAR, "").strip()
+    path: str = llmotel_config.env_value("energy_config", env)
     if not path:
         return EMPTY
     try:

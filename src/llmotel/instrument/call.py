@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from opentelemetry.trace import Span
 
-from llmotel import config
+from llmotel.config import Settings
 from llmotel.instrument import capture, outcome
 from llmotel.phases import server_timing
 from llmotel.record import CallCapture, LLMRequest, LLMResponse
@@ -35,9 +35,9 @@ class EventReader(Protocol):
 
 
 class ResultReader(Protocol):
-    """Reads a complete (non-stream) result object into ``response``."""
+    """Reads a complete (non-stream) result object into ``response``, under the instrumentor's ``settings``."""
 
-    def __call__(self, result: Any, response: LLMResponse, /) -> None: ...
+    def __call__(self, result: Any, response: LLMResponse, settings: Settings, /) -> None: ...
 
 
 class Call:
@@ -49,6 +49,7 @@ class Call:
         "read_result",
         "request",
         "response",
+        "settings",
         "span",
         "stall_ns",
     )
@@ -60,6 +61,7 @@ class Call:
         span: Span,
         read_result: ResultReader,
         read_event: EventReader | None,
+        settings: Settings,
     ) -> None:
         self.request = request
         self.capture = cap
@@ -67,7 +69,8 @@ class Call:
         self.response = LLMResponse()
         self.read_result = read_result
         self.read_event = read_event
-        self.stall_ns = config.get().stall_threshold_ns
+        self.settings = settings  # the instrumentor's, resolved once at instrument()
+        self.stall_ns = settings.stall_threshold_ns
         self.finished = False
         self._attempts = 0
 
@@ -93,7 +96,7 @@ class Call:
     def read(self, result: Any) -> None:
         """Read a complete result body, then finish. Never raises."""
         try:
-            self.read_result(result, self.response)
+            self.read_result(result, self.response, self.settings)
         except Exception:
             _log.debug("llmotel could not read the response", exc_info=True)
         self.finish()
@@ -112,7 +115,7 @@ class Call:
                 self.response.status_code = status
         capture.end(cap)
         result = outcome.compute(self.request, self.response, cap, error)
-        spans.finish(self.span, self.request, self.response, cap, result, error)
+        spans.finish(self.span, self.request, self.response, cap, result, self.settings, error)
 
     def collected(self) -> None:
         """The stream was garbage-collected unfinished: end at the last thing observed, marked abandoned."""

@@ -26,16 +26,19 @@ a ``Provider`` and subclasses ``LLMInstrumentor``::
 What the provider supplies:
 - Patch points (``Endpoint``): module + ``"Class.method"``; sync or async. Each call to one becomes one
   CLIENT span. Missing attributes (older library versions) are skipped.
-- Request reader ``(instance, args, kwargs) -> LLMRequest``: provider name (by base URL for compatible
+- Request reader ``(instance, args, kwargs, settings) -> LLMRequest``: provider name (by base URL for compatible
   servers), operation, model, stream flag, server address/port, max_tokens, temperature, region from
-  the base URL (``region.from_host``), prefix fingerprint (``fingerprint.prefix(system_parts, tools)``),
-  ``user`` (only used as tenant if configured), ``input_messages_json`` only if ``config.get().capture_content``.
+  the base URL (``region.from_host``), prefix fingerprint (``fingerprint.prefix(system_parts, tools,
+  settings.fingerprint_key)``), ``user`` (only used as tenant if configured), ``input_messages_json`` only if
+  ``settings.capture_content``. ``settings`` are the instrumentor's (``llmotel.config.Settings``, resolved once
+  in ``instrument()``); readers never read a global.
   It must not mutate the caller's arguments.
-- Result reader ``(result, LLMResponse) -> None`` for complete bodies: id, response model, finish
+- Result reader ``(result, LLMResponse, settings) -> None`` for complete bodies: id, response model, finish
   reasons, ``truncated``, usage (GenAI meaning: input INCLUDES cache reads/writes), tool names,
   system fingerprint, service tier, body region, ``body_timing`` (the objects named in
   ``server_timing.BODY_KEYS`` when present).
-- Stream-event reader ``(event, LLMResponse) -> bool`` (hot path, O(1)): accumulates the same fields as
+- Stream-event reader ``(event, LLMResponse) -> bool`` (hot path, O(1), no settings argument: a reader that needs
+  settings is built per instrumentor in ``provider(settings)``): accumulates the same fields as
   events arrive and returns True when the event carries content (text, tool-call or thinking delta —
   not the empty role chunk). The capture uses it for time-to-first-chunk and chunk counts. If the
   provider never fills ``usage.output_tokens`` for a stream, llmotel counts content chunks and marks
@@ -53,7 +56,8 @@ What the provider supplies:
 
 A call inside another llmotel call, under the suppression key, or under another instrumentation's GenAI
 CLIENT span gets no span of its own (``_skip``). ``_sync_wrapper`` / ``_async_wrapper`` / ``_resolve`` are
-used by providers that need a custom patch point (anthropic's ``messages.stream()``): keep their signatures.
+used by providers that need a custom patch point (anthropic's ``messages.stream()``): keep their signatures
+(``settings`` is the instrumentor's, passed down to every call the wrapper records).
 
 Guarantees of the machinery: the caller's arguments are never mutated (trace-context propagation, when
 enabled, injects into a copy of ``extra_headers``); return values, exceptions, streams, context managers
@@ -80,6 +84,7 @@ from opentelemetry.trace import SpanKind
 
 from llmotel import _semconv as sc
 from llmotel import config
+from llmotel.config import Settings
 from llmotel.instrument import call as call_mod
 from llmotel.instrument import capture, streams
 from llmotel.instrument.call import ACTIVE, Call, EventReader, ResultReader
@@ -89,7 +94,7 @@ from llmotel.telemetry import spans
 
 _log = logging.getLogger(__name__)
 
-RequestReader = Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMRequest]
+RequestReader = Callable[[Any, tuple[Any, ...], dict[str, Any], Settings], LLMRequest]
 ResponseHeadersReader = Callable[[Any], tuple[int, Iterable[tuple[str, str]]]]
 
 # The key GenAI instrumentations (OpenLLMetry) check to stay quiet inside another LLM span.
@@ -144,24 +149,29 @@ def read_httpx_response(response: Any) -> tuple[int, Iterable[tuple[str, str]]]:
     return int(response.status_code), response.headers.items()
 
 
-def _begin(provider: Provider, ep: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> (
-    tuple[Call, object, dict[str, Any]] | None
-):
-    """Start a call: read the request, start + attach the span. None (call proceeds bare) on any error."""
+def _begin(
+    provider: Provider,
+    ep: Endpoint,
+    settings: Settings,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[Call, object, dict[str, Any]] | None:
+    """Start a call under ``settings``: read the request, start + attach the span. None (call proceeds bare) on
+    any error."""
     try:
-        cfg = config.get()
-        cap = capture.begin(cfg.chunk_metrics == "each")
-        request = ep.read_request(instance, args, kwargs)
-        if not request.region and cfg.region:
-            request.region, request.region_source = cfg.region, sc.LLMOTEL_SERVER_REGION_SOURCE_CONFIG
-        span = spans.start(request, cap, resolve_tenant(request.user))
+        cap = capture.begin(settings.chunk_metrics == "each")
+        request = ep.read_request(instance, args, kwargs, settings)
+        if not request.region and settings.region:
+            request.region, request.region_source = settings.region, sc.LLMOTEL_SERVER_REGION_SOURCE_CONFIG
+        span = spans.start(request, cap, resolve_tenant(settings, request.user))
         ctx = otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span))
         token = otel_context.attach(ctx)
-        if cfg.propagate_trace_context:
+        if settings.propagate_trace_context:
             headers = dict(kwargs.get(provider.headers_kwarg) or {})
             propagate.inject(headers)
             kwargs = {**kwargs, provider.headers_kwarg: headers}
-        return Call(request, cap, span, ep.read_result, ep.read_event), token, kwargs
+        return Call(request, cap, span, ep.read_result, ep.read_event, settings), token, kwargs
     except Exception:
         _log.debug("llmotel could not start a call", exc_info=True)
         return None
@@ -214,11 +224,11 @@ def _is_coroutine_parse(raw: Any) -> bool:
     return inspect.iscoroutinefunction(type(raw).parse)
 
 
-def _sync_wrapper(provider: Provider, ep: Endpoint) -> Callable[..., Any]:
+def _sync_wrapper(provider: Provider, ep: Endpoint, settings: Settings) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _skip():
             return wrapped(*args, **kwargs)
-        started = _begin(provider, ep, instance, args, kwargs)
+        started = _begin(provider, ep, settings, instance, args, kwargs)
         if started is None:
             return wrapped(*args, **kwargs)
         call, ctx_token, kwargs = started
@@ -236,11 +246,11 @@ def _sync_wrapper(provider: Provider, ep: Endpoint) -> Callable[..., Any]:
     return wrapper
 
 
-def _async_wrapper(provider: Provider, ep: Endpoint) -> Callable[..., Any]:
+def _async_wrapper(provider: Provider, ep: Endpoint, settings: Settings) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _skip():
             return await wrapped(*args, **kwargs)
-        started = _begin(provider, ep, instance, args, kwargs)
+        started = _begin(provider, ep, settings, instance, args, kwargs)
         if started is None:
             return await wrapped(*args, **kwargs)
         call, ctx_token, kwargs = started
@@ -360,11 +370,12 @@ def _resolve(module: str, target: str) -> tuple[Any, str] | None:
     return (owner, attr) if hasattr(owner, attr) else None
 
 
-def patch(provider: Provider) -> list[tuple[Any, str]]:
-    """Wrap every patch point of ``provider`` that exists in the installed library; return what was wrapped."""
+def patch(provider: Provider, settings: Settings) -> list[tuple[Any, str]]:
+    """Wrap every patch point of ``provider`` that exists in the installed library, recording calls under
+    ``settings``; return what was wrapped."""
     done: list[tuple[Any, str]] = []
     points: list[tuple[str, str, Callable[..., Any]]] = [
-        (ep.module, ep.target, (_async_wrapper if ep.is_async else _sync_wrapper)(provider, ep))
+        (ep.module, ep.target, (_async_wrapper if ep.is_async else _sync_wrapper)(provider, ep, settings))
         for ep in provider.endpoints
     ]
     points += [(h.module, h.target, _send_wrapper(h)) for h in provider.send_hooks]
@@ -426,14 +437,18 @@ _OTEL_INSTRUMENT_KWARGS = frozenset({"skip_dep_check", "raise_exception_on_confl
 class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Base of the provider instrumentors: ``instrument(tracer_provider=, meter_provider=, **options)``.
 
-    ``options`` are llmotel settings (see ``llmotel.config``), e.g. ``stall_threshold_s=5``.
+    ``options`` are llmotel settings (see ``llmotel.config``), e.g. ``stall_threshold_s=5``: resolved once here,
+    starting from the process default (``llmotel.configure``), kept in ``settings`` and carried by every call
+    this instrumentor records. A bad value raises ``ConfigError``; unknown keys are logged and ignored.
     """
 
     dependencies: tuple[str, ...] = ()
     # BaseInstrumentor is a per-class singleton whose __init__ may run again: no state set in __init__.
     _patched: list[tuple[Any, str]] = []  # noqa: RUF012 - replaced per instance in _instrument
+    settings: Settings | None = None  # set by instrument()
 
-    def provider(self) -> Provider:
+    def provider(self, settings: Settings) -> Provider:
+        """The client library's description; readers that need ``settings`` on the hot path bind them here."""
         raise NotImplementedError
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -442,14 +457,14 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.pop("tracer_provider", None)
         meter_provider = kwargs.pop("meter_provider", None)
-        options = {k: v for k, v in kwargs.items() if k in config.Config.__dataclass_fields__}
+        options = {k: v for k, v in kwargs.items() if k in config.SETTING}
         unknown = set(kwargs) - set(options) - _OTEL_INSTRUMENT_KWARGS
         if unknown:
             _log.warning("llmotel: ignoring unknown instrument() option(s) %s", sorted(unknown))
-        if options:
-            config.configure(**options)
+        settings = config.override(config.get(), options)
+        self.settings = settings
         spans.configure(tracer_provider, meter_provider)
-        self._patched = patch(self.provider())
+        self._patched = patch(self.provider(settings), settings)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         unpatch(self._patched)

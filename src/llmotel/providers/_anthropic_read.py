@@ -76,8 +76,8 @@ def system_parts(system: object) -> list[str]:
     return parts
 
 
-def prefix_fingerprint(kwargs: Mapping[str, Any]) -> tuple[str, int]:
-    """(keyed fingerprint, approximate tokens) of the cacheable prefix: system text + tool definitions.
+def prefix_fingerprint(kwargs: Mapping[str, Any], key: bytes) -> tuple[str, int]:
+    """(fingerprint keyed with ``key``, approximate tokens) of the cacheable prefix: system text + tool definitions.
 
     The API caches tools, then system, then messages; a change to either changes the fingerprint,
     messages never do. ("", 0) when the request has neither. Never raises.
@@ -86,7 +86,7 @@ def prefix_fingerprint(kwargs: Mapping[str, Any]) -> tuple[str, int]:
     tools = kwargs.get("tools")
     if not system and not tools:
         return "", 0
-    return fingerprint.prefix(system_parts(system), _plain(tools) if tools else None)
+    return fingerprint.prefix(system_parts(system), _plain(tools) if tools else None, key)
 
 
 def _plain(value: object) -> object:
@@ -133,18 +133,20 @@ def read_request(
     return request
 
 
-def messages_json(kwargs: Mapping[str, Any]) -> str:
-    """``messages`` as GenAI input-messages JSON, capped; for opt-in content capture only. Never raises."""
+def messages_json(kwargs: Mapping[str, Any], limit: int) -> str:
+    """``messages`` as GenAI input-messages JSON, capped at ``limit``; for opt-in content capture only. Never
+    raises."""
     try:
-        return content.to_json(content.anthropic_input(kwargs.get("messages")))
+        return content.to_json(content.anthropic_input(kwargs.get("messages")), limit)
     except Exception:
         return ""
 
 
-def system_json(kwargs: Mapping[str, Any]) -> str:
-    """``system`` as GenAI system-instructions JSON, capped; for opt-in content capture only. Never raises."""
+def system_json(kwargs: Mapping[str, Any], limit: int) -> str:
+    """``system`` as GenAI system-instructions JSON, capped at ``limit``; for opt-in content capture only. Never
+    raises."""
     try:
-        return content.to_json(content.instructions(kwargs.get("system")))
+        return content.to_json(content.instructions(kwargs.get("system")), limit)
     except Exception:
         return ""
 
@@ -246,11 +248,12 @@ def read_token_count(body: object, response: LLMResponse | None = None) -> LLMRe
     return out
 
 
-def message_content_json(message: object) -> str:
-    """The Message (content blocks + stop_reason) as GenAI output-messages JSON, capped; for opt-in content
-    capture only. Never raises."""
+def message_content_json(message: object, limit: int) -> str:
+    """The Message (content blocks + stop_reason) as GenAI output-messages JSON, capped at ``limit``; for opt-in
+    content capture only. Never raises."""
     return content.to_json(
-        content.anthropic_output(field(message, "content"), field(message, "stop_reason"), field(message, "role"))
+        content.anthropic_output(field(message, "content"), field(message, "stop_reason"), field(message, "role")),
+        limit,
     )
 
 

@@ -25,7 +25,7 @@ import wrapt
 from opentelemetry import propagate
 
 from llmotel import _semconv as sc
-from llmotel import config
+from llmotel.config import Settings
 from llmotel.instrument import call as call_mod
 from llmotel.instrument import wrapping
 from llmotel.instrument.call import ACTIVE
@@ -83,32 +83,40 @@ def _base(instance: Any) -> tuple[str, str, int, str, str]:
     return entry[1:]
 
 
-def _request(instance: Any, kwargs: dict[str, Any], operation: str, stream: bool | None) -> LLMRequest:
+def _request(
+    instance: Any, kwargs: dict[str, Any], operation: str, stream: bool | None, settings: Settings
+) -> LLMRequest:
     provider, host, port, where, source = _base(instance)
     req = read.read_request(
         kwargs, operation=operation, provider=provider, server_address=host, server_port=port, stream=stream
     )
     if where:
         req.region, req.region_source = where, source
-    req.prefix_fingerprint, req.prefix_tokens = read.prefix_fingerprint(kwargs)
-    if operation == read.CHAT and config.get().capture_content:
-        req.input_messages_json = read.messages_json(kwargs)
-        req.system_instructions_json = read.system_json(kwargs)
+    req.prefix_fingerprint, req.prefix_tokens = read.prefix_fingerprint(kwargs, settings.fingerprint_key)
+    if operation == read.CHAT and settings.capture_content:
+        req.input_messages_json = read.messages_json(kwargs, settings.content_max_chars)
+        req.system_instructions_json = read.system_json(kwargs, settings.content_max_chars)
     return req
 
 
-def read_create_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+def read_create_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> LLMRequest:
     """``messages.create`` / ``messages.parse`` (parse never streams)."""
-    return _request(instance, kwargs, read.CHAT, None)
+    return _request(instance, kwargs, read.CHAT, None, settings)
 
 
-def read_stream_helper_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+def read_stream_helper_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> LLMRequest:
     """``messages.stream()``: always a streaming chat call."""
-    return _request(instance, kwargs, read.CHAT, True)
+    return _request(instance, kwargs, read.CHAT, True, settings)
 
 
-def read_count_tokens_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
-    req = _request(instance, kwargs, read.COUNT_TOKENS, False)
+def read_count_tokens_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> LLMRequest:
+    req = _request(instance, kwargs, read.COUNT_TOKENS, False, settings)
     req.emit_phases = False  # nothing is generated: a span without queue/prefill/first_token/decode
     return req
 
@@ -116,13 +124,13 @@ def read_count_tokens_request(instance: Any, args: tuple[Any, ...], kwargs: dict
 # ---- response side ---------------------------------------------------------------------------------
 
 
-def read_message_result(result: Any, response: LLMResponse) -> None:
+def read_message_result(result: Any, response: LLMResponse, settings: Settings) -> None:
     read.read_message(result, response)
-    if config.get().capture_content:
-        response.output_messages_json = read.message_content_json(result)
+    if settings.capture_content:
+        response.output_messages_json = read.message_content_json(result, settings.content_max_chars)
 
 
-def read_count_tokens_result(result: Any, response: LLMResponse) -> None:
+def read_count_tokens_result(result: Any, response: LLMResponse, settings: Settings) -> None:
     read.read_token_count(result, response)
 
 
@@ -182,6 +190,7 @@ def _stream_helper_endpoints() -> tuple[Endpoint, ...]:
 
 
 def build_provider() -> Provider:
+    """The anthropic client's description (its readers take the settings per call: nothing to bind here)."""
     import anthropic
     from anthropic import _response
 
@@ -239,13 +248,13 @@ class _Deferred:
         return self._factory().__await__()  # type: ignore[no-any-return]
 
 
-def _stream_helper_wrapper(provider: Provider, ep: Endpoint) -> _Wrapper:
+def _stream_helper_wrapper(provider: Provider, ep: Endpoint, settings: Settings) -> _Wrapper:
     """Wraps ``Messages.stream``: the returned manager is the SDK's own; only the request it sends on
     ``__enter__`` is routed through the generic call wrapper, so the raw stream it wraps in a
     ``MessageStream`` is llmotel's stream proxy. ``text_stream``, ``get_final_message()`` and
     ``close()`` (early exit from ``with``) all go through that proxy. Never breaks the caller: any
     failure here returns the untouched manager."""
-    core = (wrapping._async_wrapper if ep.is_async else wrapping._sync_wrapper)(provider, ep)
+    core = (wrapping._async_wrapper if ep.is_async else wrapping._sync_wrapper)(provider, ep, settings)
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         manager = wrapped(*args, **kwargs)
@@ -281,11 +290,12 @@ def _build_request_wrapper(legacy_attempts: bool) -> _Wrapper:
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         request = wrapped(*args, **kwargs)
-        if ACTIVE.get() is not None:
+        call = ACTIVE.get()
+        if call is not None:
             try:
                 if legacy_attempts:
                     call_mod.attempt_sent()
-                if config.get().propagate_trace_context:
+                if call.settings.propagate_trace_context:  # the settings of the instrumentor recording the call
                     propagate.inject(request.headers)
             except Exception:
                 _log.debug("llmotel could not prepare an anthropic request", exc_info=True)
@@ -326,17 +336,18 @@ class AnthropicInstrumentor(LLMInstrumentor):
     dependencies = ("anthropic >= 0.40",)
     _extra: list[tuple[Any, str]] = []  # noqa: RUF012 - replaced per instance in _instrument
 
-    def provider(self) -> Provider:
+    def provider(self, settings: Settings) -> Provider:
         return build_provider()
 
     def _instrument(self, **kwargs: Any) -> None:
         super()._instrument(**kwargs)
+        settings = self.settings
         done: list[tuple[Any, str]] = []
         try:
             provider = build_provider()
-            if _stream_helper_reads_raw_stream():
+            if _stream_helper_reads_raw_stream() and settings is not None:
                 for ep in _stream_helper_endpoints():
-                    _wrap(ep.module, ep.target, _stream_helper_wrapper(provider, ep), done)
+                    _wrap(ep.module, ep.target, _stream_helper_wrapper(provider, ep, settings), done)
             target = native.patch_target()
             if target is not None:
                 _wrap(*target, native.start_api_call_span_wrapper, done)

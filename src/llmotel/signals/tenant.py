@@ -25,7 +25,7 @@ from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
 from llmotel import _semconv as sc
-from llmotel import config
+from llmotel.config import Settings
 
 _log = logging.getLogger(__name__)
 BAGGAGE_KEY = sc.LLMOTEL_TENANT_ID
@@ -74,9 +74,9 @@ def _hash(value: str, key: bytes) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def resolve(request_user: str = "") -> str:
-    """The tenant of the current call, "" if unknown. Never raises (a failing resolver is logged at debug)."""
-    cfg = config.get()
+def resolve(cfg: Settings, request_user: str = "") -> str:
+    """The tenant of the current call under the instrumentor's settings ``cfg``, "" if unknown. Never raises (a
+    failing resolver is logged at debug)."""
     value = baggage.get_baggage(BAGGAGE_KEY)
     found = value if isinstance(value, str) and value else ""
     if not found and cfg.tenant_resolver is not None:

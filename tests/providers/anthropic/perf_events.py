@@ -21,6 +21,7 @@ from anthropic._models import construct_type
 from anthropic.types import RawMessageStreamEvent
 from opentelemetry.sdk.trace import TracerProvider
 
+from llmotel import config
 from llmotel.instrument import capture
 from llmotel.instrument.call import Call
 from llmotel.instrument.streams import StreamProxy
@@ -80,6 +81,7 @@ def _cpu_ns(fn: Callable[[], None], reps: int = 200, rounds: int = 7) -> float:
 
 def main() -> None:
     spans.configure(TracerProvider())
+    settings = config.resolve()
     results: dict[int, tuple[float, float]] = {}
     for n in (50, 1050):
         events = _events(n)
@@ -91,7 +93,9 @@ def main() -> None:
         def instrumented(events: list[Any] = events) -> None:
             request = read_request({"model": "claude-haiku-4-5", "max_tokens": 64}, stream=True)
             cap = capture.begin()
-            call = Call(request, cap, spans.start(request, cap, ""), provider.read_message_result, provider.read_event)
+            call = Call(
+                request, cap, spans.start(request, cap, ""), provider.read_message_result, provider.read_event, settings
+            )
             for _ in StreamProxy(_Stream(events), call):
                 pass
 

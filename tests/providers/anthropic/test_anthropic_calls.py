@@ -412,14 +412,12 @@ async def test_beta_messages_async(sim: SimServer, telemetry: Telemetry, wire: W
 
 
 def test_content_only_when_opted_in(sim: SimServer, telemetry: Telemetry, wire: Wire) -> None:
-    from llmotel import config
-
     c = client(sim, wire)
     c.messages.create(model=MODEL, max_tokens=64, system="Be brief.", messages=MSGS, extra_headers=_h(3))
     a = dict(telemetry.one_call()[0].attributes or {})
     assert sc.GEN_AI_INPUT_MESSAGES not in a and sc.GEN_AI_OUTPUT_MESSAGES not in a
     telemetry.exporter.clear()
-    config.configure(capture_content=True)
+    telemetry.reinstrument(capture_content=True)
     message = c.messages.create(model=MODEL, max_tokens=64, system="Be brief.", messages=MSGS, extra_headers=_h(3))
     a = dict(telemetry.one_call()[0].attributes or {})
     # The GenAI parts schema (tests/anthropic/test_anthropic_content.py covers every block shape).

@@ -14,7 +14,6 @@ import pytest
 from _anth import MODEL, Telemetry, Wire, aclient, client
 from _genai_content import input_messages, output_messages, system_instructions
 from llmotel import _semconv as sc
-from llmotel import config
 from llmotel_sim import SimServer
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n not really an image").decode()
@@ -60,7 +59,7 @@ def _h(n: int, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def capture(telemetry: Telemetry) -> Telemetry:
-    config.configure(capture_content=True)  # the telemetry fixture resets the configuration afterwards
+    telemetry.reinstrument(capture_content=True)
     return telemetry
 
 

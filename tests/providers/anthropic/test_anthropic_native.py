@@ -14,7 +14,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from _anth import MODEL, MSGS, SDK_SCOPE, Telemetry, Wire, aclient, client
 from llmotel import _semconv as sc
-from llmotel import config
 from llmotel.providers.anthropic import AnthropicInstrumentor
 from llmotel_sim import SimServer
 
@@ -95,13 +94,13 @@ def test_sdk_tracing_off_by_env(
     assert "traceparent" not in wire.requests[-1]  # llmotel's own propagation is opt-in
 
 
+@pytest.mark.llmotel(propagate_trace_context=True)
 @pytest.mark.parametrize("is_async", [False, True])
 async def test_llmotel_propagation_opt_in_reaches_stream_helper(
     sim: SimServer, telemetry: Telemetry, wire: Wire, is_async: bool
 ) -> None:
     """SDK tracing off, llmotel's propagate_trace_context on: even the stream() helper's prebuilt request
     carries llmotel's span, and the caller's extra_headers dict is left untouched."""
-    config.configure(propagate_trace_context=True)
     headers = dict(H)
     if is_async:
         async with aclient(sim, wire).messages.stream(

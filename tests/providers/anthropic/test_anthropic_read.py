@@ -8,6 +8,7 @@ import pytest
 from anthropic._models import construct_type
 from anthropic.types import Message, RawMessageStreamEvent
 
+from llmotel import config
 from llmotel.providers import _anthropic_read as read
 from llmotel.record import LLMResponse
 
@@ -33,6 +34,8 @@ def _message_json(**usage: Any) -> dict[str, Any]:
         "usage": {"input_tokens": 12, "output_tokens": 40, **usage},
     }
 
+
+KEY = config.resolve({"fingerprint_key": "k" * 32}).fingerprint_key
 
 CACHED_USAGE = {
     "cache_read_input_tokens": 1000,
@@ -202,13 +205,13 @@ def test_request_reader_and_prefix() -> None:
     assert (request.provider, request.operation, request.request_model) == ("anthropic", "chat", "claude-haiku-4-5")
     assert (request.max_tokens, request.temperature, request.stream, request.user) == (256, 0.2, False, "u-42")
     assert read.read_request(kwargs, stream=True).stream
-    fp, tokens = read.prefix_fingerprint(kwargs)
+    fp, tokens = read.prefix_fingerprint(kwargs, KEY)
     assert len(fp) == 16 and tokens > 0
     changed = {**kwargs, "tools": [{"name": "lookup2", "description": "d", "input_schema": {"type": "object"}}]}
-    assert read.prefix_fingerprint(changed)[0] != fp
-    assert read.prefix_fingerprint({**kwargs, "system": "You are verbose."})[0] != fp
-    assert read.prefix_fingerprint({**kwargs, "messages": []})[0] == fp  # messages are not part of the prefix
-    assert read.prefix_fingerprint({"model": "m"}) == ("", 0)
+    assert read.prefix_fingerprint(changed, KEY)[0] != fp
+    assert read.prefix_fingerprint({**kwargs, "system": "You are verbose."}, KEY)[0] != fp
+    assert read.prefix_fingerprint({**kwargs, "messages": []}, KEY)[0] == fp  # messages are not part of the prefix
+    assert read.prefix_fingerprint({"model": "m"}, KEY) == ("", 0)
 
 
 @pytest.mark.parametrize(

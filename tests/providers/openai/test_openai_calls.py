@@ -406,10 +406,8 @@ def test_exception_in_user_loop(sim: SimServer, telemetry: Telemetry) -> None:
     assert_tiles(parent, kids)
 
 
+@pytest.mark.llmotel(stall_threshold_s=0.05)
 def test_stall_counted(sim: SimServer, telemetry: Telemetry) -> None:
-    from llmotel import config
-
-    config.configure(stall_threshold_s=0.05)
     client = _client(sim)
     # stall 0.2 wall seconds after content chunk 2.
     list(
@@ -466,15 +464,13 @@ def test_tenant_context_and_async_tasks(sim: SimServer, telemetry: Telemetry) ->
 def test_trace_context_propagation_opt_in_copies_headers(sim: SimServer, telemetry: Telemetry) -> None:
     import httpx2
 
-    from llmotel import config
-
     seen: list[httpx2.Headers] = []
     http = openai.DefaultHttpxClient(event_hooks={"request": [lambda req: seen.append(req.headers)]})
     client = _client(sim, http_client=http)
     mine = _hdr(2)
     client.chat.completions.create(model=MODEL, messages=MSGS, extra_headers=mine)
     assert "traceparent" not in seen[-1]  # off by default
-    config.configure(propagate_trace_context=True)
+    telemetry.reinstrument(propagate_trace_context=True)
     client.chat.completions.create(model=MODEL, messages=MSGS, extra_headers=mine)
     assert mine == _hdr(2)  # the caller's dict is never mutated
     (_, _), (p2, _) = telemetry.calls()
@@ -529,10 +525,8 @@ def test_metrics_recorded(sim: SimServer, telemetry: Telemetry) -> None:
     assert tuple(duration.explicit_bounds) == sc.METRIC_BUCKETS[sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION]
 
 
+@pytest.mark.llmotel(phase_metrics=True)
 def test_phase_metrics_opt_in(sim: SimServer, telemetry: Telemetry) -> None:
-    from llmotel import config
-
-    config.configure(phase_metrics=True)
     list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(5)))
     points = _metric_names(telemetry)[sc.METRIC_LLMOTEL_PHASE_DURATION].data.data_points
     phase_spans = [s for s in telemetry.spans() if s.attributes and sc.LLMOTEL_PHASE_NAME in s.attributes]
@@ -634,10 +628,8 @@ def test_content_capture_opt_in_and_latest_names(sim: SimServer) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from llmotel import config
     from llmotel.providers.openai import OpenAIInstrumentor
 
-    config.reset()
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
@@ -647,7 +639,6 @@ def test_content_capture_opt_in_and_latest_names(sim: SimServer) -> None:
         r = _client(sim).chat.completions.create(model=MODEL, messages=MSGS, extra_headers=_hdr(3))
     finally:
         inst.uninstrument()
-        config.reset()
     parent = next(s for s in exporter.get_finished_spans() if s.name == f"chat {MODEL}")
     # The GenAI parts schema (tests/openai/test_openai_content.py covers every shape).
     assert input_messages(parent.attributes[sc.GEN_AI_INPUT_MESSAGES]) == [
@@ -784,10 +775,8 @@ def test_time_per_output_chunk_once_per_call_by_default(sim: SimServer, telemetr
     assert 0 < point.sum * (chunks - 1) <= (decode.end_time - decode.start_time) / 1e9 + 1e-6
 
 
+@pytest.mark.llmotel(chunk_metrics="each")
 def test_time_per_output_chunk_each_chunk_opt_in(sim: SimServer, telemetry: Telemetry) -> None:
-    from llmotel import config
-
-    config.configure(chunk_metrics="each")
     seen = list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(9)))
     first = next(i for i, c in enumerate(seen) if c.choices and c.choices[0].delta.content)
     (point,) = _tpoc_points(telemetry)
@@ -800,14 +789,13 @@ def test_time_per_output_chunk_each_chunk_opt_in(sim: SimServer, telemetry: Tele
     assert point.max >= decode.attributes[sc.LLMOTEL_DECODE_MAX_CHUNK_GAP] - 1e-9
 
 
+@pytest.mark.llmotel(chunk_metrics="each")
 def test_time_per_output_chunk_each_is_bounded(
     sim: SimServer, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmotel import config
     from llmotel.instrument import capture
 
     monkeypatch.setattr(capture, "MAX_GAPS", 3)
-    config.configure(chunk_metrics="each")
     list(_client(sim).chat.completions.create(model=MODEL, messages=MSGS, stream=True, extra_headers=_hdr(9)))
     (point,) = _tpoc_points(telemetry)
     assert _decode(telemetry).attributes[sc.LLMOTEL_DECODE_CHUNK_COUNT] > 5
@@ -820,4 +808,4 @@ def test_chunk_metrics_bad_value_names_the_key() -> None:
     from llmotel import config
 
     with pytest.raises(config.ConfigError, match=r"LLMOTEL_CHUNK_METRICS='every'.*mean or each"):
-        config.from_env({"LLMOTEL_CHUNK_METRICS": "every"})
+        config.resolve(env={"LLMOTEL_CHUNK_METRICS": "every"})

@@ -17,7 +17,6 @@ from openai import OpenAI
 from _genai_content import arguments, errors, input_messages, output_messages, system_instructions
 from _oai import Telemetry
 from llmotel import _semconv as sc
-from llmotel import config
 from llmotel_sim import SimServer
 
 MODEL = "gpt-4o-mini"
@@ -60,7 +59,7 @@ def _hdr(n: int, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def capture(telemetry: Telemetry) -> Telemetry:
-    config.configure(capture_content=True)  # the telemetry fixture resets the configuration afterwards
+    telemetry.reinstrument(capture_content=True)
     return telemetry
 
 
@@ -231,7 +230,7 @@ def test_legacy_completion_prompt_and_choices(sim: SimServer, capture: Telemetry
 
 
 def test_cap_keeps_valid_json_and_cuts_the_longest_strings_first(sim: SimServer, capture: Telemetry) -> None:
-    config.configure(content_max_chars=700)
+    capture.reinstrument(capture_content=True, content_max_chars=700)
     big_image = base64.b64encode(bytes(range(256)) * 40).decode()
     long_text = "START " + "lorem ipsum " * 200 + "PAST-THE-CAP"
     messages = [
