@@ -1,4 +1,4 @@
-//go:generate echo "metadata.yaml documents the component; internal/metadata is written by hand"
+//go:generate ../mdatagen.sh
 
 // Package llmsliconnector turns llmotel spans (LLM call spans, their phase children, agent runs)
 // into SLI metrics: latency, cache, correctness, revision drift, plan adherence, fairness and energy.

@@ -9,20 +9,28 @@ import (
 	sc "github.com/llmotel/llmotel/collector/llmsliconnector/internal/semconv"
 )
 
-// gauge appends one gauge metric and returns its data points.
-func gauge(ms pmetric.MetricSlice, name, unit, desc string) pmetric.NumberDataPointSlice {
+// gauge appends one gauge metric described by the registry and returns it with its data points.
+func gauge(ms pmetric.MetricSlice, d sc.GaugeDescriptor) gaugePoints {
 	m := ms.AppendEmpty()
-	m.SetName(name)
-	m.SetUnit(unit)
-	m.SetDescription(desc)
-	return m.SetEmptyGauge().DataPoints()
+	m.SetName(d.Name)
+	m.SetUnit(d.Unit)
+	m.SetDescription(d.Description)
+	return gaugePoints{dps: m.SetEmptyGauge().DataPoints(), dims: d.Dims}
 }
 
-func point(dps pmetric.NumberDataPointSlice, now time.Time, value float64, dims []string, values []string) {
-	dp := dps.AppendEmpty()
+// gaugePoints are a gauge's data points and its dimensions (registry order), so a point's values
+// can only be labelled with the dimensions of the gauge they belong to.
+type gaugePoints struct {
+	dps  pmetric.NumberDataPointSlice
+	dims []string
+}
+
+// point appends one data point; values are in the order of g.dims, and empty ones are left off.
+func point(g gaugePoints, now time.Time, value float64, values []string) {
+	dp := g.dps.AppendEmpty()
 	dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
 	dp.SetDoubleValue(value)
-	for i, d := range dims {
+	for i, d := range g.dims {
 		if values[i] != "" {
 			dp.Attributes().PutStr(d, values[i])
 		}
@@ -33,27 +41,26 @@ func point(dps pmetric.NumberDataPointSlice, now time.Time, value float64, dims 
 // Called under c.mu.
 func (c *llmSLI) appendGauges(ms pmetric.MetricSlice, now time.Time) {
 	if totals := c.cacheWindow.Snapshot(now); len(totals) > 0 {
-		dps := gauge(ms, sc.MetricSLICacheHitRatio, "1", "Cache-read share of input tokens over the window.")
+		dps := gauge(ms, sc.GaugeSLICacheHitRatio)
 		for _, t := range totals {
 			if t.B > 0 {
-				point(dps, now, t.A/t.B, cacheDims, t.Values)
+				point(dps, now, t.A/t.B, t.Values)
 			}
 		}
 	}
 	if prefixes := c.prefixes.Snapshot(now); len(prefixes) > 0 {
-		dps := gauge(ms, sc.MetricSLIPrefixDistinct, "{prefix}", "Distinct prompt-prefix fingerprints over the window.")
+		dps := gauge(ms, sc.GaugeSLIPrefixDistinct)
 		for _, p := range prefixes {
-			point(dps, now, float64(len(p.Members)), prefixDims, p.Values)
+			point(dps, now, float64(len(p.Members)), p.Values)
 		}
 	}
 	if revisions := c.revisions.Snapshot(now); len(revisions) > 0 {
-		dps := gauge(ms, sc.MetricSLIRevisionDistinct, "{revision}",
-			"Distinct resolved revisions per (request model, region) over the window, one point per revision seen.")
+		dps := gauge(ms, sc.GaugeSLIRevisionDistinct)
 		values := make([]string, 3)
 		for _, r := range revisions {
 			for _, member := range r.Members {
 				values[0], values[1], values[2] = r.Values[0], r.Values[1], member
-				point(dps, now, float64(len(r.Members)), revisionDims, values)
+				point(dps, now, float64(len(r.Members)), values)
 			}
 		}
 	}
@@ -65,31 +72,31 @@ func (c *llmSLI) appendFairness(ms pmetric.MetricSlice, now time.Time) {
 	if len(rep.Tenants) == 0 {
 		return
 	}
-	share := gauge(ms, sc.MetricSLITenantServiceShare, "1", "Tenant share of weighted service over the window.")
-	demand := gauge(ms, sc.MetricSLITenantDemandShare, "1", "Tenant share of requests over the window.")
-	var slowdown pmetric.NumberDataPointSlice
+	share := gauge(ms, sc.GaugeSLITenantServiceShare)
+	demand := gauge(ms, sc.GaugeSLITenantDemandShare)
+	var slowdown gaugePoints
 	hasSlowdown := false
 	one := make([]string, 1)
 	for _, t := range rep.Tenants {
 		one[0] = t.Tenant
-		point(share, now, t.ServiceShare, tenantDims, one)
-		point(demand, now, t.DemandShare, tenantDims, one)
+		point(share, now, t.ServiceShare, one)
+		point(demand, now, t.DemandShare, one)
 		if t.HasSlowdown {
 			if !hasSlowdown {
 				hasSlowdown = true
-				slowdown = gauge(ms, sc.MetricSLITenantSlowdown, "1", "Tenant p95 TTFT over the fleet p95 TTFT in the window.")
+				slowdown = gauge(ms, sc.GaugeSLITenantSlowdown)
 			}
-			point(slowdown, now, t.Slowdown, tenantDims, one)
+			point(slowdown, now, t.Slowdown, one)
 		}
 	}
 	if rep.HasJain {
-		point(gauge(ms, sc.MetricSLIFairnessJainIndex, "1", "Jain's index of per-tenant service per request over the window."), now, rep.Jain, nil, nil)
+		point(gauge(ms, sc.GaugeSLIFairnessJainIndex), now, rep.Jain, nil)
 	}
 	if len(rep.Explains) > 0 {
-		dps := gauge(ms, sc.MetricSLINoisyNeighbor, "1", "How well each tenant's load explains the others' TTFT; the top one is the noisy neighbour.")
+		dps := gauge(ms, sc.GaugeSLINoisyNeighbor)
 		for _, e := range rep.Explains {
 			one[0] = e.Tenant
-			point(dps, now, e.Score, tenantDims, one)
+			point(dps, now, e.Score, one)
 		}
 	}
 }

@@ -21,9 +21,6 @@ const (
 // Finish reasons that mean the token limit cut the answer (OpenAI / Anthropic spellings).
 var truncatingFinishReasons = []string{"length", "max_tokens"}
 
-// cacheHitThreshold mirrors llmotel.cache.state: at least 90 % cache reads is a hit.
-const cacheHitThreshold = 0.9
-
 // ingest aggregates one batch. Phase spans are taken first so that a call span finds its phases
 // whatever their order inside the batch; parent links last, so that they are kept for every trace
 // with agent spans in the buffer whatever the order. Called under c.mu.
@@ -351,7 +348,7 @@ func cacheStateOf(cacheRead, input int64) string {
 	switch {
 	case cacheRead <= 0 || input <= 0:
 		return sc.AttrCacheStateMiss
-	case float64(cacheRead) >= cacheHitThreshold*float64(input):
+	case float64(cacheRead) >= sc.CacheHitRatioThreshold*float64(input): // the SDK's threshold, from the registry
 		return sc.AttrCacheStateHit
 	default:
 		return sc.AttrCacheStatePartial

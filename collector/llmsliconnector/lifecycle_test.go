@@ -13,16 +13,10 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.uber.org/goleak"
 
 	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/metadata"
 	sc "github.com/llmotel/llmotel/collector/llmsliconnector/internal/semconv"
 )
-
-func TestMain(m *testing.M) {
-	boundFuzzMinimization()
-	goleak.VerifyTestMain(m)
-}
 
 func metricByName(md pmetric.Metrics, name string) (pmetric.Metric, bool) {
 	for i := 0; i < md.ResourceMetrics().Len(); i++ {

@@ -40,8 +40,9 @@ def test_checked_in_files_are_fresh() -> None:
 
 
 def test_renaming_an_attribute_without_regenerating_fails_then_regenerating_updates_all(repo_copy: Path) -> None:
-    registry = repo_copy / "semconv" / "registry" / "llmotel.yaml"
-    registry.write_text(registry.read_text().replace("id: llmotel.tenant.id", "id: llmotel.tenant.key"))
+    # Metrics name their dimensions by reference, so a rename is done wherever the attribute is named.
+    for registry in (repo_copy / "semconv" / "registry").glob("*.yaml"):
+        registry.write_text(registry.read_text().replace("llmotel.tenant.id", "llmotel.tenant.key"))
 
     stale = _generate(repo_copy, "--check")
     assert stale.returncode == 1

@@ -99,6 +99,7 @@ const (
 	AttrToolPlanned                          = "llmotel.tool.planned"
 	AttrUsageCacheWrite1hInputTokens         = "llmotel.usage.cache_write.1h.input_tokens"
 	AttrUsageCacheWrite5mInputTokens         = "llmotel.usage.cache_write.5m.input_tokens"
+	AttrUsageInputTokensEstimated            = "llmotel.usage.input_tokens.estimated"
 	AttrUsageSource                          = "llmotel.usage.source"
 	AttrOpenaiResponseServiceTier            = "openai.response.service_tier"
 	AttrOpenaiResponseSystemFingerprint      = "openai.response.system_fingerprint"
@@ -128,6 +129,9 @@ const (
 	AttrServerTimingFormatTgi                = "tgi"
 	AttrServerTimingFormatLlamaCpp           = "llama_cpp"
 	AttrServerTimingFormatVllm               = "vllm"
+	AttrServerTimingFormatSglang             = "sglang"
+	AttrServerTimingFormatGroq               = "groq"
+	AttrServerTimingFormatCerebras           = "cerebras"
 	AttrServerTimingFormatOpenaiProcessingMs = "openai_processing_ms"
 	AttrServerTimingFormatNone               = "none"
 	AttrUsageSourceProvider                  = "provider"
@@ -195,3 +199,238 @@ var LatestExperimentalRenames = map[string]string{
 	AttrGenAIOpenaiResponseSystemFingerprint: AttrOpenaiResponseSystemFingerprint,
 	AttrGenAIUsageCacheCreationInputTokens:   AttrGenAIUsageCacheWriteInputTokens,
 }
+
+// Shared constants: src/llmotel/_semconv.py holds the same values.
+const (
+	// llmotel.cache.state is `hit` when cache-read input tokens are at least this share of the call's
+	// input tokens (cache reads included), `partial` below it but above 0, `miss` at 0. The SDK sets the
+	// state on the call span; the llm_sli connector derives it the same way for spans that carry token
+	// counts but no state.
+	CacheHitRatioThreshold = 0.9
+)
+
+// HistogramDescriptor describes a histogram in the registry: the connector builds its stores from
+// these fields, never from retyped ones.
+type HistogramDescriptor struct {
+	Name        string
+	Unit        string
+	Description string
+	// Dims are the attribute names in series-key order: dimension values are filled by position.
+	Dims []string
+	// Buckets are the explicit bucket boundaries.
+	Buckets []float64
+}
+
+// CounterDescriptor describes a monotonic sum in the registry.
+type CounterDescriptor struct {
+	Name        string
+	Unit        string
+	Description string
+	// Dims are the attribute names in series-key order: dimension values are filled by position.
+	Dims []string
+	// IsInt is true for int data points, false for double ones.
+	IsInt bool
+}
+
+// GaugeDescriptor describes a gauge in the registry (double data points).
+type GaugeDescriptor struct {
+	Name        string
+	Unit        string
+	Description string
+	// Dims are the attribute names in series-key order: dimension values are filled by position.
+	Dims []string
+}
+
+// Descriptors of the metrics the llm_sli connector emits.
+var (
+	GaugeSLICacheHitRatio = GaugeDescriptor{
+		Name:        MetricSLICacheHitRatio,
+		Unit:        "1",
+		Description: "Cache-read share of input tokens over the window.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID, AttrPromptPrefixFingerprint},
+	}
+	CounterSLICacheReadTokens = CounterDescriptor{
+		Name:        MetricSLICacheReadTokens,
+		Unit:        "{token}",
+		Description: "Cache-read input tokens.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+		IsInt:       true,
+	}
+	CounterSLICarbon = CounterDescriptor{
+		Name:        MetricSLICarbon,
+		Unit:        "gCO2e",
+		Description: "Estimated carbon.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+	}
+	CounterSLIEnergy = CounterDescriptor{
+		Name:        MetricSLIEnergy,
+		Unit:        "Wh",
+		Description: "Estimated energy.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+	}
+	GaugeSLIFairnessJainIndex = GaugeDescriptor{
+		Name:        MetricSLIFairnessJainIndex,
+		Unit:        "1",
+		Description: "Jain's index of per-tenant service per request over the window.",
+	}
+	CounterSLIInputTokens = CounterDescriptor{
+		Name:        MetricSLIInputTokens,
+		Unit:        "{token}",
+		Description: "Input tokens, cache reads included.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+		IsInt:       true,
+	}
+	GaugeSLINoisyNeighbor = GaugeDescriptor{
+		Name:        MetricSLINoisyNeighbor,
+		Unit:        "1",
+		Description: "How well each tenant's load explains the others' TTFT; the top one is the noisy neighbour.",
+		Dims:        []string{AttrTenantID},
+	}
+	CounterSLIOutputTokens = CounterDescriptor{
+		Name:        MetricSLIOutputTokens,
+		Unit:        "{token}",
+		Description: "Output tokens.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+		IsInt:       true,
+	}
+	HistogramSLIPhaseDuration = HistogramDescriptor{
+		Name:        MetricSLIPhaseDuration,
+		Unit:        "s",
+		Description: "Duration of each phase of LLM calls.",
+		Dims:        []string{AttrGenAIRequestModel, AttrModelRevision, AttrServerRegion, AttrTenantID, AttrCacheState, AttrPhaseSource, AttrPhaseName},
+		Buckets:     MetricBuckets[MetricSLIPhaseDuration],
+	}
+	HistogramSLIPlanAdherence = HistogramDescriptor{
+		Name:        MetricSLIPlanAdherence,
+		Unit:        "1",
+		Description: "Ordered plan adherence per agent run.",
+		Dims:        []string{AttrGenAIAgentName},
+		Buckets:     MetricBuckets[MetricSLIPlanAdherence],
+	}
+	HistogramSLIPlanPrecision = HistogramDescriptor{
+		Name:        MetricSLIPlanPrecision,
+		Unit:        "1",
+		Description: "Tool-set precision per agent run.",
+		Dims:        []string{AttrGenAIAgentName},
+		Buckets:     MetricBuckets[MetricSLIPlanPrecision],
+	}
+	HistogramSLIPlanRecall = HistogramDescriptor{
+		Name:        MetricSLIPlanRecall,
+		Unit:        "1",
+		Description: "Tool-set recall per agent run.",
+		Dims:        []string{AttrGenAIAgentName},
+		Buckets:     MetricBuckets[MetricSLIPlanRecall],
+	}
+	CounterSLIPlanSteps = CounterDescriptor{
+		Name:        MetricSLIPlanSteps,
+		Unit:        "{step}",
+		Description: "Skipped, extra, reordered steps and re-plans.",
+		Dims:        []string{AttrGenAIAgentName, AttrSLIStepKind},
+		IsInt:       true,
+	}
+	GaugeSLIPrefixDistinct = GaugeDescriptor{
+		Name:        MetricSLIPrefixDistinct,
+		Unit:        "{prefix}",
+		Description: "Distinct prompt-prefix fingerprints over the window.",
+		Dims:        []string{AttrGenAIRequestModel, AttrTenantID},
+	}
+	HistogramSLIRequestDuration = HistogramDescriptor{
+		Name:        MetricSLIRequestDuration,
+		Unit:        "s",
+		Description: "End-to-end LLM call duration.",
+		Dims:        []string{AttrGenAIRequestModel, AttrModelRevision, AttrServerRegion, AttrTenantID, AttrCacheState},
+		Buckets:     MetricBuckets[MetricSLIRequestDuration],
+	}
+	CounterSLIRequests = CounterDescriptor{
+		Name:        MetricSLIRequests,
+		Unit:        "{request}",
+		Description: "LLM calls.",
+		Dims:        []string{AttrGenAIProviderName, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID, AttrErrorType, AttrHTTPResponseStatusCode, AttrResponseTruncated},
+		IsInt:       true,
+	}
+	CounterSLIRevisionChanges = CounterDescriptor{
+		Name:        MetricSLIRevisionChanges,
+		Unit:        "{change}",
+		Description: "Resolved revision changes per (request model, region).",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion},
+		IsInt:       true,
+	}
+	GaugeSLIRevisionDistinct = GaugeDescriptor{
+		Name:        MetricSLIRevisionDistinct,
+		Unit:        "{revision}",
+		Description: "Distinct resolved revisions per (request model, region) over the window, one point per revision seen.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrModelRevision},
+	}
+	CounterSLISeriesOverflowed = CounterDescriptor{
+		Name:        MetricSLISeriesOverflowed,
+		Unit:        "{point}",
+		Description: "Data points folded into an overflow series.",
+		Dims:        []string{AttrSLIMetric},
+		IsInt:       true,
+	}
+	CounterSLISpansRejected = CounterDescriptor{
+		Name:        MetricSLISpansRejected,
+		Unit:        "{span}",
+		Description: "Spans skipped for bad or missing attributes.",
+		Dims:        []string{AttrSLIReason},
+		IsInt:       true,
+	}
+	CounterSLIStalls = CounterDescriptor{
+		Name:        MetricSLIStalls,
+		Unit:        "{stall}",
+		Description: "Inter-chunk gaps over the stall threshold.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+		IsInt:       true,
+	}
+	CounterSLITenantDemand = CounterDescriptor{
+		Name:        MetricSLITenantDemand,
+		Unit:        "{request}",
+		Description: "Requests submitted per tenant.",
+		Dims:        []string{AttrTenantID},
+		IsInt:       true,
+	}
+	GaugeSLITenantDemandShare = GaugeDescriptor{
+		Name:        MetricSLITenantDemandShare,
+		Unit:        "1",
+		Description: "Tenant share of requests over the window.",
+		Dims:        []string{AttrTenantID},
+	}
+	CounterSLITenantService = CounterDescriptor{
+		Name:        MetricSLITenantService,
+		Unit:        "{token}",
+		Description: "Weighted service per tenant (VTC).",
+		Dims:        []string{AttrTenantID},
+	}
+	GaugeSLITenantServiceShare = GaugeDescriptor{
+		Name:        MetricSLITenantServiceShare,
+		Unit:        "1",
+		Description: "Tenant share of weighted service over the window.",
+		Dims:        []string{AttrTenantID},
+	}
+	GaugeSLITenantSlowdown = GaugeDescriptor{
+		Name:        MetricSLITenantSlowdown,
+		Unit:        "1",
+		Description: "Tenant p95 TTFT over the fleet p95 TTFT in the window.",
+		Dims:        []string{AttrTenantID},
+	}
+	HistogramSLITimePerOutputToken = HistogramDescriptor{
+		Name:        MetricSLITimePerOutputToken,
+		Unit:        "s",
+		Description: "Decode time per output token.",
+		Dims:        []string{AttrGenAIRequestModel, AttrModelRevision, AttrServerRegion, AttrTenantID, AttrCacheState, AttrPhaseSource},
+		Buckets:     MetricBuckets[MetricSLITimePerOutputToken],
+	}
+	HistogramSLITimeToFirstToken = HistogramDescriptor{
+		Name:        MetricSLITimeToFirstToken,
+		Unit:        "s",
+		Description: "Time to first token of LLM calls.",
+		Dims:        []string{AttrGenAIRequestModel, AttrModelRevision, AttrServerRegion, AttrTenantID, AttrCacheState, AttrPhaseSource},
+		Buckets:     MetricBuckets[MetricSLITimeToFirstToken],
+	}
+	CounterSLITracesEvicted = CounterDescriptor{
+		Name:        MetricSLITracesEvicted,
+		Unit:        "{trace}",
+		Description: "Incomplete traces evicted from the buffer.",
+		IsInt:       true,
+	}
+)
