@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GO ?= go
 COLLECTOR := collector
 
-.PHONY: setup semconv semconv-check lint typecheck pytest go-check go-fuzz fuzz collector-build collector-validate test demo clean prometheus
+.PHONY: setup semconv semconv-check mdatagen lint typecheck pytest unit old-sdk bench-real go-check go-fuzz fuzz collector-build collector-validate test demo clean prometheus
 
 # The collector distribution (ocb-built, see collector/README.md). Rebuilt only when its inputs change.
 COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
@@ -29,6 +29,12 @@ semconv: setup
 semconv-check: setup
 	$(PY) semconv/generate.py --check
 	$(PY) semconv/check_usage.py
+	$(COLLECTOR)/mdatagen.sh --check
+	$(PY) -m pytest -q -p no:cacheprovider semconv/test_generate.py
+
+# The collector component's generated metadata and tests (mdatagen, pinned in collector/tools).
+mdatagen:
+	$(COLLECTOR)/mdatagen.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -38,6 +44,32 @@ typecheck: setup
 
 pytest: setup collector-build prometheus
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# Every test that needs neither the collector build nor Prometheus (markers set by directory in tests/conftest.py).
+unit: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile -m 'not collector and not prometheus'
+
+# The oldest clients pyproject.toml promises (the lower bounds of the openai / anthropic extras, installed exactly),
+# in their own venv next to the SDK and the simulator: tests/providers/*/old_sdk_smoke.py must pass on them.
+OLD_VENV ?= .venv-old
+OLD_CLIENTS := $(shell sed -nE 's/^(openai|anthropic) = \["(openai|anthropic)>=([0-9.]+)"\]$$/\2==\3/p' pyproject.toml)
+
+$(OLD_VENV)/.installed: pyproject.toml sim/pyproject.toml
+	@test "$(words $(OLD_CLIENTS))" = 2 || { echo "old-sdk: no openai/anthropic lower bounds in pyproject.toml" >&2; exit 1; }
+	python3 -m venv --clear $(OLD_VENV)
+	$(OLD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLD_VENV)/bin/python -m pip install --quiet -e . -e ./sim $(OLD_CLIENTS)
+	touch $@
+
+old-sdk: $(OLD_VENV)/.installed
+	$(OLD_VENV)/bin/python tests/providers/openai/old_sdk_smoke.py
+	$(OLD_VENV)/bin/python tests/providers/anthropic/old_sdk_smoke.py
+
+# Phase estimates against a real llama.cpp server (bench/real/README.md): builds llama-server from the
+# llama-cpp-python sdist once (~12 min on 2 cores), runs every workload (~11 min), rewrites the recordings that
+# `make test` replays. Not part of `make test`.
+bench-real: setup
+	$(PY) bench/real/harness.py $(ARGS)
 
 go-check:
 	cd $(COLLECTOR) && test -z "$$(gofmt -l . | grep -v '^build/' | tee /dev/stderr)"
@@ -66,7 +98,7 @@ collector-build: $(COLLECTOR_BIN)
 collector-validate: collector-build
 	for f in $(COLLECTOR_CONFIGS); do echo "validate $$f"; $(COLLECTOR_BIN) validate --config $$f || exit 1; done
 
-test: semconv-check lint typecheck go-check go-fuzz collector-validate pytest
+test: semconv-check lint typecheck go-check go-fuzz collector-validate pytest old-sdk
 
 demo: setup collector-build prometheus
 	$(PY) examples/demo.py $(ARGS)
@@ -78,4 +110,4 @@ prometheus:
 	  else echo "prometheus is missing: sudo apt-get install prometheus" >&2; exit 1; fi; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLD_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -4,11 +4,16 @@
   Shared by many tests: do not rely on its cache being cold; pin what you need with x-sim-* headers.
 - ``sim_factory``: ``sim_factory(scenario_or_config=None, *, seed=None, speed=None) -> SimServer``, started;
   every server it made is closed at the end of the test.
+
+Markers by directory: every test under tests/collector is marked ``collector`` (needs the built collector binary),
+every test under tests/e2e ``collector`` and ``prometheus``; ``make unit`` runs ``-m "not collector and not
+prometheus"``, so a new test there is left out of it without marking itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +21,21 @@ import pytest
 from llmotel_sim import SimServer
 
 SimFactory = Callable[..., SimServer]
+
+TESTS = Path(__file__).resolve().parent
+# What each top-level test directory needs beyond the Python venv (markers registered in pyproject.toml).
+NEEDS = {"collector": ("collector",), "e2e": ("collector", "prometheus")}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            top = item.path.resolve().relative_to(TESTS).parts[0]
+        except (ValueError, IndexError):
+            continue
+        for marker in NEEDS.get(top, ()):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

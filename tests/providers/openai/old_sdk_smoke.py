@@ -1,13 +1,17 @@
 """Smoke run of the OpenAI instrumentor against an older openai (1.x/2.x), which the test venv cannot hold next to 3.x.
 
-Run:
-    python3 -m venv /tmp/oai1 && /tmp/oai1/bin/pip install "openai>=1.60,<2" "httpx<0.28" opentelemetry-sdk \
-        opentelemetry-instrumentation opentelemetry-exporter-otlp wrapt aiohttp pyyaml
-    PYTHONPATH=src /tmp/oai1/bin/python tests/openai/old_sdk_smoke.py
+Run by ``make old-sdk`` (part of ``make test``) in .venv-old/ with the oldest openai that pyproject.toml promises
+(the ``openai`` extra's lower bound, with ``-e . -e ./sim``), or by hand in any venv that has the SDK and the sim:
+
+    PYTHONPATH=src:sim python tests/providers/openai/old_sdk_smoke.py
 
 Prints each call span with its phase children, output tokens, resend count and status, and exits 1 if a call lacks
-its phases. Verified on openai 1.109.1: every call has the four phases; the 429-then-retry call has a retries child
-and resend_count 1 (per-attempt hooks on _build_request / _process_response where _send_request does not exist).
+its phases. Calls an endpoint only where the installed client has it: ``responses`` appears in 1.66, the
+``chat.completions.stream()`` helper leaves ``beta`` in 1.92 (``beta.chat.completions.stream`` before; both go
+through ``chat.completions.create``). The 429-then-retry call has a retries child and resend_count 1 (per-attempt
+hooks on _build_request / _process_response where _send_request does not exist).
+Before 1.63 ``chat.completions`` is a module, not the package llmotel patches, so chat calls get no span: the
+``openai`` extra starts at 1.63.
 """
 
 from __future__ import annotations
@@ -40,10 +44,15 @@ def main() -> int:
         client = openai.OpenAI(base_url=sim.base_url + "/v1", api_key="tenant-acme", max_retries=2)
         client.chat.completions.create(model=MODEL, messages=MESSAGES, extra_headers=HEADERS)
         list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True, extra_headers=HEADERS))
-        client.responses.create(model=MODEL, input="hi", extra_headers=HEADERS)
+        calls = 6
+        if hasattr(client, "responses"):  # openai >= 1.66
+            client.responses.create(model=MODEL, input="hi", extra_headers=HEADERS)
+            calls += 1
         client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, extra_headers=HEADERS).parse()
         list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True, extra_headers=retry))
-        with client.chat.completions.stream(model=MODEL, messages=MESSAGES, extra_headers=HEADERS) as stream:
+        chat = client.chat.completions
+        helper = chat.stream if hasattr(chat, "stream") else client.beta.chat.completions.stream  # beta before 1.92
+        with helper(model=MODEL, messages=MESSAGES, extra_headers=HEADERS) as stream:
             for _ in stream:
                 pass
         client.embeddings.create(model="text-embedding-3-small", input="x")
@@ -52,13 +61,21 @@ def main() -> int:
     spans = exporter.get_finished_spans()
     parents = [s for s in spans if s.parent is None]
     print("openai", openai.__version__, "calls", len(parents))
-    ok = len(parents) == 7
+    ok = len(parents) == calls
+    if not ok:
+        print(f"expected {calls} call spans, got {len(parents)}", file=sys.stderr)
     for p in parents:
         kids = [s.name for s in spans if s.parent is not None and s.parent.span_id == p.context.span_id]
         a = p.attributes or {}
         print(p.name, kids, a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS), a.get(sc.HTTP_REQUEST_RESEND_COUNT),
               a.get(sc.HTTP_RESPONSE_STATUS_CODE))
-        ok = ok and kids[-4:] == ["queue", "prefill", "first_token", "decode"]
+        if kids[-4:] != ["queue", "prefill", "first_token", "decode"]:
+            print(f"{p.name}: missing phases, children {kids}", file=sys.stderr)
+            ok = False
+    resent = [p.name for p in parents if (p.attributes or {}).get(sc.HTTP_REQUEST_RESEND_COUNT) == 1]
+    if len(resent) != 1:
+        print(f"expected one call with resend_count 1 (the 429 retry), got {resent}", file=sys.stderr)
+        ok = False
     return 0 if ok else 1
 
 
