@@ -10,8 +10,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-ServerTimingMode = Literal["tgi", "llama_cpp", "vllm", "openai_processing_ms", "none"]
-SERVER_TIMING_MODES: tuple[ServerTimingMode, ...] = ("tgi", "llama_cpp", "vllm", "openai_processing_ms", "none")
+ServerTimingMode = Literal[
+    "tgi", "llama_cpp", "vllm", "sglang", "groq", "cerebras", "openai_processing_ms", "none"
+]
+SERVER_TIMING_MODES: tuple[ServerTimingMode, ...] = (
+    "tgi", "llama_cpp", "vllm", "sglang", "groq", "cerebras", "openai_processing_ms", "none"
+)
 RoutingMode = Literal["cache_aware", "least_loaded", "round_robin", "random"]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -26,8 +30,19 @@ class ReplicaSpec:
     """Cost model of one serving replica (continuous batching)."""
 
     max_batch: int = 32
-    # Prefill: seconds per uncached input token, multiplied by (1 + prefill_batch_factor * running batch size).
+    # Prefill of one request = uncached tokens x prefill_s_per_token (linear work: weights, MLP)
+    #   + attention pairs / 1000 x prefill_s_per_kpair, pairs = uncached x cached + uncached^2 / 2 (each new token
+    #   attends to the cached prefix and to the new tokens before it).
+    # The default attention cost equals the linear one at a 4,000-token prompt (+2.5 % at 100 tokens, +50 % at
+    # 2,000; a suffix after a 4,000-token cached prefix costs 3x a fresh token per token), the shape llama.cpp
+    # shows on a CPU (bench/real: ~0.4 ms per token at 100 tokens, ~1 ms at 3,000, ~3 ms per suffix token after a
+    # 1,500-token cached prefix). It is absolute, not relative to prefill_s_per_token: a scenario that makes the
+    # linear term cheaper sets its own, and so does one with 100k+-token prompts (datacenter GPUs running 8B-70B
+    # models cross over at tens of thousands of tokens; a 200k-token prompt here would prefill for ~500 s).
     prefill_s_per_token: float = 0.00005
+    prefill_s_per_kpair: float = 0.000025
+    # A prefill pass shared with running decodes costs (1 + prefill_batch_factor * running batch size) times its
+    # work: batching interference (the pass in turn stalls their next token: head-of-line blocking).
     prefill_batch_factor: float = 0.01
     # Decode: one step emits one token for every running sequence and costs base + per_seq * batch size.
     decode_step_s: float = 0.02
@@ -59,6 +74,9 @@ class RegionSpec:
     replicas: int = 2
     revision: str = "default"
     weight: float = 1.0  # share of unpinned traffic under region routing
+    # Stream response headers go out with the first token (hosted APIs, llama-server) instead of on arrival
+    # (vLLM, TGI); None: the fleet's headers_at_first_token.
+    headers_at_first_token: bool | None = None
 
 
 @dataclass(slots=True)
@@ -96,7 +114,8 @@ class SimConfig:
     anthropic_min_cache_tokens: int = 1024
     # Random fault rates (fault name -> probability per request), seeded.
     fault_rates: dict[str, float] = field(default_factory=dict)
-    # Stream response headers wait for the first token (hosted APIs) instead of going out on admission.
+    # Stream response headers wait for the first token (hosted APIs, llama-server) instead of going out on
+    # arrival (vLLM, TGI); a region's own setting overrides it.
     headers_at_first_token: bool = False
     # Load generator description and the expected signature; opaque to the server.
     load: dict[str, Any] = field(default_factory=dict)
@@ -164,6 +183,9 @@ def _validate(cfg: SimConfig) -> None:
         raise ConfigError("regions[].weight must be >= 0 and at least one region needs weight > 0")
     if cfg.replica.max_batch < 1:
         raise ConfigError("replica.max_batch must be >= 1")
+    for name in ("prefill_s_per_token", "prefill_s_per_kpair", "prefill_batch_factor"):
+        if getattr(cfg.replica, name) < 0:
+            raise ConfigError(f"replica.{name} must be >= 0, got {getattr(cfg.replica, name)!r}")
     if cfg.output_tokens_min < 1 or cfg.output_tokens_max < cfg.output_tokens_min:
         raise ConfigError("output_tokens_min must be >= 1 and <= output_tokens_max")
 

@@ -2,9 +2,13 @@
 
 A replica loops over steps. At each step boundary it admits waiting requests up to ``max_batch`` and prefills
 them (the whole replica stalls meanwhile: head-of-line blocking), then runs one decode step that emits one token
-for every running sequence. Every step's cost comes from the ReplicaSpec; the loop sleeps until the wall-clock
-instant that the simulated clock maps to (``speed`` simulated seconds per wall second), so jitter never
-accumulates. Given the same arrivals, the simulated timings are the same on every run.
+for every running sequence, the newly admitted included: together, the forward pass a real continuous-batching
+server runs over the new prompts and one token of every running sequence, whose end is the new requests' first
+token. A prefill's cost is a linear term in its uncached tokens plus an attention term in the token pairs it
+scores (``prefill_cost_s``), stretched by the decodes sharing the pass; the pass stretches their step in turn.
+Every step's cost comes from the ReplicaSpec; the loop sleeps until the wall-clock instant that the simulated
+clock maps to (``speed`` simulated seconds per wall second), so jitter never accumulates. Given the same
+arrivals, the simulated timings are the same on every run.
 """
 
 from __future__ import annotations
@@ -19,10 +23,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmotel_sim.cache import CacheResult, PrefixCache
-from llmotel_sim.config import RegionSpec, RevisionSpec, SimConfig
+from llmotel_sim.config import RegionSpec, ReplicaSpec, RevisionSpec, SimConfig
 from llmotel_sim.tokens import Prompt, stable_hash
 
 MAX_TRUTHS = 50_000  # ground truth kept for the most recent requests
+
+
+def attention_pairs(uncached: int, cached: int) -> float:
+    """Query-key pairs a prefill's attention scores: each of the ``uncached`` new tokens attends to the ``cached``
+    prefix and to the new tokens before it (causal), u*c + u^2/2."""
+    return uncached * cached + 0.5 * uncached * uncached
+
+
+def prefill_cost_s(spec: ReplicaSpec, uncached: int, cached: int) -> float:
+    """Seconds one request's prefill costs on an idle replica: its uncached tokens' linear work (weights, MLP)
+    plus attention over every pair it scores. Grows faster than linearly with length, and a suffix after a cached
+    prefix costs more per token than the same suffix alone (llama.cpp: bench/real, docs/simulator.md)."""
+    return uncached * spec.prefill_s_per_token + attention_pairs(uncached, cached) * spec.prefill_s_per_kpair / 1000.0
 
 
 @dataclass(slots=True)
@@ -46,8 +63,11 @@ class Stamps:
     def phases(self) -> dict[str, float]:
         own = self.own_start()
         return {
-            # The server's definition (what vLLM reports): the whole shared prefill pass is this request's.
+            # The server's definition (vLLM: queue = scheduled - arrival, prefill = first token - scheduled;
+            # llama.cpp's prompt_ms): the whole pass and the step that sampled the first token.
             "queue_s": max(0.0, self.admit - self.arrival),
+            "prefill_server_s": max(0.0, self.first_token - self.admit),
+            # The whole pass: the shared prefill pass, without the step that sampled the first token.
             "prefill_s": max(0.0, self.prefill_end - self.admit),
             # The own-work definition (what a client-side model estimates): prefill is the cost of this
             # request's own uncached tokens; the pass's time spent on co-admitted requests is queue.
@@ -84,6 +104,7 @@ class SimRequest:
     cold_start_s: float = 0.0
     pass_requests: int = 0  # requests admitted in this request's prefill pass (itself included)
     pass_uncached_tokens: int = 0  # their uncached tokens together
+    prefill_work_s: float = 0.0  # this request's own prefill cost on an idle replica (prefill_cost_s())
     sim: Stamps = field(default_factory=Stamps)
     wall: Stamps = field(default_factory=Stamps)
     wall_first_chunk_sent: float = 0.0
@@ -154,6 +175,7 @@ class SimRequest:
             # The prefill pass this request was admitted in: how many requests and uncached tokens it held.
             "prefill_pass_requests": self.pass_requests,
             "prefill_pass_uncached_tokens": self.pass_uncached_tokens,
+            "prefill_work_s": self.prefill_work_s,
             "sim": self.sim.phases(),
             "wall": self.wall.phases(),
             # perf_counter() seconds in the server's process (comparable with the client's in-process clock).
@@ -278,21 +300,23 @@ class Replica:
                 await self._advance(cold)
             now_w = time.perf_counter()
             uncached = 0
+            work = 0.0
             for req in admitted:
                 req.cold_start_s = cold
                 req.sim.admit, req.wall.admit = self.v, now_w
                 req.cache = self.fleet.cache_lookup(self.cache, req)
+                req.prefill_work_s = prefill_cost_s(spec, req.uncached_tokens, req.cache.cached_tokens)
                 uncached += req.uncached_tokens
+                work += req.prefill_work_s
             start_v, start_w = self.v, now_w
-            await self._advance(
-                uncached * spec.prefill_s_per_token * (1 + spec.prefill_batch_factor * len(self.running))
-            )
+            # Batching interference: the running sequences' decode tokens share the pass and stretch it.
+            await self._advance(work * (1 + spec.prefill_batch_factor * len(self.running)))
             now_w = time.perf_counter()
             for req in admitted:
                 req.sim.prefill_end, req.wall.prefill_end = self.v, now_w
-                # One pass, one cost per token: a request's own share is its uncached tokens' part of the
-                # pass (on the wall clock too, so the shares still add up to the pass as it really ran).
-                share = req.uncached_tokens / uncached if uncached else 1.0 / len(admitted)
+                # One pass, one stretch: a request's own share is its own work's part of the pass (on the wall
+                # clock too, so the shares still add up to the pass as it really ran).
+                share = req.prefill_work_s / work if work > 0 else 1.0 / len(admitted)
                 req.sim.prefill_own_start = self.v - (self.v - start_v) * share
                 req.wall.prefill_own_start = now_w - (now_w - start_w) * share
                 req.pass_requests, req.pass_uncached_tokens = len(admitted), uncached

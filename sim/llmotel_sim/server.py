@@ -24,7 +24,7 @@ from llmotel_sim.config import SERVER_TIMING_MODES, ConfigError, SimConfig, defa
 from llmotel_sim.engine import Fleet, SimRequest
 from llmotel_sim.faults import NO_FAULT, Fault, FaultError, parse_fault
 from llmotel_sim.quota import Decision, Quotas
-from llmotel_sim.timing import body_timing, header_timing
+from llmotel_sim.timing import apply_body_timing, header_timing
 from llmotel_sim.tokens import Prompt, anthropic_prompt, openai_chat_prompt, stable_hash, text_prompt
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -380,7 +380,7 @@ class SimApp:
         if fault.kind == "slow_first_byte":
             await asyncio.sleep(fault.seconds)
         body = fmt.body(fault.kind != "missing_usage", fault.kind == "wrong_type_usage", fault.kind == "huge_response")
-        body.update(body_timing(timing, req))
+        apply_body_timing(timing, req, body, stream=False)
         headers.update(header_timing(timing, req, final=True))
         raw = _dumps(body).encode()
         if fault.kind == "malformed_json":
@@ -410,7 +410,7 @@ class SimApp:
         resp.headers["Cache-Control"] = "no-cache"
         if fault.kind == "slow_first_byte":
             await asyncio.sleep(fault.seconds)
-        if self.config.headers_at_first_token or timing == "openai_processing_ms":
+        if self._headers_at_first_token(req) or timing == "openai_processing_ms":
             while not req.done and req.produced <= req.reasoning_tokens:
                 await req.wait_progress()
         resp.headers.update(header_timing(timing, req, final=False))
@@ -465,9 +465,8 @@ class SimApp:
                     continue  # tokens arrived while we were writing or stalling: no wake-up will come for them
                 await req.wait_progress()
             tail = fmt.tail(fault.kind != "missing_usage", fault.kind == "wrong_type_usage")
-            extra = body_timing(timing, req)
-            if extra and tail:
-                tail[-1 if req.provider != "anthropic" else -2].update(extra)
+            if tail:
+                apply_body_timing(timing, req, tail[-1 if req.provider != "anthropic" else -2], stream=True)
             out = encode(tail)
             if not named_events:
                 out += "data: [DONE]\n\n"
@@ -479,6 +478,11 @@ class SimApp:
             req.cancelled = True
             raise
         return resp
+
+    def _headers_at_first_token(self, req: SimRequest) -> bool:
+        """The region's setting, else the fleet's: hosted APIs send stream headers with the first token."""
+        own = req.region.headers_at_first_token if req.region is not None else None
+        return self.config.headers_at_first_token if own is None else own
 
     @staticmethod
     def _disconnect(request: web.Request, req: SimRequest) -> None:

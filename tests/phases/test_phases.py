@@ -142,12 +142,14 @@ def test_learns_the_floor_and_attributes_the_rest_to_queue() -> None:
     assert co.prefill_s_per_token == pytest.approx(5e-5, rel=0.1)
     assert co.overhead_s == pytest.approx(0.024, rel=0.15)
     assert co.samples == 300 and co.confidence > 0.7
-    # A call that queued 120 ms behind others: the model must find (most of) it.
+    # A call that queued 120 ms behind others: the model must find (most of) it. By the servers' definition
+    # (vLLM, llama.cpp: prefill ends when the first token is sampled) the 20 ms step that samples the first
+    # token is prefill; headers come with the first token here, so the 4 ms request path counts as queue.
     cap = _stream_capture(10**13, 0.004 + 0.02 + 5e-5 * 1500 + 0.120, 0.02, 40)
     phases = model.split(_request(), _response(1500, 40), cap, ServerTiming())
     d = _durations(phases)
-    assert d["queue"] == pytest.approx(0.120, abs=0.01)
-    assert d["prefill"] == pytest.approx(5e-5 * 1500, abs=0.01)
+    assert d["queue"] == pytest.approx(0.120 + 0.004, abs=0.01)
+    assert d["prefill"] == pytest.approx(5e-5 * 1500 + 0.02, abs=0.01)
     assert all(p.samples == 300 for p in phases)
 
 
@@ -162,13 +164,16 @@ def test_early_headers_measure_the_request_path_so_its_floor_counts_as_queue() -
         model.split(_request(), _response(u, 40), _stream_capture(i * NS, ttft, 0.02, 40, upload), ServerTiming())
     co = model.calibrator.coefficients(KEY)
     assert co.headers_early is True
-    # Floor: a fast upload + the first step (a full bin's second-lowest call, so a little above the fastest).
-    assert 0.022 <= co.overhead_s <= 0.028
+    # Floor: a fast upload + the first step (a full bin's second-lowest call, so a little above the fastest;
+    # with the attention-work term free as well, a few tenths of a ms more on this purely linear data).
+    assert 0.022 <= co.overhead_s <= 0.029
     assert 0.0 < co.overhead_request_path_s < 0.008  # the fast request paths of the floor's calls
     cap = _stream_capture(10**13, 0.025 + 0.080 + 5e-5 * 1000 + 0.022, 0.02, 40, 0.025)
     d = _durations(model.split(_request(), _response(1000, 40), cap, ServerTiming()))
     assert d["queue"] == pytest.approx(0.025 + 0.080, abs=0.006)  # queue = request path + server queue
-    assert d["prefill"] == pytest.approx(0.050, abs=0.003)
+    # Prefill = the prompt's work + the first token's sampling: the 22 ms intercept less the way back (about
+    # the floor's request path), ~16-20 ms here.
+    assert 0.050 + 0.014 <= d["prefill"] <= 0.050 + 0.022
 
 
 def test_late_header_stamps_on_floor_calls_do_not_become_every_calls_queue() -> None:
@@ -190,7 +195,10 @@ def test_late_header_stamps_on_floor_calls_do_not_become_every_calls_queue() -> 
     cap = _stream_capture(10**13, 0.002 + 5e-5 * 1000 + 0.020, 0.02, 40, 0.002)  # did not queue
     d = _durations(model.split(_request(), _response(1000, 40), cap, ServerTiming()))
     assert d["queue"] == pytest.approx(0.002, abs=0.001)
-    assert d["first_token"] == pytest.approx(0.020, abs=0.001)
+    # The 20 ms step that samples the first token is prefill; first_token is its way back, taken as the
+    # request path (a round trip, measured) and not the late stamps.
+    assert d["first_token"] == pytest.approx(0.002, abs=0.001)
+    assert d["prefill"] == pytest.approx(5e-5 * 1000 + 0.018, abs=0.0015)
 
 
 def _busy_replica_call(model: PhaseModel, i: int, rng: random.Random, headers_early: bool) -> None:
@@ -213,20 +221,28 @@ def test_first_token_is_bounded_by_the_measured_step_when_no_call_reached_an_idl
     co = model.calibrator.coefficients(KEY)
     assert co.overhead_s > 0.033  # the envelope's intercept holds the systematic >= 10 ms wait ...
     assert co.step_floor_s == pytest.approx(0.020, abs=0.0005)  # ... the streams measure the step itself
-    # A call that waited 15 ms for the current step: first_token is one step and the way back (at most the
-    # 2 ms request path), and the wait is queue, not first_token.
+    # A call that waited 15 ms for the current step: prefill holds the prompt's work and one step (the first
+    # token's sampling), first_token the way back (at most the 2 ms request path), and the wait is queue.
     cap = _stream_capture(10**13, 0.002 + 0.015 + 5e-5 * 1000 + 0.021, 0.02, 12, 0.002)
     d = _durations(model.split(_request(), _response(1000, 12), cap, ServerTiming()))
-    assert 0.021 <= d["first_token"] <= 0.0225
+    assert 0.0 < d["first_token"] <= 0.0025
     assert d["queue"] == pytest.approx(0.002 + 0.015, abs=0.0015)
-    assert d["prefill"] == pytest.approx(0.050, abs=0.003)
-    # Hosted APIs (headers with the first token) measure no way back: the intercept stands.
+    assert d["prefill"] == pytest.approx(0.050 + 0.020, abs=0.003)
+    # Hosted APIs (headers with the first token) measure no way back, but the step is measured all the same:
+    # prefill holds one step of the intercept, the way back is taken as 0 (it counts as queue, like the
+    # request path), and the systematic wait is queue (issue: first_token must not absorb queue when callers
+    # share a slot, with early or late headers; llama.cpp one slot, 4 callers, headers at the first token:
+    # queue error median 26.6 -> 7.1 % of TTFT, bench/real).
     hosted = PhaseModel()
     for i in range(300):
         _busy_replica_call(hosted, i, rng, headers_early=False)
     cap = _stream_capture(10**13, 0.002 + 0.015 + 5e-5 * 1000 + 0.021, 0.02, 12)
     d = _durations(hosted.split(_request(), _response(1000, 12), cap, ServerTiming()))
-    assert d["first_token"] == pytest.approx(hosted.calibrator.coefficients(KEY).overhead_s, abs=1e-6)
+    co = hosted.calibrator.coefficients(KEY)
+    assert co.overhead_s > 0.033 and co.step_floor_s is not None
+    assert d["first_token"] == 0.0
+    assert d["prefill"] == pytest.approx(0.050 + co.step_floor_s, abs=0.003)
+    assert d["queue"] == pytest.approx(0.002 + 0.015 + 0.001, abs=0.003)
 
 
 def test_hidden_reasoning_tokens_are_first_token_time_not_queue() -> None:
@@ -250,7 +266,7 @@ def test_faster_than_the_envelope_clips_queue_at_zero() -> None:
     assert_tiles(phases, cap)
     d = _durations(phases)
     assert d["queue"] == 0.0
-    assert d["prefill"] > 0.0 and d["first_token"] > 0.0
+    assert d["prefill"] > 0.0 and d["first_token"] >= 0.0
 
 
 def test_cache_reads_are_cheap_but_not_free() -> None:
@@ -311,7 +327,9 @@ def test_llama_cpp_gives_prefill_and_the_queue_is_estimated() -> None:
     assert by["prefill"].source == "server"
     assert by["prefill"].end_ns - by["prefill"].start_ns == round(0.075 * NS)
     assert by["queue"].source == "estimated"
-    assert (by["queue"].end_ns - by["queue"].start_ns) / NS == pytest.approx(0.3, abs=0.01)
+    # prompt_ms already holds the first token's sampling; with headers at the first token the 24 ms the
+    # envelope's intercept holds besides it (request path, way back) cannot be told apart: queue.
+    assert (by["queue"].end_ns - by["queue"].start_ns) / NS == pytest.approx(0.3 + 0.024, abs=0.01)
 
 
 def test_openai_processing_ms_bounds_queue_and_prefill() -> None:
@@ -365,8 +383,10 @@ def test_non_streaming_body_tail_is_decode_not_queue(tmp_path: Path) -> None:
     co = model.calibrator.coefficients(KEY)
     assert co.nonstream_tail_s == pytest.approx(tail, abs=0.001)
     unqueued, queued = plain(100, 1000, 8, 0.0), plain(101, 2000, 60, 0.1)
-    assert unqueued["queue"] < 0.001  # 4 ms (the whole tail) without the learned tail
-    assert queued["queue"] == pytest.approx(0.1, abs=0.001)
+    # The 4 ms request path (headers with the body: not measured) is queue, as the servers' and bench/real's
+    # definitions count it; without the learned tail it was 8 ms (the tail too).
+    assert unqueued["queue"] == pytest.approx(0.004, abs=0.001)
+    assert queued["queue"] == pytest.approx(0.1 + 0.004, abs=0.001)
     assert queued["decode"] == pytest.approx(0.03 * 59 + tail, abs=0.002)
     # The tail survives a restart like the rest of the model.
     path = tmp_path / "state.json"

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 
+from llmotel import config
 from llmotel.instrument import outcome
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Usage
 from llmotel.telemetry import spans
 
 MS = 1_000_000
+SETTINGS = config.resolve()  # what an instrumentor would resolve in this environment
 
 
 def one_call(i: int, distinct: bool = True, stream: bool = True) -> None:
@@ -50,4 +52,4 @@ def one_call(i: int, distinct: bool = True, stream: bool = True) -> None:
         headers={"x-ms-region": f"region-{k}"},
     )
     span = spans.start(req, cap, f"tenant-{k}")
-    spans.finish(span, req, resp, cap, outcome.compute(req, resp, cap, None))
+    spans.finish(span, req, resp, cap, outcome.compute(req, resp, cap, None), SETTINGS)

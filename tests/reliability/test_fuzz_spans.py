@@ -33,7 +33,6 @@ _COUNT = st.one_of(st.none(), st.integers(0, 10**7), st.sampled_from([0, 1, 2**6
 
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[Pipeline]:
-    config.reset()
     p = Pipeline()
     yield p
     spans.configure()
@@ -105,7 +104,7 @@ def test_span_building_never_raises_and_tiles(pipeline: Pipeline, c: tuple[Any, 
     span = spans.start(req, cap, "t")
     due = 200 <= resp.status_code < 300 and req.emit_phases
     err = RuntimeError("x") if error else None
-    spans.finish(span, req, resp, cap, outcome.compute(req, resp, cap, err), err)
+    spans.finish(span, req, resp, cap, outcome.compute(req, resp, cap, err), config.resolve(), err)
     assert_one_tiled_call(pipeline.take(), phases_expected=due)
 
 

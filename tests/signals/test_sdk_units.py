@@ -8,25 +8,19 @@ import pytest
 
 from llmotel import _semconv as sc
 from llmotel import config
-from llmotel.phases import server_timing
 from llmotel.signals import fingerprint, ratelimit, region
 from llmotel.signals.tenant import resolve, tenant
 
-
-@pytest.fixture(autouse=True)
-def _fresh_config() -> None:
-    config.reset()
-    yield
-    config.reset()
+DEFAULTS = config.resolve(env={})
 
 
 # ---- config ------------------------------------------------------------------------------------
 
 
 def test_config_defaults_and_env() -> None:
-    cfg = config.from_env({})
+    cfg = config.resolve(env={})
     assert cfg.stall_threshold_s == 2.0 and not cfg.capture_content and not cfg.propagate_trace_context
-    cfg = config.from_env(
+    cfg = config.resolve(env=
         {
             "LLMOTEL_STALL_THRESHOLD_S": "0.5",
             "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "True",
@@ -50,52 +44,74 @@ def test_config_defaults_and_env() -> None:
 )
 def test_bad_config_names_key_and_fix(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(config.ConfigError, match=None) as err:
-        config.from_env(env)
+        config.resolve(env=env)
     assert fragment in str(err.value)
 
 
-def test_configure_rejects_unknown_option() -> None:
+def test_options_reject_unknown_keys_and_bad_values() -> None:
+    with pytest.raises(config.ConfigError, match="unknown llmotel option"):
+        config.resolve({"stall_treshold_s": 1})
+    with pytest.raises(config.ConfigError, match="tenant_resolver must be a callable"):
+        config.resolve({"tenant_resolver": "acme"})
+    # The keyword path goes through the same parsers as the variables.
+    with pytest.raises(config.ConfigError, match="stall_threshold_s='soon' is not a number"):
+        config.resolve({"stall_threshold_s": "soon"})
+    with pytest.raises(config.ConfigError, match="fingerprint_key is shorter than 16"):
+        config.resolve({"fingerprint_key": "short"})
+    with pytest.raises(config.ConfigError, match="capture_content='maybe' is not a boolean"):
+        config.resolve({"capture_content": "maybe"})
+    s = config.resolve({"stall_threshold_s": 5, "capture_content": "true", "fingerprint_key": "k" * 32}, env={})
+    assert (s.stall_threshold_ns, s.capture_content, s.fingerprint_key) == (5_000_000_000, True, b"k" * 32)
+
+
+def test_options_override_the_environment() -> None:
+    env = {"LLMOTEL_STALL_THRESHOLD_S": "0.5", "LLMOTEL_REGION": "eu"}
+    s = config.resolve({"stall_threshold_s": 3.0}, env=env)
+    assert (s.stall_threshold_s, s.region) == (3.0, "eu")
+    assert config.resolve(env={}).fingerprint_key == config.resolve(env={}).fingerprint_key  # one per process
+
+
+def test_every_setting_in_the_registry_is_a_settings_field() -> None:
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(config.Settings) if f.init]
+    assert [s.name for s in config.SETTINGS] == fields
+    assert set(config.SETTING) == set(fields)
+
+
+def test_process_wide_settings_keep_their_variables() -> None:
+    from llmotel.energy import config as energy_config
+    from llmotel.phases import learner
+
+    assert config.SETTING["phase_model_state"].env == learner.STATE_ENV == "LLMOTEL_PHASE_MODEL_STATE"
+    assert config.SETTING["energy_config"].env == energy_config.ENV_VAR == "LLMOTEL_ENERGY_CONFIG"
+    assert config.env_value("phase_model_state", {"LLMOTEL_PHASE_MODEL_STATE": " /tmp/s.json "}) == "/tmp/s.json"
+    assert config.env_value("energy_config", {"LLMOTEL_STALL_THRESHOLD_S": "bad"}) == ""  # others are not read
+
+
+def test_configure_sets_the_default_instrumentors_start_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmotel
+    from llmotel.providers.openai import OpenAIInstrumentor
+
+    monkeypatch.setattr(config, "_current", config.resolve(env={}))  # restored after the test
+    llmotel.configure(region="eu-west-1")
+    inst = OpenAIInstrumentor()
+    inst.instrument(stall_threshold_s=7)
+    try:
+        assert inst.settings is not None
+        assert (inst.settings.region, inst.settings.stall_threshold_s) == ("eu-west-1", 7.0)
+        assert config.get().stall_threshold_s == 2.0  # instrument() options stay the instrumentor's own
+    finally:
+        inst.uninstrument()
     with pytest.raises(config.ConfigError, match="unknown llmotel option"):
         config.configure(stall_treshold_s=1)
-    with pytest.raises(config.ConfigError, match="tenant_resolver must be a callable"):
-        config.configure(tenant_resolver="acme")
 
 
-# ---- server timing -----------------------------------------------------------------------------
+def test_docs_settings_table_is_current() -> None:
+    from pathlib import Path
 
-
-def test_tgi_headers() -> None:
-    t = server_timing.parse({"x-queue-time": "120", "x-inference-time": "800", "x-total-time": "950"}, {})
-    assert t.format == "tgi"
-    assert t.queue_s == pytest.approx(0.12) and t.inference_s == pytest.approx(0.8) and t.total_s == pytest.approx(0.95)
-    assert t.prefill_s is None and t.time_per_token_s is None  # TGI does not split; never guessed here
-
-
-def test_llama_cpp_and_vllm_bodies() -> None:
-    t = server_timing.parse({}, {"timings": {"prompt_ms": 40.0, "predicted_ms": 500.0, "cache_n": 64}})
-    assert (t.format, t.prefill_s, t.decode_s, t.cached_tokens) == ("llama_cpp", 0.04, 0.5, 64)
-    t = server_timing.parse(
-        {}, {"metrics": {"queue_time_ms": 10, "prefill_time_ms": 30, "decode_time_ms": 200, "num_cached_tokens": 5}}
-    )
-    assert (t.format, t.queue_s, t.prefill_s, t.decode_s, t.cached_tokens) == ("vllm", 0.01, 0.03, 0.2, 5)
-
-
-def test_openai_processing_ms_and_none_and_malformed() -> None:
-    assert server_timing.parse({"openai-processing-ms": "250"}, {}).total_s == pytest.approx(0.25)
-    assert server_timing.parse({}, {}).format == "none"
-    bad = server_timing.parse({"x-queue-time": "NaN", "openai-processing-ms": "-3"}, {"timings": "oops"})
-    assert bad.format == "none"
-    assert server_timing.parse({"x-queue-time": "abc"}, {"metrics": {"queue_time_ms": [1]}}).format == "none"
-
-
-def test_every_format_has_a_registry_name() -> None:
-    assert {f.name for f in server_timing.FORMATS} | {"none"} == {
-        sc.LLMOTEL_SERVER_TIMING_FORMAT_TGI,
-        sc.LLMOTEL_SERVER_TIMING_FORMAT_LLAMA_CPP,
-        sc.LLMOTEL_SERVER_TIMING_FORMAT_VLLM,
-        sc.LLMOTEL_SERVER_TIMING_FORMAT_OPENAI_PROCESSING_MS,
-        sc.LLMOTEL_SERVER_TIMING_FORMAT_NONE,
-    }
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text(encoding="utf-8")
+    assert config.with_table(text) == text, "docs/sdk.md is stale: python -m llmotel.config --write-docs docs/sdk.md"
 
 
 # ---- rate limits -------------------------------------------------------------------------------
@@ -158,19 +174,19 @@ def test_revision_tracker_flags_change_and_is_bounded() -> None:
 
 
 def test_tenant_context_decorator_and_tasks() -> None:
-    assert resolve() == ""
+    assert resolve(DEFAULTS) == ""
     with tenant("acme"):
-        assert resolve() == "acme"
+        assert resolve(DEFAULTS) == "acme"
         with tenant("inner"):
-            assert resolve() == "inner"
-        assert resolve() == "acme"
-    assert resolve() == ""
+            assert resolve(DEFAULTS) == "inner"
+        assert resolve(DEFAULTS) == "acme"
+    assert resolve(DEFAULTS) == ""
 
     @tenant("globex")
     async def work() -> list[str]:
         async def child() -> str:
             await asyncio.sleep(0)
-            return resolve()
+            return resolve(DEFAULTS)
 
         return list(await asyncio.gather(asyncio.create_task(child()), child()))
 
@@ -178,7 +194,7 @@ def test_tenant_context_decorator_and_tasks() -> None:
 
     @tenant("sync")
     def f() -> str:
-        return resolve()
+        return resolve(DEFAULTS)
 
     assert f() == "sync"
     with pytest.raises(ValueError, match="non-empty string"):
@@ -186,36 +202,36 @@ def test_tenant_context_decorator_and_tasks() -> None:
 
 
 def test_tenant_resolver_user_and_hash() -> None:
-    assert resolve("u-1") == ""  # the request user is not a tenant by default
-    config.configure(tenant_from_user=True)
-    assert resolve("u-1") == "u-1"
-    config.configure(tenant_resolver=lambda: "from-resolver")
-    assert resolve("u-1") == "from-resolver"
+    assert resolve(DEFAULTS, "u-1") == ""  # the request user is not a tenant by default
+    s = config.override(DEFAULTS, {"tenant_from_user": True})
+    assert resolve(s, "u-1") == "u-1"
+    s = config.override(s, {"tenant_resolver": lambda: "from-resolver"})
+    assert resolve(s, "u-1") == "from-resolver"
 
     def broken() -> str:
         raise RuntimeError
 
-    config.configure(tenant_resolver=broken)
-    assert resolve("u-1") == "u-1"  # a failing resolver never breaks the call
-    config.configure(tenant_hash=True, fingerprint_key="k" * 32)
-    hashed = resolve("u-1")
-    assert len(hashed) == 16 and hashed != "u-1" and hashed == resolve("u-1")
+    s = config.override(s, {"tenant_resolver": broken})
+    assert resolve(s, "u-1") == "u-1"  # a failing resolver never breaks the call
+    s = config.override(s, {"tenant_hash": True, "fingerprint_key": "k" * 32})
+    hashed = resolve(s, "u-1")
+    assert len(hashed) == 16 and hashed != "u-1" and hashed == resolve(s, "u-1")
 
 
 # ---- fingerprint -------------------------------------------------------------------------------
 
 
 def test_prefix_fingerprint_is_keyed_and_stable() -> None:
-    config.configure(fingerprint_key="a" * 32)
+    key = config.resolve({"fingerprint_key": "a" * 32}).fingerprint_key
     tools = [{"type": "function", "function": {"name": "search", "parameters": {}}}]
-    fp, tokens = fingerprint.prefix(["You are terse."], tools)
+    fp, tokens = fingerprint.prefix(["You are terse."], tools, key)
     assert len(fp) == 16 and tokens > 0
     assert "terse" not in fp
-    assert fingerprint.prefix(["You are terse."], list(tools)) == (fp, tokens)  # equal content, equal fingerprint
-    assert fingerprint.prefix(["You are verbose."], tools)[0] != fp  # prefix churn is visible
-    config.configure(fingerprint_key="b" * 32)
-    assert fingerprint.prefix(["You are terse."], tools)[0] != fp  # keyed
-    assert fingerprint.prefix([], None) == ("", 0)
+    assert fingerprint.prefix(["You are terse."], list(tools), key) == (fp, tokens)  # equal content, equal fingerprint
+    assert fingerprint.prefix(["You are verbose."], tools, key)[0] != fp  # prefix churn is visible
+    other = config.resolve({"fingerprint_key": "b" * 32}).fingerprint_key
+    assert fingerprint.prefix(["You are terse."], tools, other)[0] != fp  # keyed
+    assert fingerprint.prefix([], None, key) == ("", 0)
 
 
 def test_chat_chunk_reader_content_rules() -> None:

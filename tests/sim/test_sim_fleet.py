@@ -73,7 +73,8 @@ def test_max_batch_queues_and_truth_says_so(sim_factory) -> None:  # type: ignor
 
 def test_huge_prefill_blocks_running_decodes(sim_factory) -> None:  # type: ignore[no-untyped-def]
     sim = sim_factory(
-        {"regions": [{"name": "r", "replicas": 1}], "replica": {"prefill_s_per_token": 0.00005}}, speed=10
+        {"regions": [{"name": "r", "replicas": 1}],
+         "replica": {"prefill_s_per_token": 0.00005, "prefill_s_per_kpair": 0.0000001}}, speed=10
     )
     client = _client(sim)
     gaps: list[float] = []
@@ -100,7 +101,8 @@ def test_huge_prefill_blocks_running_decodes(sim_factory) -> None:  # type: igno
     # The big prompt must land while the victim decodes (0.6 s wall): on a busy machine the victim's request
     # may leave late, and a prefill it queued behind would show in its TTFT, not as a gap.
     assert decoding.wait(10)
-    # 40k tokens x 50 us = 2 s simulated prefill = 0.2 s wall at speed 10, during which the victim gets nothing.
+    # 40k tokens x 50 us + 800M attention pairs x 0.1 us per 1000 = 2.08 s simulated prefill = 0.21 s wall at
+    # speed 10, during which the victim gets nothing.
     client.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": "big"}],
@@ -218,3 +220,35 @@ def test_cli_load_runs_a_scenario_and_checks_its_signature(tmp_path, capsys) -> 
     rows = json.loads(out.read_text())
     assert rows and all(r["status"] == 200 and r["truth"]["tenant"] == r["tenant"] for r in rows)
     assert {r["provider"] for r in rows} == {"openai", "anthropic"}
+
+
+def test_headers_at_first_token_per_region(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    """vLLM and TGI send stream headers on arrival; hosted APIs and llama-server only with the first token."""
+    sim = sim_factory(
+        {
+            "regions": [
+                {"name": "early", "replicas": 1},
+                {"name": "hosted", "replicas": 1, "headers_at_first_token": True},
+            ],
+            # 4000 tokens: 0.2 s linear + 0.2 s attention = 40 ms wall at speed 10 between arrival and first token.
+            "replica": {"prefill_s_per_token": 0.00005, "prefill_s_per_kpair": 0.000025},
+        },
+        speed=10,
+    )
+    client = _client(sim)
+    for region, late in (("early", False), ("hosted", True)):
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": region}], stream=True,
+            extra_headers={"x-sim-region": region, "x-sim-input-tokens": "4000", "x-sim-output-tokens": "2"},
+        )
+        headers_at = time.perf_counter()  # create() returns once the response headers are in
+        for _ in raw.parse():
+            pass
+        ts = sim.truth(raw.headers["x-sim-request-id"])["wall_ts"]
+        assert ts["first_token"] - ts["arrival"] > 0.035
+        if late:
+            assert headers_at >= ts["first_token"]
+        else:
+            assert headers_at < ts["first_token"] - 0.02
+    with pytest.raises(ConfigError, match="prefill_s_per_kpair"):
+        config_from_dict({"replica": {"prefill_s_per_kpair": -1.0}})

@@ -198,6 +198,7 @@ def test_huge_response(sim: SimServer) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_server_timing_modes(sim: SimServer, stream: bool) -> None:
+    """Each mode in its server's own shape (sim/llmotel_sim/timing.py cites the server source of each)."""
     client = oai(sim)
 
     def call(mode: str) -> tuple[dict[str, str], dict]:  # type: ignore[type-arg]
@@ -207,6 +208,7 @@ def test_server_timing_modes(sim: SimServer, stream: bool) -> None:
                 model=MODEL,
                 messages=MSGS,
                 stream=True,
+                stream_options={"include_usage": True},
                 extra_headers=h,  # type: ignore[arg-type]
             ) as r:
                 import json
@@ -218,16 +220,49 @@ def test_server_timing_modes(sim: SimServer, stream: bool) -> None:
 
     headers, body = call("llama_cpp")
     t = body["timings"]
-    assert t["predicted_n"] == 3 and t["prompt_ms"] >= 0 and "cache_n" in t
+    assert list(t) == ["cache_n", "prompt_n", "prompt_ms", "prompt_per_token_ms", "prompt_per_second",
+                       "predicted_n", "predicted_ms", "predicted_per_token_ms", "predicted_per_second"]
+    assert t["predicted_n"] == 3 and t["prompt_ms"] >= 0
+    assert t["predicted_per_token_ms"] == pytest.approx(t["predicted_ms"] / 2)  # n - 1 decode steps
     headers, body = call("vllm")
-    assert {"queue_time_ms", "prefill_time_ms", "decode_time_ms"} <= set(body["metrics"])
+    m = body["metrics"]
+    assert set(m) == {"time_to_first_token_ms", "generation_time_ms", "queue_time_ms", "mean_itl_ms",
+                      "tokens_per_second"}
+    assert m["mean_itl_ms"] == pytest.approx(m["generation_time_ms"] / 2, abs=0.002)
+    if stream:
+        assert body["choices"] == [] and body["usage"]["completion_tokens"] == 3  # the final usage chunk
     headers, body = call("openai_processing_ms")
     assert int(headers["openai-processing-ms"]) >= 0
     headers, body = call("tgi")
-    if not stream:  # TGI cannot know its timings when stream headers go out
-        assert {"x-queue-time", "x-inference-time", "x-time-per-token"} <= set(headers)
+    assert headers["x-compute-type"] == "gpu+optimized" and "x-compute-characters" in headers
+    if stream:  # TGI cannot know its timings when stream headers go out
+        assert "x-queue-time" not in headers and "x-inference-time" not in headers
+    else:
+        assert {"x-queue-time", "x-inference-time", "x-time-per-token", "x-total-time"} <= set(headers)
+        assert int(headers["x-inference-time"]) <= int(headers["x-total-time"])
+    headers, body = call("groq")
+    times = {"queue_time", "prompt_time", "completion_time", "total_time"}
+    usage = body["x_groq"]["usage"] if stream else body["usage"]
+    assert times <= set(usage)
+    assert usage["total_time"] == pytest.approx(usage["prompt_time"] + usage["completion_time"])
+    headers, body = call("cerebras")
+    assert times | {"created"} == set(body["time_info"])
+    headers, body = call("sglang")
+    if stream:  # SGLang's OpenAI-compatible stream has no metadata field
+        assert "metadata" not in body
+    else:
+        assert list(body["metadata"]) == ["weight_version"] and body["metadata"]["weight_version"]  # the revision
     headers, body = call("none")
-    assert "timings" not in body and "metrics" not in body and "openai-processing-ms" not in headers
+    assert not {"timings", "metrics", "time_info", "x_groq", "metadata"} & set(body)
+    assert "openai-processing-ms" not in headers
+
+
+def test_vllm_metrics_stay_off_streams_without_include_usage(sim: SimServer) -> None:
+    # vLLM sends metrics only on the usage chunk (upstream test_streaming_metrics_absent_without_include_usage).
+    with oai(sim).chat.completions.with_streaming_response.create(
+        model=MODEL, messages=MSGS, stream=True, extra_headers={"x-sim-server-timing": "vllm"}  # type: ignore[arg-type]
+    ) as r:
+        assert not any('"metrics"' in line for line in r.iter_lines())
 
 
 def test_tenant_quota_429_headers_openai_and_anthropic(sim_factory) -> None:  # type: ignore[no-untyped-def]

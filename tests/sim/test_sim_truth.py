@@ -28,9 +28,12 @@ SPEC = {
     "name": "truth",
     "speed": 10.0,
     "regions": [{"name": "r", "replicas": 1}],
-    "replica": {"prefill_s_per_token": 0.00005, "decode_step_s": 0.02, "decode_step_s_per_seq": 0.0},
+    "replica": {"prefill_s_per_token": 0.00005, "prefill_s_per_kpair": 0.0000125, "decode_step_s": 0.02,
+                "decode_step_s_per_seq": 0.0},
 }
-MODEL_TTFT_S = (4000 * 0.00005 + 0.02) / 10.0  # prefill + one decode step, at speed 10
+# 4000 uncached tokens: 0.2 s linear + 8M attention pairs x 12.5 us per 1000 = 0.1 s.
+MODEL_PREFILL_S = 4000 * 0.00005 + 4000 * 4000 / 2 / 1000 * 0.0000125
+MODEL_TTFT_S = (MODEL_PREFILL_S + 0.02) / 10.0  # prefill + the step that samples the first token, at speed 10
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +110,9 @@ def _batch(base: str, client: openai.OpenAI, clock: _SendClock) -> tuple[dict[st
         errors["ttft"].append(abs((first - sent) - truth["wall"]["ttft_s"]))
         errors["decode"].append(abs((last - first) - (ts["last_token"] - ts["first_visible"])))
         errors["sent_to_seen"].append(first - ts["first_chunk_sent"])
-        # The model: 4000 tokens x 50 us of prefill, 20 ms steps; the wall clock follows it at speed 10.
-        assert abs(truth["sim"]["prefill_s"] - 0.2) < 1e-6
+        # The model: 0.3 s of prefill for 4000 tokens, 20 ms steps; the wall clock follows it at speed 10.
+        assert abs(truth["sim"]["prefill_s"] - 0.3) < 1e-6 and abs(MODEL_PREFILL_S - 0.3) < 1e-9
+        assert abs(truth["sim"]["prefill_server_s"] - 0.32) < 1e-6  # vLLM's: scheduled -> first token
         assert abs(truth["sim"]["decode_s"] - 0.18) < 1e-6
         errors["pace"].append(abs((ts["first_token"] - ts["arrival"]) - MODEL_TTFT_S))
     # TTFT, sent-to-seen and pace errors only grow with noise (the client's send path, the server process's

@@ -67,6 +67,21 @@ _HEADER_VOTES = 16  # saturating vote on whether this key's server sends stream 
 # The non-streaming tail is the 20th percentile of the last _RING residuals (the calls that did not queue),
 # reported once this many were seen (the lowest of one or two calls is still mostly noise).
 _TAIL_MIN_CALLS = 4
+# "One token generally corresponds to ~4 characters of text for common English text" (OpenAI, "What are tokens
+# and how to count them?", help.openai.com). Only used until a call of the key reports its input tokens.
+DEFAULT_CHARS_PER_TOKEN = 4.0
+_CPT_ALPHA = 0.02  # forgetting of the chars/token sums: the ratio varies with the text, not with load
+# Attention work is counted in thousands of token pairs, so its coefficient is of the linear ones' order and
+# the normal equations stay well scaled.
+_PAIRS_SCALE = 1000.0
+
+
+def attention_work(uncached: float, cached: float) -> float:
+    """Token pairs a prefill's attention scores, in thousands: each of the ``uncached`` new tokens attends to the
+    ``cached`` prefix and to the new tokens before it (u*c + u^2/2). A prompt's prefill grows faster than its
+    length (llama.cpp on a CPU: ~0.4 ms per token at 100 tokens, ~1 ms at 3,000, bench/real), and a suffix after a
+    cached prefix costs more per token than the same suffix alone; a straight line in tokens books both wrong."""
+    return (uncached * cached + 0.5 * uncached * uncached) / _PAIRS_SCALE
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,16 @@ class Coefficients:
     # a stream without stalls for other requests' prefills (one burst-read stream cannot set it). The first
     # decode step is one such step, so it bounds first_token (model.py); None below two streams.
     step_floor_s: float | None = None
+    # Prompt characters per input token, from this key's calls that reported both (a running mean of the
+    # ratio); DEFAULT_CHARS_PER_TOKEN before any. Turns a prompt's size into tokens when usage never comes.
+    # Seconds per thousand attention pairs (``attention_work``), on the streaming and the non-streaming envelope.
+    prefill_s_per_kpair: float = 0.0
+    total_prefill_s_per_kpair: float = 0.0
+    chars_per_token: float = 4.0
+    chars_per_token_samples: int = 0
+    # Median distance of the floor's points from the TTFT (resp. total-time) envelope, seconds: see _Envelope.
+    scatter_s: float = 0.0
+    total_scatter_s: float = 0.0
 
 
 def _log_bin(value: float, per_octave: int) -> int:
@@ -140,7 +165,8 @@ class _Envelope:
     """
 
     __slots__ = (
-        "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count", "theta",
+        "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count", "scatter",
+        "theta",
     )
 
     def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
@@ -151,6 +177,7 @@ class _Envelope:
         # request path); ``aux_floor`` is its median over the points nearest the floor.
         self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int, float]]] = {}
         self.aux_floor = 0.0
+        self.scatter = 0.0  # how far the floor's points lie from the fitted line (s): see _floor_scatter
         self._counts: dict[tuple[int, ...], int] = {}  # calls seen per bin (while it lives)
         self._dirty = False
         self._last_fit = 0
@@ -225,6 +252,7 @@ class _Envelope:
         if fitted is not None:
             self.theta = fitted[0]
             self.aux_floor = self._floor_aux(points, aux)
+            self.scatter = self._floor_scatter(points)
 
     def _floor_aux(self, points: list[tuple[tuple[float, ...], float]], aux: list[float]) -> float:
         """The lower quartile of ``aux`` over the half of the fitted points nearest the floor.
@@ -241,6 +269,16 @@ class _Envelope:
         ranked = sorted(range(len(points)), key=lambda i: self._residual(*points[i]))
         near = sorted(aux[i] for i in ranked[: max(1, (len(ranked) + 1) // 2)])
         return near[len(near) // 4]
+
+    def _floor_scatter(self, points: list[tuple[tuple[float, ...], float]]) -> float:
+        """The median distance from the fitted line of the half of the fitted points nearest the floor: what a
+        call that did not queue still differs from the line by (timer noise, work the features do not see).
+        It sets the absolute part of an estimate's interval."""
+        if len(points) < 4:
+            return 0.0
+        residuals = sorted(abs(self._residual(*p) - self.theta[0]) for p in points)
+        near = residuals[: max(1, len(residuals) // 2)]
+        return near[len(near) // 2]
 
     def points(self) -> Iterable[tuple[tuple[float, ...], float]]:
         for pts in self._bins.values():
@@ -366,18 +404,21 @@ class _LowRing:
 
 class _KeyState:
     __slots__ = (
-        "header_votes", "prior", "tail_ring", "total", "tpot", "tpot_n", "tpot_ring", "ttft", "tu_max", "tu_min",
-        "u_max", "u_min",
+        "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "header_votes", "prior", "tail_ring", "total", "tpot", "tpot_n",
+        "tpot_ring", "ttft", "tu_max", "tu_min", "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
         self.prior = p
-        # TTFT envelope: [overhead, s/uncached token, s/cached token]; bins 2/octave on uncached, 1 on cached.
-        self.ttft = _Envelope([p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token], (2, 1), (2, 1))
+        # TTFT envelope: [overhead, s/uncached token, s/cached token, s per unit of attention work]; bins
+        # 2/octave on uncached, 1 on cached, none of their own on the attention work (it follows the two).
+        self.ttft = _Envelope(
+            [p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token, 0.0], (2, 1, 0), (2, 1)
+        )
         # Total-time envelope of non-streaming calls: + s/output token (bins 1/octave on output).
         self.total = _Envelope(
-            [p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token, p.time_per_output_token_s],
-            (2, 1, 1),
+            [p.overhead_s, p.prefill_s_per_token, p.cache_read_s_per_token, p.time_per_output_token_s, 0.0],
+            (2, 1, 1, 0),
             (2, 1),
         )
         self.tpot = p.time_per_output_token_s
@@ -391,6 +432,10 @@ class _KeyState:
         self.u_max = 0.0
         self.tu_min = math.inf  # the same for the non-streaming envelope
         self.tu_max = 0.0
+        self.cpt = DEFAULT_CHARS_PER_TOKEN
+        self.cpt_n = 0
+        self.cpt_chars = 0.0  # decayed sums of prompt characters and input tokens of calls that reported both
+        self.cpt_tokens = 0.0
 
 
 def _confidence(samples: int, base: float, spread: float) -> float:
@@ -444,7 +489,8 @@ class Calibrator:
                 state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, vote))
             if request_path_s is not None and not (request_path_s >= 0.0 and math.isfinite(request_path_s)):
                 request_path_s = None
-            state.ttft.add((float(max(uncached, 0)), float(max(cached, 0))), ttft_s, request_path_s or 0.0)
+            u, c = float(max(uncached, 0)), float(max(cached, 0))
+            state.ttft.add((u, c, attention_work(u, c)), ttft_s, request_path_s or 0.0)
             state.u_min = min(state.u_min, float(uncached))
             state.u_max = max(state.u_max, float(uncached))
             if tpot_s is not None and tpot_s >= 0.0 and math.isfinite(tpot_s):
@@ -464,10 +510,26 @@ class Calibrator:
             state = self._state(key)
             if tail_s is not None and math.isfinite(tail_s):
                 state.tail_ring.add(tail_s)
-            state.total.add((float(max(uncached, 0)), float(max(cached, 0)), float(max(output, 0))), total_s)
+            u, c = float(max(uncached, 0)), float(max(cached, 0))
+            state.total.add((u, c, float(max(output, 0)), attention_work(u, c)), total_s)
             state.tu_min = min(state.tu_min, float(uncached))
             state.tu_max = max(state.tu_max, float(uncached))
         self._maybe_save()
+
+    def observe_prompt_size(self, key: Key, chars: int, input_tokens: int) -> None:
+        """Teach one call that reported its input tokens: how many prompt characters make a token here.
+        The count includes the chat template's tokens, so the ratio carries them too."""
+        if chars <= 0 or input_tokens <= 0:
+            return
+        with self._lock:
+            state = self._state(key)
+            # A ratio of (slowly forgotten) sums, not a mean of ratios: long prompts, whose prefill matters, weigh
+            # by their size, and a short prompt's chat-template tokens cannot swing it.
+            keep = 1.0 - _CPT_ALPHA
+            state.cpt_chars = state.cpt_chars * keep + chars
+            state.cpt_tokens = state.cpt_tokens * keep + input_tokens
+            state.cpt = state.cpt_chars / state.cpt_tokens
+            state.cpt_n += 1
 
     def coefficients(self, key: Key) -> Coefficients:
         with self._lock:
@@ -482,6 +544,8 @@ class Calibrator:
                 overhead_s=ttft.theta[0],
                 prefill_s_per_token=ttft.theta[1],
                 cache_read_s_per_token=ttft.theta[2],
+                prefill_s_per_kpair=ttft.theta[3],
+                total_prefill_s_per_kpair=total.theta[4],
                 time_per_output_token_s=state.tpot,
                 tpot_floor_s=state.tpot_ring.low(),
                 overhead_request_path_s=ttft.aux_floor,
@@ -499,6 +563,10 @@ class Calibrator:
                 prior=p,
                 nonstream_tail_s=state.tail_ring.low() if state.tail_ring.n >= _TAIL_MIN_CALLS else None,
                 step_floor_s=state.tpot_ring.second_lowest(),
+                scatter_s=ttft.scatter,
+                total_scatter_s=total.scatter,
+                chars_per_token=state.cpt,
+                chars_per_token_samples=state.cpt_n,
             )
 
     def prefill_rates(self) -> list[tuple[Key, float]]:
@@ -534,6 +602,7 @@ class Calibrator:
                         "tpot_ring": list(state.tpot_ring.values),
                         "tail_ring": list(state.tail_ring.values),
                         "header_votes": state.header_votes,
+                        "chars_per_token": [state.cpt, state.cpt_n],
                         "ttft_count": state.ttft.count,
                         "total_count": state.total.count,
                     }
@@ -596,6 +665,12 @@ class Calibrator:
                     votes = entry.get("header_votes", 0)
                     if isinstance(votes, int):
                         state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, votes))
+                    cpt = entry.get("chars_per_token")
+                    if isinstance(cpt, list) and len(cpt) == 2 and isinstance(cpt[1], int) and cpt[1] > 0:
+                        ratio = float(cpt[0])
+                        if math.isfinite(ratio) and ratio > 0.0:
+                            state.cpt, state.cpt_n = ratio, cpt[1]
+                            state.cpt_chars, state.cpt_tokens = ratio, 1.0
         except FileNotFoundError:
             return
         except Exception:

@@ -27,11 +27,11 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import os
 import threading
 from typing import Any
 
-from llmotel.phases.learner import STATE_ENV, Calibrator, Coefficients, Key
+from llmotel import config
+from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
 _log = logging.getLogger(__name__)
@@ -43,6 +43,14 @@ _EXTRAPOLATION_PENALTY = 0.7
 # Headers count as "sent on arrival" when at least this share of TTFT lies between them and the first chunk.
 _EARLY_HEADERS_SHARE = 0.25
 _DERIVED_CONFIDENCE = 0.9  # a server-reported sum minus measured parts and one estimated decode step
+# Interval widths (see _intervals): relative error of the envelope's prefill at full confidence, its growth
+# as confidence falls, and the share of an estimated queue that may be prefill stretched by other work.
+# Chosen on bench/real's eight llama.cpp workloads as the setting whose queue/prefill coverage lies nearest
+# 75-90 % overall (grid of 108 settings; coverage per workload in docs/phases.md).
+_REL_ERROR = 0.06
+_REL_ERROR_COLD = 0.2
+_SCATTER_Z = 1.0
+_STRETCH_SHARE = 0.06
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -150,13 +158,20 @@ class PhaseModel:
             response.region or request.region,
         )
         usage = response.usage
-        input_tokens = max(usage.input_tokens or 0, 0)
+        co = self.calibrator.coefficients(key)
+        if usage.input_tokens is not None:
+            input_tokens = max(usage.input_tokens, 0)
+            if self.learn and request.prompt_chars > 0:
+                self.calibrator.observe_prompt_size(key, request.prompt_chars, input_tokens)
+        else:
+            # No usage (a stream without include_usage): the prompt's size in tokens, as this key's calls taught
+            # it. Without it every such call would have prefill 0 and its whole prefill booked as queue.
+            input_tokens = _tokens_from_chars(request.prompt_chars, co)
         cached = usage.cache_read_tokens if usage.cache_read_tokens is not None else server.cached_tokens
         cached = max(min(cached or 0, input_tokens), 0)
         uncached = input_tokens - cached
         output = usage.output_tokens if usage.output_tokens is not None else capture.content_chunk_count
         output = max(output or 0, 0)
-        co = self.calibrator.coefficients(key)
         queue_srv = _finite(server.queue_s)
         prefill_srv = _finite(server.prefill_s)
         bound = _finite(server.total_s)
@@ -170,6 +185,23 @@ class PhaseModel:
                                       reasoning, queue_srv, prefill_srv, inference, bound)
         return self._split_total(phases, key, co, server, attempt, end, uncached, cached, output,
                                  queue_srv, prefill_srv, inference, bound)
+
+    def input_tokens_estimate(self, request: LLMRequest, response: LLMResponse) -> int | None:
+        """The input tokens ``split`` assumes for a call whose usage reported none; None when it reported
+        them or the prompt's size is unknown. Never raises."""
+        try:
+            if response.usage.input_tokens is not None or request.prompt_chars <= 0:
+                return None
+            key: Key = (
+                request.provider,
+                request.server_address,
+                response.response_model or request.request_model,
+                response.region or request.region,
+            )
+            return _tokens_from_chars(request.prompt_chars, self.calibrator.coefficients(key))
+        except Exception:
+            _log.debug("llmotel: no input-token estimate", exc_info=True)
+            return None
 
     def _split_stream(
         self,
@@ -203,11 +235,9 @@ class PhaseModel:
         visible = output - hidden
         tpot = (last - first) / _NS / (visible - 1) if visible >= 3 and last > first else None
         hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
-        # The first decode step is taken to be as fast as on the envelope (an idle server), and never slower
-        # than the fastest step recent streams measured: a stream's mean time per token also holds the
-        # stalls for other requests' prefills, which would overstate it.
-        first_token_est = _first_token_base(co, floor_path, early) + hidden_s
-        prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
+        sampling, way_back = _first_token_parts(co, floor_path, early)
+        first_token_est = way_back + hidden_s
+        prefill_est = _prefill(co, uncached, cached) + sampling
         conf = _confidence(co.confidence, co, uncached)
         if inference is not None:
             # Server inference minus the decode the client watched minus one decode step: measured parts
@@ -220,7 +250,7 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
-        self._emit(phases, attempt, first, w, conf, co.samples, known is not None)
+        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
@@ -264,12 +294,18 @@ class PhaseModel:
         if streams_taught:
             # As for streams: the floor's request path (servers that send headers on arrival) is queue.
             floor_path = min(co.overhead_request_path_s, co.overhead_s) if co.headers_early else 0.0
-            first_token_est = _first_token_base(co, floor_path, bool(co.headers_early))
-            prefill_est = co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached
+            sampling, _ = _first_token_parts(co, floor_path, bool(co.headers_early))
+            # A whole body's first token is never seen: its way back is part of the body's, in decode.
+            first_token_est = 0.0
+            prefill_est = _prefill(co, uncached, cached) + sampling
             conf, samples = _confidence(co.confidence, co, uncached), co.samples
         else:
-            first_token_est = co.total_overhead_s + co.total_s_per_output_token
-            prefill_est = co.total_prefill_s_per_token * uncached + co.total_cache_read_s_per_token * cached
+            # Keys that never stream: the envelope's intercept holds the request path, the first token's
+            # sampling (about one output token's time) and the server's fixed work; the sampling is prefill.
+            first_token_est = 0.0
+            sampling = min(co.total_s_per_output_token, max(co.total_overhead_s, 0.0))
+            prefill_est = co.total_prefill_s_per_token * uncached + co.total_cache_read_s_per_token * cached \
+                + co.total_prefill_s_per_kpair * attention_work(uncached, cached) + sampling
             conf, samples = co.total_confidence, co.total_samples
         if inference is not None:
             step = co.tpot_floor_s or co.time_per_output_token_s
@@ -283,7 +319,8 @@ class PhaseModel:
             w.p_src = "estimated"
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
-        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None)
+        scatter = co.scatter_s if streams_taught else co.total_scatter_s
+        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -291,42 +328,86 @@ class PhaseModel:
             if co.samples >= _MIN_STREAM_SAMPLES:
                 # What the stream model leaves unexplained (queue + the body's tail); its low percentile
                 # over calls is the tail of the calls that did not queue.
-                tail = total - co.overhead_s - co.prefill_s_per_token * uncached \
-                    - co.cache_read_s_per_token * cached - co.time_per_output_token_s * steps
+                tail = total - co.overhead_s - _prefill(co, uncached, cached) - co.time_per_output_token_s * steps
             self.calibrator.observe_total(key, uncached, cached, output, total, tail)
         return phases
 
     @staticmethod
+    @staticmethod
     def _emit(
         phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
-        prefill_known: bool,
+        prefill_known: bool, scatter: float,
     ) -> None:
         q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
         p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
         q_conf = 1.0 if w.q_src == "server" else ((1.0 + conf) / 2.0 if prefill_known else conf)
-        phases.append(Phase("queue", begin, q_end, w.q_src, q_conf, samples))
-        phases.append(Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples))
         f_conf = 1.0 if w.f_src != "estimated" else (q_conf if prefill_known else conf)
-        phases.append(Phase("first_token", p_end, window_end, w.f_src, f_conf, samples))
+        queue = Phase("queue", begin, q_end, w.q_src, q_conf, samples)
+        prefill = Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples)
+        first = Phase("first_token", p_end, window_end, w.f_src, f_conf, samples)
+        _intervals(w, conf, scatter, queue, prefill, first)
+        phases.append(queue)
+        phases.append(prefill)
+        phases.append(first)
 
 
-def _first_token_base(co: Coefficients, floor_path: float, early: bool) -> float:
-    """first_token without hidden reasoning: the floor's fixed overhead less its request path, and, where the
-    request path is measured (headers sent on arrival), at most one decode step plus the way back.
+def _intervals(w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase) -> None:
+    """The 80 % intervals of the estimated phases before decode.
 
-    first_token is physically the first decode step plus the first chunk's way back to the client. The
-    step is measured apart from TTFT, as the time per output token of recent streams (``step_floor_s``:
-    their second-lowest, a stream without stalls for other requests' prefills), and the way back is at
-    most the floor's request path (send -> headers: a round trip). The envelope's intercept may hold more
-    than that: when no call ever arrived at an idle server (callers that never pause reach a busy replica
-    at the same point of every step), the wait for the current step ends up in the intercept, and it is
-    queue. Hosted APIs send headers with the first token, so the way back is not measured and the
-    intercept stands.
+    Three errors make them. The envelope's prefill is off by a share of itself (the fit; prompts the key
+    rarely sends): ``_REL_ERROR`` at full confidence, wider as confidence drops. A call differs from the line
+    even when it did not queue (timer noise, work the features do not see): ``_SCATTER_Z`` times the floor's
+    scatter, in seconds. And a call that waited may have had its prefill stretched by other requests' work in
+    the same batches (llama.cpp counts those steps in ``prompt_ms``, vLLM in the whole pass), which the client
+    cannot tell from queueing: up to ``_STRETCH_SHARE`` of the estimated queue may be prefill. Queue is the
+    complement of prefill in the same measured window, so its interval mirrors prefill's. first_token: the
+    relative and absolute parts. Calibrated on bench/real's llama.cpp recordings and the simulator (coverage
+    in docs/phases.md).
     """
-    base = co.overhead_s - floor_path
-    if early and co.step_floor_s is not None:
-        base = min(base, co.step_floor_s + floor_path)
-    return max(base, 0.0)
+    rel = _REL_ERROR + _REL_ERROR_COLD * (1.0 - conf)
+    noise = _SCATTER_Z * scatter
+    both = w.q + w.p
+    if w.p_src == "server":
+        p_lo = p_hi = w.p
+    else:
+        p_lo = max(0.0, w.p * (1.0 - rel) - noise)
+        p_hi = min(both, w.p * (1.0 + rel) + noise + _STRETCH_SHARE * w.q)
+        prefill.low_s, prefill.high_s = p_lo, p_hi
+    if w.q_src != "server":
+        queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both - p_lo)
+    if w.f_src == "estimated":
+        first.low_s, first.high_s = max(0.0, w.f * (1.0 - rel) - noise), w.f * (1.0 + rel) + noise
+
+
+def _prefill(co: Coefficients, uncached: int, cached: int) -> float:
+    """The no-wait prefill of a prompt on the learned envelope (tokens and attention work)."""
+    return co.prefill_s_per_token * uncached + co.cache_read_s_per_token * cached \
+        + co.prefill_s_per_kpair * attention_work(uncached, cached)
+
+
+def _tokens_from_chars(chars: int, co: Coefficients) -> int:
+    return round(chars / co.chars_per_token) if chars > 0 and co.chars_per_token > 0 else 0
+
+
+def _first_token_parts(co: Coefficients, floor_path: float, early: bool) -> tuple[float, float]:
+    """(sampling, way back): the two parts of the envelope's intercept that are not the request path.
+
+    Servers define prefill as scheduled -> first token *sampled* (vLLM's time_to_first_token_ms, SGLang,
+    llama.cpp's prompt_ms): the pass that reads the prompt also samples the first token, so that work is
+    prefill, and ``first_token`` is only the first chunk's way back to the client. The sampling costs about
+    one decode step (the output layer at the last prompt position); the step is measured apart from TTFT, as
+    the second-lowest time per output token of recent streams (``step_floor_s``: one without stalls for
+    other requests' prefills). The way back is at most the request path where headers come on arrival (a
+    round trip, measured per call); where headers come with the first token (hosted APIs) it is not measured
+    and is taken as 0: it then counts as queue, like the request path. What the intercept holds beyond these
+    (the server's fixed work, and the wait for the current step when no call ever reached an idle server)
+    is queue: had it been first_token, every call's shared-slot wait would have been (llama.cpp, one slot,
+    four callers, headers at the first token: queue error median 26.6 -> 7.1 % of TTFT, bench/real).
+    """
+    way_back = floor_path if early else 0.0
+    room = max(co.overhead_s - floor_path - way_back, 0.0)
+    step = co.step_floor_s if co.step_floor_s is not None else co.time_per_output_token_s
+    return min(max(step, 0.0), room), way_back
 
 
 def _confidence(base: float, co: Coefficients, uncached: int) -> float:
@@ -386,11 +467,9 @@ def register_prefill_gauge(meter: Any = None, model: PhaseModel | None = None) -
                 for key, rate in calibrator.prefill_rates()
             ]
 
+        gauge = sc.GAUGE_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN
         meter.create_observable_gauge(
-            sc.METRIC_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN,
-            callbacks=[observe],
-            unit="s",
-            description="Learned prefill seconds per uncached input token, per key.",
+            gauge.name, callbacks=[observe], unit=gauge.unit, description=gauge.description
         )
     except Exception:
         _log.debug("llmotel: could not register the prefill gauge", exc_info=True)
@@ -398,7 +477,7 @@ def register_prefill_gauge(meter: Any = None, model: PhaseModel | None = None) -
 
 def _default_model() -> PhaseModel:
     """The process-wide model; with LLMOTEL_PHASE_MODEL_STATE set it loads and saves that file."""
-    path = os.environ.get(STATE_ENV) or None
+    path = config.env_value("phase_model_state") or None  # LLMOTEL_PHASE_MODEL_STATE, via the settings registry
     model = PhaseModel(Calibrator(state_path=path))
     if path:
         atexit.register(model.calibrator.save, path)

@@ -1,0 +1,144 @@
+"""Recorded llama-server runs, replayed through llmotel's phase model (no llama.cpp needed).
+
+    .venv/bin/python -m pytest -q tests/phases/test_real_server_replay.py
+
+The recordings (tests/data/real_server/*.json) come from bench/real/harness.py; README.md here defines
+their truth. Three kinds of checks:
+
+- the recordings are consistent (token counts add up, the client never sees a token before the server
+  sampled it, so the two processes' clocks agree);
+- replaying a recording with the llmotel that recorded it reproduces the live estimates (the replay builds
+  what the instrumentor built); only run while ``src/llmotel`` is unchanged since recording;
+- the replayed estimate's accuracy per workload against the simulator scoreboard's target (median <= 10 %,
+  p90 <= 25 % of TTFT for queue and prefill). Workloads llmotel misses today are ``xfail`` with the
+  numbers measured at recording, so a fix shows up as XPASS.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The same file works from bench/real/ or moved into tests/: find the repository root above it.
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "bench" / "real" / "replay.py").exists())
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench" / "real"))
+
+import replay  # noqa: E402
+from score import samples, ttft_s  # noqa: E402
+
+PATHS = replay.recordings()
+TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
+# Workloads whose replayed scores miss the target (queue median / p90, prefill median / p90 of TTFT, measured on
+# the recordings of 2026-12-06 made on a quiet machine). A fix makes its test XPASS: then remove the entry.
+KNOWN_MISSES: dict[str, str] = {
+    "prefix_cache": "queue 14.6 % / 40.9 %, prefill 14.2 % / 39.8 %: a short suffix after a 1,500-token cached "
+                    "prefix costs ~2 ms per token on this server, about twice what the envelope's attention term "
+                    "learns from the misses; the excess is booked as queue (docs/phases.md, 'When not to trust')",
+}
+
+pytestmark = pytest.mark.skipif(not PATHS, reason="no recordings in tests/data/real_server")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return replay.load(path)
+
+
+@pytest.fixture(scope="module", params=PATHS, ids=[p.stem for p in PATHS])
+def recording(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return _load(request.param)
+
+
+def test_recordings_are_small() -> None:
+    total = sum(p.stat().st_size for p in PATHS)
+    assert total < 1_500_000, f"{total} bytes of recordings: keep them under ~1 MB"
+
+
+def test_recording_is_consistent(recording: dict[str, Any]) -> None:
+    meta, calls = recording["meta"], recording["calls"]
+    assert len(calls) > int(meta["warmup"]) + 20
+    assert len({c["order"] for c in calls}) == len(calls)
+    for c in calls:
+        truth, cap = c["truth"], c["capture_ns"]
+        assert truth["prefill_s"] > 0, c["call"]
+        # The proxy's clock and the client's are the same CLOCK_MONOTONIC: a request reaches the proxy
+        # after it was sent, and the server cannot start before the request arrived.
+        assert truth["request_path_s"] >= 0, c["call"]
+        assert truth["server_queue_s"] >= -0.001, c["call"]
+        assert 0 <= cap["attempt_start"] <= cap["end"]
+        if c["request"]["stream"]:
+            # The client cannot see the first token before the server sampled it (1 ms of slack for the
+            # proxy's stamp being taken after the bytes arrived).
+            assert truth["first_token_s"] >= -0.001, c["call"]
+            ttft = ttft_s(c)
+            assert abs(truth["queue_s"] + truth["prefill_s"] + truth["first_token_s"] - ttft) < 1e-5
+        usage = c["response"]["usage"]
+        if usage is not None and truth["prompt_n"] is not None:
+            assert usage["input"] == truth["prompt_n"] + truth["cache_n"], c["call"]
+            assert usage["cached"] == truth["cache_n"], c["call"]
+            assert usage["output"] == truth["predicted_n"] == c["request"]["max_tokens"], c["call"]
+
+
+def test_replay_reproduces_live_estimates(recording: dict[str, Any]) -> None:
+    """Same code, same inputs, same order: the replay must give the spans' estimates back."""
+    recorded_with = recording["meta"].get("llmotel_src_sha256")
+    if recorded_with != replay.llmotel_source_hash():
+        pytest.skip("src/llmotel changed since this recording: live estimates are the old code's")
+    replayed = replay.replay(recording)
+    off = 0
+    for call in replayed:
+        t = ttft_s(call)
+        for phase in ("queue", "prefill", "first_token", "decode"):
+            if abs(call["replay"][phase]["s"] - call["live"][phase]["s"]) > 0.01 * t + 1e-4:
+                off += 1
+                break
+    # The headers stamp is the harness's, not llmotel's (tens of us apart): allow a call or two to differ.
+    assert off <= max(2, len(replayed) // 50), f"{off} of {len(replayed)} calls replay differently"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_replayed_accuracy(path: Path, request: pytest.FixtureRequest) -> None:
+    rec = _load(path)
+    name = rec["meta"]["workload"]
+    if name in KNOWN_MISSES:
+        # Not pytest.xfail(): the check must still run, so that meeting the target shows as XPASS.
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[name], strict=False))
+    row = replay.score(rec)[0]
+    assert row["n"] >= 20
+    misses = [f"{k} {row[k]:.1%}" for k, limit in (("queue_median", TARGET_MEDIAN), ("queue_p90", TARGET_P90),
+                                                   ("prefill_median", TARGET_MEDIAN), ("prefill_p90", TARGET_P90))
+              if not row[k] <= limit]
+    assert not misses, f"{name}: " + ", ".join(misses)
+
+
+def test_estimate_uses_what_the_client_saw(recording: dict[str, Any]) -> None:
+    """The proxy hid the server's timing: every queue / prefill phase must be an estimate, never 'server'."""
+    for s in samples(recording["calls"]):
+        assert s["est_queue"] >= 0 and s["est_prefill"] >= 0
+    for c in recording["calls"]:
+        assert c["live"]["queue"]["source"] == "estimated"
+        assert c["live"]["prefill"]["source"] == "estimated"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureRequest) -> None:
+    """Every estimated queue / prefill carries an 80 % interval. The target is 75-90 % coverage; measured on
+    these recordings: 67-98 % outside prefix_cache (docs/phases.md has each workload's figure). This test holds
+    the floor that must not regress: two thirds of calls covered, and no interval wider than the window."""
+    rec = _load(path)
+    name = rec["meta"]["workload"]
+    if name in KNOWN_MISSES:
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[name], strict=False))
+    replayed = replay.replay(rec)[int(rec["meta"]["warmup"]):]
+    for call in replayed:
+        for phase in ("queue", "prefill"):
+            iv = call["replay"][phase].get("interval")
+            assert iv is not None, f"{call['call']}: {phase} has no interval"
+            assert 0.0 <= iv["low"] <= call["replay"][phase]["s"] <= iv["high"] + 1e-9, call["call"]
+    row = replay.score(rec)[0]
+    assert row["queue_coverage"] >= 0.65 and row["prefill_coverage"] >= 0.65, (
+        f"{name}: coverage queue {row['queue_coverage']:.0%}, prefill {row['prefill_coverage']:.0%}"
+    )
