@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 GO ?= go
 COLLECTOR := collector
 
-.PHONY: setup semconv semconv-check mdatagen lint typecheck pytest unit old-sdk bench-real go-check go-fuzz fuzz collector-build collector-validate test demo clean prometheus
+.PHONY: setup semconv semconv-check mdatagen lint typecheck pytest unit old-sdk bench-real go-check go-fuzz fuzz collector-build collector-validate ocb-example ocb-example-release test demo clean prometheus
 
 # The collector distribution (ocb-built, see collector/README.md). Rebuilt only when its inputs change.
 COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
-COLLECTOR_INPUTS := $(shell find $(COLLECTOR)/llmsliconnector -name '*.go' -not -name '*_test.go') \
+CONNECTOR_INPUTS := $(shell find $(COLLECTOR)/llmsliconnector -name '*.go' -not -name '*_test.go') \
 	$(COLLECTOR)/llmsliconnector/go.mod $(COLLECTOR)/llmsliconnector/go.sum \
-	$(COLLECTOR)/builder-config.yaml $(COLLECTOR)/tools/go.mod $(COLLECTOR)/build.sh
+	$(COLLECTOR)/tools/go.mod $(COLLECTOR)/ocb-build.sh
+COLLECTOR_INPUTS := $(CONNECTOR_INPUTS) $(COLLECTOR)/builder-config.yaml $(COLLECTOR)/build.sh
 COLLECTOR_CONFIGS ?= $(wildcard $(COLLECTOR)/config/*.yaml)
 FUZZTIME ?= 10s
 
@@ -98,7 +99,38 @@ collector-build: $(COLLECTOR_BIN)
 collector-validate: collector-build
 	for f in $(COLLECTOR_CONFIGS); do echo "validate $$f"; $(COLLECTOR_BIN) validate --config $$f || exit 1; done
 
-test: semconv-check lint typecheck go-check go-fuzz collector-validate pytest old-sdk
+# A user's own distribution: examples/ocb/manifest.yaml (otlp receiver, batch, llm_sli, prometheus exporter) built
+# the way a user builds it, plain `ocb --config manifest.yaml` (the ocb pinned in collector/tools, the connector from
+# this checkout through the manifest's `replaces`), then examples/ocb/config.yaml checked by the binary's `validate`.
+OCB := $(COLLECTOR)/build/ocb
+OCB_EXAMPLE := examples/ocb
+OCB_EXAMPLE_BIN := $(OCB_EXAMPLE)/build/src/otelcol-llm-example
+$(OCB): $(COLLECTOR)/tools/go.mod $(COLLECTOR)/tools/go.sum
+	$(GO) -C $(COLLECTOR)/tools build -o $(CURDIR)/$@ go.opentelemetry.io/collector/cmd/builder
+
+$(OCB_EXAMPLE_BIN): $(CONNECTOR_INPUTS) $(OCB_EXAMPLE)/manifest.yaml $(OCB)
+	cd $(OCB_EXAMPLE) && mkdir -p build && $(CURDIR)/$(OCB) --config manifest.yaml >build/ocb.log 2>&1 || { cat build/ocb.log >&2; exit 1; }
+
+ocb-example: $(OCB_EXAMPLE_BIN)
+	$(OCB_EXAMPLE_BIN) validate --config $(OCB_EXAMPLE)/config.yaml && echo "$(OCB_EXAMPLE_BIN): config.yaml is valid"
+
+# The same manifest moved to another collector release (every module and ocb itself), e.g. the newest one the module
+# proxy serves: `make ocb-example-release OCB_RELEASE=v0.165.0 OCB_STABLE=v1.71.0` (examples/ocb/README.md). Built with
+# collector/ocb-build.sh, which tolerates test-only modules the proxy may not serve for that release.
+OCB_BASE_RELEASE := $(shell sed -nE 's/.*otlpreceiver (v[0-9.]+).*/\1/p' $(OCB_EXAMPLE)/manifest.yaml)
+OCB_BASE_STABLE := $(shell sed -nE 's/.*envprovider (v[0-9.]+).*/\1/p' $(OCB_EXAMPLE)/manifest.yaml)
+OCB_RELEASE ?= v0.165.0
+OCB_STABLE ?= v1.71.0
+ocb-example-release:
+	mkdir -p $(OCB_EXAMPLE)/build/$(OCB_RELEASE)
+	sed -e 's/$(OCB_BASE_RELEASE)/$(OCB_RELEASE)/g; s/$(OCB_BASE_STABLE)/$(OCB_STABLE)/g; s#output_path: [^ ]*#output_path: ./src#' \
+	  -e 's#=> .*/collector/llmsliconnector#=> $(CURDIR)/$(COLLECTOR)/llmsliconnector#' \
+	  $(OCB_EXAMPLE)/manifest.yaml >$(OCB_EXAMPLE)/build/$(OCB_RELEASE)/manifest.yaml
+	OCB_VERSION=$(OCB_RELEASE) GO=$(GO) $(COLLECTOR)/ocb-build.sh $(OCB_EXAMPLE)/build/$(OCB_RELEASE)/manifest.yaml \
+	  $(OCB_EXAMPLE)/build/$(OCB_RELEASE)/otelcol-llm-example
+	$(OCB_EXAMPLE)/build/$(OCB_RELEASE)/otelcol-llm-example validate --config $(OCB_EXAMPLE)/config.yaml
+
+test: semconv-check lint typecheck go-check go-fuzz collector-validate ocb-example pytest old-sdk
 
 demo: setup collector-build prometheus
 	$(PY) examples/demo.py $(ARGS)

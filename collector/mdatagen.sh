@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Generate the llm_sli connector's mdatagen files from llmsliconnector/metadata.yaml with the mdatagen pinned in
-# tools/go.mod: internal/metadata/generated_status.go, generated_component_test.go, generated_package_test.go.
+# tools/go.mod (the same release as the rest of the collector): internal/metadata/generated_status.go,
+# generated_component_test.go, generated_package_test.go, and the status table of README.md.
 #   collector/mdatagen.sh           # write them
 #   collector/mdatagen.sh --check   # exit 1 if a checked-in one differs from what mdatagen generates now
-# mdatagen is v0.150.0, not v0.152.0 like the rest of the collector: the Go module proxy serves no v0.151-v0.154
-# of go.opentelemetry.io/collector/cmd/mdatagen (404), and the older generator's output builds against v0.152.0.
 set -euo pipefail
 cd "$(dirname "$0")"
 GO=${GO:-go}
@@ -12,7 +11,12 @@ component=llmsliconnector
 mdatagen() { (cd tools && "$GO" tool mdatagen "$1"); }
 
 if [ "${1:-}" != "--check" ]; then
+  # mdatagen deletes documentation.md when metadata.yaml declares no metrics; ours is generated from
+  # semconv/registry (semconv/generate.py), so it is put back.
+  doc=$(mktemp)
+  cp "$component/documentation.md" "$doc"
   mdatagen "../$component/metadata.yaml"
+  mv "$doc" "$component/documentation.md"
   exit 0
 fi
 
@@ -22,6 +26,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/$component"
 cp "$component/metadata.yaml" "$component/go.mod" "$component/go.sum" "$tmp/$component/"
+[ ! -f "$component/README.md" ] || cp "$component/README.md" "$tmp/$component/"
 echo "package $component" >"$tmp/$component/doc.go"
 (cd "$tmp/$component" && find . -type f | sort) >"$tmp/inputs"
 mdatagen "$tmp/$component/metadata.yaml"
@@ -32,4 +37,9 @@ while read -r f; do
     stale=1
   fi
 done < <(cd "$tmp/$component" && find . -type f | sort | comm -23 - "$tmp/inputs")
+# README.md is an input whose status section mdatagen rewrites in place.
+if [ -f "$component/README.md" ] && ! cmp -s "$tmp/$component/README.md" "$component/README.md"; then
+  echo "stale status section: collector/$component/README.md (run: collector/mdatagen.sh)" >&2
+  stale=1
+fi
 exit $stale

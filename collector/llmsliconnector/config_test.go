@@ -7,12 +7,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
-	"go.opentelemetry.io/collector/confmap/xconfmap"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
-	require.NoError(t, xconfmap.Validate(createDefaultConfig()))
+	require.NoError(t, confmap.Validate(createDefaultConfig()))
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -20,7 +20,7 @@ func TestLoadConfig(t *testing.T) {
 	require.NoError(t, err)
 	cfg := createDefaultConfig().(*Config)
 	require.NoError(t, cm.Unmarshal(cfg))
-	require.NoError(t, xconfmap.Validate(cfg))
+	require.NoError(t, confmap.Validate(cfg))
 	assert.Equal(t, 5*time.Second, cfg.FlushInterval)
 	assert.Equal(t, "delta", cfg.AggregationTemporality)
 	assert.Equal(t, 200, cfg.Cardinality.MaxSeriesPerMetric)

@@ -60,6 +60,7 @@ type callSpec struct {
 	finish                                    string
 	stalls                                    int64
 	energyWh, carbonG                         float64
+	costUSD                                   float64 // 0: price unknown, no llmotel.cost.usd
 	fingerprint                               string
 	phases                                    []phaseSpec
 	at                                        time.Duration // offset from fixtureEpoch
@@ -121,6 +122,9 @@ func (b batch) call(g *ids, c callSpec) (pcommon.TraceID, pcommon.SpanID) {
 	if c.energyWh > 0 {
 		a.PutDouble(sc.AttrEnergyWh, c.energyWh)
 		a.PutDouble(sc.AttrCarbonGCO2e, c.carbonG)
+	}
+	if c.costUSD != 0 {
+		a.PutDouble(sc.AttrCostUsd, c.costUSD)
 	}
 	if c.fingerprint != "" {
 		a.PutStr(sc.AttrPromptPrefixFingerprint, c.fingerprint)

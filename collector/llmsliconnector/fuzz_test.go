@@ -124,6 +124,7 @@ func spansFromBytes(data []byte) ptrace.Traces {
 		sc.AttrGenAIUsageCacheReadInputTokens, sc.AttrGenAIResponseTimeToFirstChunk, sc.AttrPhaseName, sc.AttrPhaseSource,
 		sc.AttrTenantID, sc.AttrServerRegion, sc.AttrModelRevision, sc.AttrPlanTools, sc.AttrPlanRevision, sc.AttrGenAIToolName,
 		sc.AttrEnergyWh, sc.AttrDecodeStallCount, sc.AttrGenAIResponseFinishReasons, sc.AttrGenAIAgentName,
+		sc.AttrCostUsd,
 	}
 	ops := []string{"chat", opInvokeAgent, opPlan, opExecuteTool}
 	var parent pcommon.SpanID

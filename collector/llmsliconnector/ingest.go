@@ -206,6 +206,7 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	stalls, _ := r.count(sc.AttrDecodeStallCount)
 	energy, hasEnergy := r.amount(sc.AttrEnergyWh)
 	carbon, hasCarbon := r.amount(sc.AttrCarbonGCO2e)
+	cost, hasCost := r.amount(sc.AttrCostUsd)
 	fingerprint := r.str(sc.AttrPromptPrefixFingerprint)
 	start, duration, okTimes := spanTimes(span)
 	if r.bad == "" && !okTimes {
@@ -289,7 +290,7 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	}
 	c.st.requests.Add(v[:7], 1, now)
 
-	// Usage, stalls, energy: model, region, tenant.
+	// Usage, stalls, energy, carbon, cost: model, region, tenant.
 	v[0], v[1], v[2] = d.model, d.region, d.tenant
 	if hasInput {
 		c.st.inputTokens.Add(v[:3], float64(input), now)
@@ -306,6 +307,9 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	}
 	if hasCarbon {
 		c.st.carbon.Add(v[:3], carbon, now)
+	}
+	if hasCost { // absent when the SDK does not know the model's price: unknown is not free
+		c.st.cost.Add(v[:3], cost, now)
 	}
 
 	// Windowed cache ratio and prefix churn.

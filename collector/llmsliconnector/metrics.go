@@ -15,6 +15,7 @@ type stores struct {
 	adherence, precision, recall                *aggregate.Histogram
 	requests, inputTokens, cacheRead, outputTok *aggregate.Sum
 	stalls, revisionChanges, energy, carbon     *aggregate.Sum
+	cost                                        *aggregate.Sum
 	service, demand, planSteps                  *aggregate.Sum
 	rejected, evicted, overflowed               *aggregate.Sum
 	histograms                                  []*aggregate.Histogram
@@ -49,6 +50,7 @@ func newStores(lim *aggregate.Limiter, exemplars bool) *stores {
 		revisionChanges: s(sc.CounterSLIRevisionChanges),
 		energy:          s(sc.CounterSLIEnergy),
 		carbon:          s(sc.CounterSLICarbon),
+		cost:            s(sc.CounterSLICost),
 		service:         s(sc.CounterSLITenantService),
 		demand:          s(sc.CounterSLITenantDemand),
 		planSteps:       s(sc.CounterSLIPlanSteps),
@@ -58,7 +60,7 @@ func newStores(lim *aggregate.Limiter, exemplars bool) *stores {
 	}
 	st.histograms = []*aggregate.Histogram{st.ttft, st.phase, st.tpot, st.duration, st.adherence, st.precision, st.recall}
 	st.sums = []*aggregate.Sum{st.requests, st.inputTokens, st.cacheRead, st.outputTok, st.stalls, st.revisionChanges,
-		st.energy, st.carbon, st.service, st.demand, st.planSteps}
+		st.energy, st.carbon, st.cost, st.service, st.demand, st.planSteps}
 	return st
 }
 

@@ -17,6 +17,7 @@ var scenarios = map[string]func() ptrace.Traces{
 	"agents":        scenarioAgents,
 	"fairness":      scenarioFairness,
 	"energy":        scenarioEnergy,
+	"cost":          scenarioCost,
 	"bad_input":     scenarioBadInput,
 }
 
@@ -136,6 +137,23 @@ func scenarioEnergy() ptrace.Traces {
 	b.call(g, callSpec{provider: "openai", model: "gpt-4o-mini", region: "FR", tenant: "acme", input: 1000, output: 200, energyWh: 0.12, carbonG: 0.006})
 	b.call(g, callSpec{provider: "openai", model: "gpt-4o-mini", region: "FR", tenant: "acme", input: 1000, output: 300, energyWh: 0.15, carbonG: 0.0075})
 	b.call(g, callSpec{provider: "openai", model: "gpt-4o-mini", region: "us-east-1", tenant: "beta", input: 1000, output: 200, energyWh: 0.12, carbonG: 0.0456})
+	return td
+}
+
+// scenarioCost prices calls as the SDK does (llmotel.cost.usd per call); the prices, each call's arithmetic and
+// the sums the connector must emit are in testdata/golden/cost.md, and TestCostSumsPerTenantModelRegion checks them.
+func scenarioCost() ptrace.Traces {
+	td := ptrace.NewTraces()
+	g := &ids{next: 7000}
+	b := newBatch(td, "app")
+	b.call(g, callSpec{provider: "openai", model: "gpt-4o-mini", region: "FR", tenant: "acme", input: 1000, output: 200, costUSD: 0.00027})
+	b.call(g, callSpec{provider: "openai", model: "gpt-4o-mini", region: "FR", tenant: "acme", input: 2000, cacheRead: 1000, output: 500, costUSD: 0.000525})
+	b.call(g, callSpec{provider: "anthropic", model: "claude-sonnet-4", region: "eu", tenant: "acme", input: 3000, output: 400, costUSD: 0.015})
+	b.call(g, callSpec{provider: "openai", model: "gpt-4o-mini", region: "us-east-1", tenant: "beta", input: 1000, output: 200, costUSD: 0.00027})
+	// A self-hosted model with no known price: no llmotel.cost.usd, so it adds nothing (unknown is not free).
+	b.call(g, callSpec{provider: "vllm", model: "llama-3.1-8b", region: "local", tenant: "beta", input: 500, output: 64})
+	// A negative price is bad input: the span is rejected (invalid_value) and counts nowhere.
+	b.call(g, callSpec{provider: "openai", model: "gpt-4o-mini", region: "us-east-1", tenant: "beta", input: 1000, output: 200, costUSD: -0.00027})
 	return td
 }
 

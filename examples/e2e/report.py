@@ -51,6 +51,12 @@ QUERIES: dict[str, str] = {
     "demand_share": "llmotel_sli_tenant_demand_share_ratio",
     "energy_wh": f"sum by ({TENANT}) (llmotel_sli_energy_Wh_total)",
     "carbon_g": f"sum by ({TENANT}) (llmotel_sli_carbon_gCO2e_total)",
+    # Cost: the collector's sum of llmotel.cost.usd (the SDK's price of each call; absent when the price is unknown).
+    "cost_usd": f"sum by ({TENANT}) (llmotel_sli_cost_USD_total)",
+    "cost_by_model": f"sum by ({TENANT}, {MODEL}, {REGION}) (llmotel_sli_cost_USD_total)",
+    # The alerts of examples/prometheus/alerts.yaml, evaluated by the same Prometheus (stack.py loads them).
+    "alerts_firing": 'ALERTS{alertstate="firing"}',
+    "alerts_pending": 'ALERTS{alertstate="pending"}',
     "requests": f"sum by ({TENANT}, http_response_status_code, llmotel_response_truncated)"
     " (llmotel_sli_requests_total)",
 }
@@ -58,6 +64,16 @@ QUERIES: dict[str, str] = {
 
 class PromQL(Protocol):
     def query(self, promql: str) -> list[Any]: ...
+
+
+# Labels of ALERTS that say which rule and which scrape an alert came from, not what it is about: left out of the
+# labels shown next to the alert's name (the exporter's own job/instance/scope come back as exported_*/otel_scope_*).
+_ALERT_META = {"__name__", "alertname", "alertstate", "severity", "job", "instance"}
+_ALERT_META_PREFIXES = ("exported_", "otel_scope_")
+
+
+def _is_meta(label: str) -> bool:
+    return label in _ALERT_META or label.startswith(_ALERT_META_PREFIXES)
 
 
 def _rows(prom: PromQL, name: str, *labels: str) -> list[dict[str, Any]]:
@@ -93,9 +109,43 @@ def collect(prom: PromQL, speed: float = 1.0) -> dict[str, Any]:
     data["tenants"] = _merge(
         {"slowdown": _rows(prom, "slowdown", TENANT), "service_share": _rows(prom, "service_share", TENANT),
          "demand_share": _rows(prom, "demand_share", TENANT), "energy_wh": _rows(prom, "energy_wh", TENANT),
-         "carbon_g": _rows(prom, "carbon_g", TENANT), "cache_hit_ratio": data["cache_hit_ratio"]}, (TENANT,))
+         "carbon_g": _rows(prom, "carbon_g", TENANT), "cost_usd": _rows(prom, "cost_usd", TENANT),
+         "cache_hit_ratio": data["cache_hit_ratio"]}, (TENANT,))
     data["requests"] = _rows(prom, "requests", TENANT, "http_response_status_code", "llmotel_response_truncated")
+    data["cost"] = _rows(prom, "cost_by_model", TENANT, MODEL, REGION)
+    data["alerts"] = collect_alerts(prom)
     return data
+
+
+def collect_alerts(prom: PromQL) -> dict[str, Any]:
+    """Which alerts fire and which are pending, from ALERTS (PromQL), with why: each alert's value and summary from
+    the rules API when the client has it (stack.Prometheus.rules), and each rule's ``for``."""
+    firing = [_alert_labels(s.labels) for s in prom.query(QUERIES["alerts_firing"])]
+    pending = [_alert_labels(s.labels) for s in prom.query(QUERIES["alerts_pending"])]
+    rules_of = getattr(prom, "rules", None)
+    details: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+    rules: list[dict[str, Any]] = []
+    if callable(rules_of):
+        for rule in rules_of():
+            for_s = float(rule.get("duration", 0))
+            rules.append({"name": rule["name"], "for_s": for_s, "state": rule.get("state", "")})
+            for a in rule.get("alerts", []):
+                key = (rule["name"], _label_key(a.get("labels", {})))
+                details[key] = {"value": a.get("value"), "active_at": a.get("activeAt"),
+                                "summary": a.get("annotations", {}).get("summary", ""),
+                                "for_s": for_s}
+    for alert in firing + pending:
+        alert.update(details.get((alert["alertname"], _label_key(alert["labels"])), {}))
+    return {"firing": firing, "pending": pending, "rules": rules}
+
+
+def _alert_labels(labels: dict[str, str]) -> dict[str, Any]:
+    return {"alertname": labels.get("alertname", ""), "severity": labels.get("severity", ""),
+            "labels": {k: v for k, v in labels.items() if not _is_meta(k)}}
+
+
+def _label_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if not _is_meta(k)))
 
 
 def _merge(columns: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -165,12 +215,12 @@ def render_text(data: dict[str, Any], prom_url: str = "", keep: bool = False) ->
     else:
         w("  noisy neighbour: none detected")
     w(f"  {'tenant':<10} {'p95 slowdown':>13} {'service share':>14} {'demand share':>13} {'cache hit':>10}"
-      f" {'energy Wh':>10} {'gCO2e':>8}")
+      f" {'energy Wh':>10} {'gCO2e':>8} {'cost USD':>9}")
     for r in data["tenants"]:
         w(f"  {_tenant(r[TENANT]):<10} {_num(r.get('slowdown'), '{:.2f}x'):>13} "
           f"{_num(r.get('service_share'), '{:.1%}'):>14} {_num(r.get('demand_share'), '{:.1%}'):>13} "
           f"{_num(r.get('cache_hit_ratio'), '{:.1%}'):>10} {_num(r.get('energy_wh'), '{:.3f}'):>10} "
-          f"{_num(r.get('carbon_g'), '{:.3f}'):>8}")
+          f"{_num(r.get('carbon_g'), '{:.3f}'):>8} {_num(r.get('cost_usd'), '{:.4f}'):>9}")
 
     w("\nRevision drift: resolved revisions per (model, region) in the window")
     by_key: dict[tuple[str, str], list[str]] = {}
@@ -196,15 +246,73 @@ def render_text(data: dict[str, Any], prom_url: str = "", keep: bool = False) ->
         trunc = " truncated" if r["llmotel_response_truncated"] == "true" else ""
         w(f"  {_tenant(r[TENANT]):<10} HTTP {r['http_response_status_code'] or '?'}{trunc}: {int(r['value'])}")
 
+    _render_cost(w, data)
+    _render_alerts(w, data)
+
     w("\nWhere to look next")
     if keep and prom_url:
         w(f"  Prometheus: {prom_url}/graph  (try the queries below)")
     else:
         w("  make demo ARGS=--keep   keeps the stack up after the report, to query Prometheus yourself")
     w("  examples/grafana/llmotel-dashboard.json   the dashboard of these SLIs (import into Grafana)")
-    w("  examples/prometheus/alerts.yaml           TTFT SLO burn rate, fairness, revision drift, truncation alerts")
+    w("  examples/prometheus/alerts.yaml           TTFT SLO burn rate, fairness, revision drift, truncation alerts"
+      " (loaded by this Prometheus: ALERTS)")
     w("  docs/e2e.md                               what runs where, and every PromQL query of this report")
     w(f"  e.g. {QUERIES['ttft_p95']}")
     if data.get("wall_s"):
         w(f"\n(demo wall time {data['wall_s']:.0f} s)")
     return "\n".join(out)
+
+
+def _render_cost(w: Any, data: dict[str, Any]) -> None:
+    w("\nCost (llmotel.cost.usd of each call, summed by the collector: llmotel_sli_cost_USD_total)")
+    rows = data.get("cost") or []
+    if not rows:
+        w("  no priced calls: the SDK sets llmotel.cost.usd only when it knows the model's price")
+        return
+    total = sum(r["value"] for r in rows)
+    by_tenant: dict[str, float] = {}
+    for r in rows:
+        by_tenant[r[TENANT]] = by_tenant.get(r[TENANT], 0.0) + r["value"]
+    w(f"  total ${total:.4f}; by tenant: " + ", ".join(
+        f"{_tenant(t)} ${v:.4f} ({v / total:.0%})" if total else f"{_tenant(t)} ${v:.4f}"
+        for t, v in sorted(by_tenant.items(), key=lambda kv: -kv[1])))
+    for r in rows:
+        w(f"  {_tenant(r[TENANT]):<10} {r[MODEL] or '?':<28} {r[REGION] or '?':<14} ${r['value']:.4f}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def _render_alerts(w: Any, data: dict[str, Any]) -> None:
+    alerts = data.get("alerts") or {}
+    firing, pending = alerts.get("firing", []), alerts.get("pending", [])
+    w("\nAlerts (examples/prometheus/alerts.yaml, unchanged, evaluated every second by this Prometheus)")
+    if not firing:
+        w("  firing: none")
+    for a in firing:
+        w(f"  FIRING  {a['alertname']} [{a['severity']}]{_where(a)}")
+        if a.get("summary"):
+            w(f"          why: {a['summary']} (value {_alert_value(a.get('value'))})")
+    for a in pending:
+        hold = f"; fires once true for {_duration(a['for_s'])}" if a.get("for_s") else ""
+        w(f"  pending {a['alertname']} [{a['severity']}]{_where(a)}{hold}")
+        if a.get("summary"):
+            w(f"          why: {a['summary']}")
+    quiet = sorted({r["name"] for r in alerts.get("rules", []) if r.get("state") == "inactive"})
+    if quiet:
+        w(f"  not triggered: {', '.join(quiet)}")
+
+
+def _where(alert: dict[str, Any]) -> str:
+    return "".join(f" {k}={v}" for k, v in sorted(alert["labels"].items()))
+
+
+def _alert_value(v: Any) -> str:
+    try:
+        return f"{float(v):.3g}"
+    except (TypeError, ValueError):
+        return "?"

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 COLLECTOR_BIN = ROOT / "collector" / "build" / "otelcol-llmotel"
 SIDECAR_CONFIG = HERE / "collector-sidecar.yaml"
+# The shipped recording and alerting rules (one file holds both); the stack's Prometheus evaluates them.
+ALERT_RULES = ROOT / "examples" / "prometheus" / "alerts.yaml"
 
 
 class StackError(RuntimeError):
@@ -102,6 +104,15 @@ class Prometheus:
         if data["data"]["resultType"] == "scalar":
             return [Sample({}, float(result[1]))]
         return [Sample(dict(r["metric"]), float(r["value"][1])) for r in result]
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every alerting rule Prometheus evaluates (``/api/v1/rules?type=alert``): name, ``duration`` (its ``for``,
+        in seconds), ``state`` (inactive, pending, firing) and ``alerts``, each with labels, annotations, value,
+        state and activeAt, as Prometheus renders them."""
+        data = json.loads(_get(f"{self.url}/api/v1/rules?type=alert", timeout=10))
+        if data.get("status") != "success":
+            raise StackError(f"/api/v1/rules: {data}")
+        return [r for g in data["data"]["groups"] for r in g["rules"] if r.get("type") == "alerting"]
 
     def value(self, promql: str) -> float | None:
         """The single value of a query that yields at most one sample (None when empty)."""
@@ -200,19 +211,29 @@ class Stack:
         wait_until(up, 30, f"collector {name} ({self.log_path(name)})")
 
     def prometheus(
-        self, scrape: Sequence[str] | Mapping[str, Sequence[str]], scrape_interval: str = "1s"
+        self,
+        scrape: Sequence[str] | Mapping[str, Sequence[str]],
+        scrape_interval: str = "1s",
+        rule_files: Sequence[Path] = (ALERT_RULES,),
     ) -> Prometheus:
         """Start Prometheus on a free loopback port, scraping every interval either a list of targets (host:port,
         job ``otelcol-llmotel``) or {job: targets}. It also accepts remote write (--web.enable-remote-write-receiver).
-        The exporter's own job/instance labels are kept as exported_job/exported_instance."""
+        The exporter's own job/instance labels are kept as exported_job/exported_instance.
+
+        It loads ``rule_files`` (default: the shipped recording and alerting rules, examples/prometheus/alerts.yaml,
+        unchanged) and evaluates them every ``scrape_interval``, so ALERTS and ``Prometheus.rules()`` show which
+        alerts fire during a run. A rule keeps its ``for:``: an alert that must hold for minutes stays pending in a
+        one-minute run, and the report says so."""
         binary = prometheus_binary()
         if binary is None:
             raise StackError("prometheus is not installed: apt-get install prometheus (Debian package)")
         jobs = dict(scrape) if isinstance(scrape, Mapping) else {"otelcol-llmotel": list(scrape)}
         port = free_port()
         config = self.workdir / "prometheus.yml"
-        lines = ["global:", f"  scrape_interval: {scrape_interval}", f"  evaluation_interval: {scrape_interval}",
-                 "scrape_configs:"]
+        lines = ["global:", f"  scrape_interval: {scrape_interval}", f"  evaluation_interval: {scrape_interval}"]
+        if rule_files:
+            lines += ["rule_files:"] + [f"  - {json.dumps(str(Path(f).resolve()))}" for f in rule_files]
+        lines += ["scrape_configs:"]
         for job, targets in jobs.items():
             lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: {json.dumps(list(targets))}"]
         config.write_text("\n".join(lines) + "\n")

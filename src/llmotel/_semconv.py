@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
 ERROR_TYPE: Final = "error.type"
@@ -48,6 +49,10 @@ LLMOTEL_CACHE_STATE: Final = "llmotel.cache.state"
 LLMOTEL_CARBON_GCO2E: Final = "llmotel.carbon.gco2e"
 LLMOTEL_CARBON_GCO2E_MAX: Final = "llmotel.carbon.gco2e.max"
 LLMOTEL_CARBON_GCO2E_MIN: Final = "llmotel.carbon.gco2e.min"
+LLMOTEL_COST_INPUT_USD: Final = "llmotel.cost.input.usd"
+LLMOTEL_COST_OUTPUT_USD: Final = "llmotel.cost.output.usd"
+LLMOTEL_COST_SOURCE: Final = "llmotel.cost.source"
+LLMOTEL_COST_USD: Final = "llmotel.cost.usd"
 LLMOTEL_DECODE_CHUNK_COUNT: Final = "llmotel.decode.chunk_count"
 LLMOTEL_DECODE_MAX_CHUNK_GAP: Final = "llmotel.decode.max_chunk_gap"
 LLMOTEL_DECODE_OUTPUT_TOKENS: Final = "llmotel.decode.output_tokens"
@@ -67,6 +72,8 @@ LLMOTEL_MODEL_REVISION_CHANGED: Final = "llmotel.model.revision.changed"
 LLMOTEL_MODEL_REVISION_PREVIOUS: Final = "llmotel.model.revision.previous"
 LLMOTEL_PHASE_CONFIDENCE: Final = "llmotel.phase.confidence"
 LLMOTEL_PHASE_FIRST_TOKEN_OBSERVED: Final = "llmotel.phase.first_token.observed"
+LLMOTEL_PHASE_INTERVAL_HIGH: Final = "llmotel.phase.interval.high"
+LLMOTEL_PHASE_INTERVAL_LOW: Final = "llmotel.phase.interval.low"
 LLMOTEL_PHASE_MODEL_SAMPLES: Final = "llmotel.phase.model.samples"
 LLMOTEL_PHASE_NAME: Final = "llmotel.phase.name"
 LLMOTEL_PHASE_SOURCE: Final = "llmotel.phase.source"
@@ -98,6 +105,7 @@ LLMOTEL_TENANT_ID: Final = "llmotel.tenant.id"
 LLMOTEL_TOOL_PLANNED: Final = "llmotel.tool.planned"
 LLMOTEL_USAGE_CACHE_WRITE_1H_INPUT_TOKENS: Final = "llmotel.usage.cache_write.1h.input_tokens"
 LLMOTEL_USAGE_CACHE_WRITE_5M_INPUT_TOKENS: Final = "llmotel.usage.cache_write.5m.input_tokens"
+LLMOTEL_USAGE_INPUT_TOKENS_ESTIMATED: Final = "llmotel.usage.input_tokens.estimated"
 LLMOTEL_USAGE_SOURCE: Final = "llmotel.usage.source"
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
@@ -150,6 +158,10 @@ AttributeName = Literal[
     "llmotel.carbon.gco2e",
     "llmotel.carbon.gco2e.max",
     "llmotel.carbon.gco2e.min",
+    "llmotel.cost.input.usd",
+    "llmotel.cost.output.usd",
+    "llmotel.cost.source",
+    "llmotel.cost.usd",
     "llmotel.decode.chunk_count",
     "llmotel.decode.max_chunk_gap",
     "llmotel.decode.output_tokens",
@@ -169,6 +181,8 @@ AttributeName = Literal[
     "llmotel.model.revision.previous",
     "llmotel.phase.confidence",
     "llmotel.phase.first_token.observed",
+    "llmotel.phase.interval.high",
+    "llmotel.phase.interval.low",
     "llmotel.phase.model.samples",
     "llmotel.phase.name",
     "llmotel.phase.source",
@@ -200,6 +214,7 @@ AttributeName = Literal[
     "llmotel.tool.planned",
     "llmotel.usage.cache_write.1h.input_tokens",
     "llmotel.usage.cache_write.5m.input_tokens",
+    "llmotel.usage.input_tokens.estimated",
     "llmotel.usage.source",
     "openai.response.service_tier",
     "openai.response.system_fingerprint",
@@ -237,6 +252,9 @@ LLMOTEL_SERVER_REGION_SOURCE_CONFIG: Final = "config"
 LLMOTEL_SERVER_TIMING_FORMAT_TGI: Final = "tgi"
 LLMOTEL_SERVER_TIMING_FORMAT_LLAMA_CPP: Final = "llama_cpp"
 LLMOTEL_SERVER_TIMING_FORMAT_VLLM: Final = "vllm"
+LLMOTEL_SERVER_TIMING_FORMAT_SGLANG: Final = "sglang"
+LLMOTEL_SERVER_TIMING_FORMAT_GROQ: Final = "groq"
+LLMOTEL_SERVER_TIMING_FORMAT_CEREBRAS: Final = "cerebras"
 LLMOTEL_SERVER_TIMING_FORMAT_OPENAI_PROCESSING_MS: Final = "openai_processing_ms"
 LLMOTEL_SERVER_TIMING_FORMAT_NONE: Final = "none"
 LLMOTEL_USAGE_SOURCE_PROVIDER: Final = "provider"
@@ -251,6 +269,7 @@ METRIC_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN: Final = "llmotel.phase_model.
 METRIC_LLMOTEL_SLI_CACHE_HIT_RATIO: Final = "llmotel.sli.cache.hit_ratio"
 METRIC_LLMOTEL_SLI_CACHE_READ_TOKENS: Final = "llmotel.sli.cache_read_tokens"
 METRIC_LLMOTEL_SLI_CARBON: Final = "llmotel.sli.carbon"
+METRIC_LLMOTEL_SLI_COST: Final = "llmotel.sli.cost"
 METRIC_LLMOTEL_SLI_ENERGY: Final = "llmotel.sli.energy"
 METRIC_LLMOTEL_SLI_FAIRNESS_JAIN_INDEX: Final = "llmotel.sli.fairness.jain_index"
 METRIC_LLMOTEL_SLI_INPUT_TOKENS: Final = "llmotel.sli.input_tokens"
@@ -298,3 +317,89 @@ SPAN_LLMOTEL_PHASE: Final = "{llmotel.phase.name}"
 SPAN_GEN_AI_INVOKE_AGENT: Final = "invoke_agent {gen_ai.agent.name}"
 SPAN_GEN_AI_PLAN: Final = "plan {gen_ai.agent.name}"
 SPAN_GEN_AI_EXECUTE_TOOL: Final = "execute_tool {gen_ai.tool.name}"
+
+# Shared constants: the collector's internal/semconv holds the same values.
+# llmotel.cache.state is `hit` when cache-read input tokens are at least this share of the call's input tokens
+# (cache reads included), `partial` below it but above 0, `miss` at 0. The SDK sets the state on the call span; the
+# llm_sli connector derives it the same way for spans that carry token counts but no state.
+CACHE_HIT_RATIO_THRESHOLD: Final = 0.9
+
+
+@dataclass(frozen=True)
+class HistogramDescriptor:
+    """A histogram in the registry: instruments are created from these fields, never from retyped ones."""
+
+    name: str
+    unit: str
+    description: str
+    attributes: tuple[AttributeName, ...]
+    """The attributes a data point may carry (one without a value is left off)."""
+    buckets: tuple[float, ...]
+    """Explicit bucket boundaries."""
+
+
+@dataclass(frozen=True)
+class CounterDescriptor:
+    """A monotonic sum in the registry."""
+
+    name: str
+    unit: str
+    description: str
+    attributes: tuple[AttributeName, ...]
+    value_type: Literal["int", "double"]
+
+
+@dataclass(frozen=True)
+class GaugeDescriptor:
+    """A gauge in the registry."""
+
+    name: str
+    unit: str
+    description: str
+    attributes: tuple[AttributeName, ...]
+    value_type: Literal["int", "double"]
+
+
+# Descriptors of the metrics the SDK records.
+HISTOGRAM_GEN_AI_CLIENT_OPERATION_DURATION: Final = HistogramDescriptor(
+    name=METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
+    unit="s",
+    description="GenAI operation duration",
+    attributes=(GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, SERVER_ADDRESS, ERROR_TYPE,),
+    buckets=METRIC_BUCKETS[METRIC_GEN_AI_CLIENT_OPERATION_DURATION],
+)
+HISTOGRAM_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK: Final = HistogramDescriptor(
+    name=METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK,
+    unit="s",
+    description="Mean time between stream chunks",
+    attributes=(GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, SERVER_ADDRESS,),
+    buckets=METRIC_BUCKETS[METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK],
+)
+HISTOGRAM_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: Final = HistogramDescriptor(
+    name=METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+    unit="s",
+    description="Time to the first content chunk",
+    attributes=(GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, SERVER_ADDRESS,),
+    buckets=METRIC_BUCKETS[METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK],
+)
+HISTOGRAM_GEN_AI_CLIENT_TOKEN_USAGE: Final = HistogramDescriptor(
+    name=METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
+    unit="{token}",
+    description="Tokens used per operation",
+    attributes=(GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, SERVER_ADDRESS, GEN_AI_TOKEN_TYPE,),
+    buckets=METRIC_BUCKETS[METRIC_GEN_AI_CLIENT_TOKEN_USAGE],
+)
+HISTOGRAM_LLMOTEL_PHASE_DURATION: Final = HistogramDescriptor(
+    name=METRIC_LLMOTEL_PHASE_DURATION,
+    unit="s",
+    description="Duration of each call phase",
+    attributes=(LLMOTEL_PHASE_NAME, LLMOTEL_PHASE_SOURCE,),
+    buckets=METRIC_BUCKETS[METRIC_LLMOTEL_PHASE_DURATION],
+)
+GAUGE_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN: Final = GaugeDescriptor(
+    name=METRIC_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN,
+    unit="s",
+    description="Learned prefill seconds per uncached input token, per key.",
+    attributes=(GEN_AI_PROVIDER_NAME, SERVER_ADDRESS, GEN_AI_RESPONSE_MODEL, LLMOTEL_SERVER_REGION,),
+    value_type="double",
+)

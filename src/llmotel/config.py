@@ -8,8 +8,12 @@ Settings are resolved once per instrumentor: ``instrument(**options)`` resolves 
 process default below) and every call it records carries them (``Call.settings``); nothing on the call path
 reads a global. The process default — ``get()``, changed by ``configure(**options)`` (the public
 ``llmotel.configure``) — is what ``instrument()`` starts from and what code not tied to an instrumentor uses
-(agent runs). A bad value raises ``ConfigError`` naming the key, the value and the fix, when settings are
-resolved, never during an LLM call.
+(agent runs). Bad values are found when settings are resolved, never during an LLM call, and named with the
+key, the value and the fix (``_invalid``): a bad *variable* is a deployment mistake that must not switch
+llmotel off, so ``get()`` (what ``instrument()`` starts from) logs it once at WARNING on the ``llmotel``
+logger and that setting falls back to its default; a bad *keyword option* is a programming error in the
+caller's code and raises ``ConfigError`` at ``instrument()`` / ``configure()``, like any bad argument.
+``resolve()`` is strict by default (tests and tools checking a configuration get the ``ConfigError``).
 
 ``python -m llmotel.config --markdown`` prints the table; ``--write-docs docs/sdk.md`` rewrites it between the
 ``<!-- settings-table -->`` markers (a test fails when the docs are stale).
@@ -18,6 +22,7 @@ resolved, never during an LLM call.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
 import sys
@@ -42,7 +47,7 @@ class Settings:
     tenant_hash: bool
     tenant_resolver: TenantResolver | None
     fingerprint_key: bytes = field(repr=False)  # a secret: kept out of logs
-    propagate_trace_context: bool
+    propagate_trace_context: str
     capture_content: bool
     content_max_chars: int
     latest_experimental: bool
@@ -132,6 +137,23 @@ def _resolver(key: str, raw: object) -> TenantResolver | None:
     return raw
 
 
+def _energy_file(key: str, raw: object) -> str:
+    """A readable energy override file, loaded (and its bad entries reported) now, when settings are resolved,
+    rather than at the first call that estimates energy."""
+    path = str(raw).strip()
+    if path:
+        from llmotel.energy import config as energy_config  # here: llmotel.energy imports this module
+
+        try:
+            energy_config.load_checked(path)
+        except energy_config.EnergyConfigError as exc:
+            raise ConfigError(
+                f"{key}={raw!r} cannot be used: {exc}; fix the file (`python -m llmotel.energy.config FILE` lists "
+                f"every problem) or unset {key}: the shipped energy data is used until then"
+            ) from None
+    return path
+
+
 def _opt_in(key: str, raw: object) -> bool:
     """OTEL_SEMCONV_STABILITY_OPT_IN is a comma list; as a keyword option, a boolean."""
     if isinstance(raw, bool):
@@ -158,6 +180,24 @@ class Setting:
         return "" if self.default in ("", None) else str(self.default)
 
 
+_PROPAGATION_MODES = ("self_hosted", "always", "never")
+_propagation_choice = _choice(_PROPAGATION_MODES)
+
+
+def _propagation(key: str, raw: object) -> str:
+    """``self_hosted`` / ``always`` / ``never``; a boolean (the setting's former type) means always / never."""
+    if isinstance(raw, bool):
+        return "always" if raw else "never"
+    value = str(raw).strip().lower().replace("-", "_")
+    if value == "":
+        return _PROPAGATION_MODES[0]
+    if value in _TRUE:
+        return "always"
+    if value in _FALSE:
+        return "never"
+    return _propagation_choice(key, value)
+
+
 _PHASE_SPAN_PATHS = ("direct", "tracer")
 _CHUNK_METRICS = ("mean", "each")
 
@@ -173,8 +213,12 @@ SETTINGS: tuple[Setting, ...] = (
             "`() -> str | None`, asked when no `llmotel.tenant()` is active"),
     Setting("fingerprint_key", "LLMOTEL_FINGERPRINT_KEY", _fingerprint_key, _PROCESS_KEY,
             "HMAC key of prefix fingerprints and hashed tenants (16+ chars)", "random per process"),
-    Setting("propagate_trace_context", "LLMOTEL_PROPAGATE_TRACE_CONTEXT", _bool, False,
-            "inject `traceparent` (+ baggage) so a vLLM/TGI server span joins the trace"),
+    Setting("propagate_trace_context", "LLMOTEL_PROPAGATE_TRACE_CONTEXT", _propagation, "self_hosted",
+            "inject W3C `traceparent` (+ baggage) so a vLLM/SGLang/TGI server span joins the call's trace: "
+            "`self_hosted` (only to hosts that are not a known hosted API: loopback, private, `.local`, your own "
+            "names), `always`, `never`; `true`/`false` mean `always`/`never`. Not sent to hosted APIs by default: "
+            "trace ids and baggage (which may carry tenant or user ids) would leave your infrastructure for a "
+            "vendor that exports no spans back to you"),
     Setting("capture_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", _bool, False,
             "record messages"),
     Setting("content_max_chars", "LLMOTEL_CONTENT_MAX_CHARS", _positive_int, 16384, "cap per content attribute"),
@@ -192,58 +236,74 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("phase_model_state", "LLMOTEL_PHASE_MODEL_STATE", _text, "",
             "file the phase model's learned points are loaded from at import and saved to at exit "
             "(process-wide; read from the environment only)"),
-    Setting("energy_config", "LLMOTEL_ENERGY_CONFIG", _text, "",
-            "energy override file (docs/energy.md; process-wide; read from the environment only)"),
+    Setting("energy_config", "LLMOTEL_ENERGY_CONFIG", _energy_file, "",
+            "energy override file (docs/energy.md; process-wide; read from the environment only; checked when "
+            "settings are resolved: an unreadable file is reported once and the shipped data is used)"),
 )
 
 SETTING: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 
 
-def _invalid(setting: Setting, error: ConfigError) -> Any:
-    """Every bad value ends here: raise it (changing this line to warn and return ``setting.default`` makes
-    bad values fall back instead)."""
-    raise error
+_log = logging.getLogger("llmotel")
+_warned: set[str] = set()  # messages already logged: one warning per key and value, however often it is read
 
 
-def _parse(setting: Setting, key: str, raw: object) -> Any:
+def _invalid(setting: Setting, error: ConfigError, strict: bool) -> Any:
+    """Every bad value ends here. ``strict`` (keyword options, ``resolve()``): raise ``error``. Otherwise (the
+    variables behind ``get()`` and ``env_value()``): log ``error`` once at WARNING and use the default, so one
+    bad variable never switches llmotel off."""
+    if strict:
+        raise error
+    message = str(error)
+    if message not in _warned:
+        _warned.add(message)
+        shown = setting.shown_default()
+        _log.warning("llmotel: %s; using the default%s", message, f" ({shown})" if shown else " (unset)")
+    return setting.default
+
+
+def _parse(setting: Setting, key: str, raw: object, strict: bool) -> Any:
     try:
         return setting.parse(key, raw)
     except ConfigError as exc:
-        return _invalid(setting, exc)
+        return _invalid(setting, exc, strict)
 
 
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+def _from_env(env: Mapping[str, str], strict: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for s in SETTINGS:
         raw = env.get(s.env) if s.env is not None else None
-        values[s.name] = s.default if raw is None else _parse(s, s.env or s.name, raw)
+        values[s.name] = s.default if raw is None else _parse(s, s.env or s.name, raw, strict)
     return values
 
 
 def override(base: Settings, options: Mapping[str, Any] | None) -> Settings:
     """``base`` with keyword ``options`` applied (each through its setting's parser). Unknown keys and bad
-    values raise ConfigError."""
+    values raise ConfigError: options are code, and a bad argument is the caller's bug."""
     if not options:
         return base
     unknown = set(options) - set(SETTING)
     if unknown:
         raise ConfigError(f"unknown llmotel option(s) {sorted(unknown)}; valid options: {sorted(SETTING)}")
-    parsed = {name: _parse(SETTING[name], name, raw) for name, raw in options.items()}
+    parsed = {name: _parse(SETTING[name], name, raw, True) for name, raw in options.items()}
     return dataclasses.replace(base, **parsed)
 
 
-def resolve(options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``env`` (default ``os.environ``), then keyword ``options``. Raises ConfigError on a bad
-    value or an unknown option."""
-    return override(Settings(**_from_env(os.environ if env is None else env)), options)
+def resolve(
+    options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None, *, strict: bool = True
+) -> Settings:
+    """Settings from ``env`` (default ``os.environ``), then keyword ``options``. A bad option or an unknown one
+    raises ConfigError; so does a bad variable when ``strict`` (else it is logged once and defaulted)."""
+    return override(Settings(**_from_env(os.environ if env is None else env, strict)), options)
 
 
 def env_value(name: str, env: Mapping[str, str] | None = None) -> Any:
     """One setting read from ``env`` (default ``os.environ``) alone, for process-wide settings read at a fixed
-    time (``phase_model_state``, ``energy_config``); other variables are not looked at."""
+    time (``phase_model_state``, ``energy_config``); other variables are not looked at. Never raises: a bad
+    value is logged once and the default is used."""
     s = SETTING[name]
     raw = (os.environ if env is None else env).get(s.env) if s.env is not None else None
-    return s.default if raw is None else _parse(s, s.env or name, raw)
+    return s.default if raw is None else _parse(s, s.env or name, raw, False)
 
 
 # ---- the process default ----------------------------------------------------------------------------
@@ -252,11 +312,12 @@ _current: Settings | None = None
 
 
 def get() -> Settings:
-    """The process default: the environment (read on first use) plus ``configure()`` overrides.
-    ``instrument()`` starts from it; code not tied to an instrumentor (agent runs) uses it."""
+    """The process default: the environment (read on first use; a bad variable is logged once and defaulted)
+    plus ``configure()`` overrides. ``instrument()`` starts from it; code not tied to an instrumentor (agent
+    runs) uses it. Never raises."""
     global _current
     if _current is None:
-        _current = resolve()
+        _current = resolve(strict=False)
     return _current
 
 

@@ -48,6 +48,10 @@ class LLMRequest:
     system_instructions_json: str = ""  # instructions given apart from the messages (Anthropic system, ...)
     # False for calls that generate nothing (Anthropic count_tokens): the span gets no phase children.
     emit_phases: bool = True
+    # Characters of text in the prompt (messages' text parts), 0 when not counted. The phase model turns it into
+    # an input-token estimate, in its own attribute, for calls whose usage never comes (streams without
+    # stream_options.include_usage); never into gen_ai.usage.*.
+    prompt_chars: int = 0
 
 
 @dataclass(slots=True)
@@ -142,6 +146,10 @@ class Phase:
     confidence: float = 1.0
     # Calls of this key the phase model had learned from when it split this one (llmotel.phase.model.samples).
     samples: int = 0
+    # The 80 % interval of an estimated duration, in seconds (llmotel.phase.interval.low / .high); None when
+    # the duration was measured.
+    low_s: float | None = None
+    high_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -175,3 +183,10 @@ class CallOutcome:
     ratelimits: dict[str, int | float] = field(default_factory=dict)
     energy: EnergyEstimate | None = None
     phases: list[Phase] = field(default_factory=list)
+    # The prompt's tokens as the phase model assumed them when usage reported none; never part of ``Usage``.
+    input_tokens_estimated: int | None = None
+    # Price of the call in USD (``llmotel.cost``): None when the model, provider or usage is unknown, never a guess.
+    cost_usd: float | None = None
+    cost_input_usd: float | None = None
+    cost_output_usd: float | None = None
+    cost_source: str = ""  # the price library and version

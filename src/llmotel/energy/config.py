@@ -17,8 +17,11 @@ The file named by ``LLMOTEL_ENERGY_CONFIG`` (JSON; YAML too when PyYAML is insta
       "region": "FR"
     }
 
-``load`` raises ``EnergyConfigError`` listing every bad key and how to fix it. ``from_env`` (what the estimator
-uses) never raises: it logs that message once at WARNING and keeps the entries that were valid.
+``load`` raises ``EnergyConfigError`` listing every bad key and how to fix it. The file is checked when llmotel's
+settings are resolved (``instrument()``, through the ``energy_config`` setting's parser and ``load_checked``),
+not at the first call: a file that cannot be read or decoded is reported once and the shipped data is used; a file
+with some bad entries is reported once and its valid entries are kept. ``from_env`` (what the estimator uses)
+never raises and reuses that check (one read per version of the file).
 """
 
 from __future__ import annotations
@@ -210,38 +213,62 @@ def load(path: str | os.PathLike[str]) -> EnergyOverrides:
     return overrides
 
 
-def from_env(env: Mapping[str, str] | None = None) -> EnergyOverrides:
-    """Overrides from the file named by LLMOTEL_ENERGY_CONFIG (EMPTY if unset). Never raises.
+# (path, mtime_ns, size) -> what load_checked found there: each version of the file is read and reported once.
+_checked: dict[tuple[str, int, int], EnergyOverrides] = {}
+_CHECKED_MAX = 16
 
-    A bad file is reported once at WARNING; its valid entries are still used.
-    """
-    path: str = llmotel_config.env_value("energy_config", env)
-    if not path:
-        return EMPTY
+
+def load_checked(path: str) -> EnergyOverrides:
+    """The overrides in ``path``, read once per version of the file. Raises EnergyConfigError when it cannot be
+    read or decoded; entries with errors are skipped and reported once at WARNING (the valid ones are kept)."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise EnergyConfigError(f"{path}: cannot read the energy config ({exc.strerror}); check {ENV_VAR}") from exc
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    found = _checked.get(key)
+    if found is not None:
+        return found
     try:
         data = _decode(Path(path))
-    except EnergyConfigError as exc:
-        _log.warning("llmotel energy config ignored: %s", exc)
-        return EMPTY
+    except EnergyConfigError:
+        raise
     except OSError as exc:
-        _log.warning("llmotel energy config ignored: %s: cannot read it (%s); check %s", path, exc.strerror, ENV_VAR)
-        return EMPTY
-    except Exception as exc:  # a config file must never break the app
-        _log.warning("llmotel energy config ignored: %s: %s", path, exc)
-        return EMPTY
+        raise EnergyConfigError(f"{path}: cannot read the energy config ({exc.strerror}); check {ENV_VAR}") from exc
+    except Exception as exc:  # a decoder's own error: still a bad file, never a crash
+        raise EnergyConfigError(f"{path}: {exc}") from exc
     overrides = parse(data, path)
     if overrides.errors:
         _log.warning("llmotel energy config %s: skipped invalid entries:\n  %s", path, "\n  ".join(overrides.errors))
+    if len(_checked) >= _CHECKED_MAX:
+        _checked.clear()
+    _checked[key] = overrides
     return overrides
 
 
+def from_env(env: Mapping[str, str] | None = None) -> EnergyOverrides:
+    """Overrides from the file named by LLMOTEL_ENERGY_CONFIG (EMPTY if unset or unusable). Never raises.
+
+    The file was checked when settings were resolved (``load_checked``, reported once there); a file that cannot
+    be used gives EMPTY (the shipped data), a file with some bad entries gives its valid ones.
+    """
+    path: str = llmotel_config.env_value("energy_config", env)  # "" when the file cannot be used (reported)
+    if not path:
+        return EMPTY
+    try:
+        return load_checked(path)
+    except Exception as exc:  # the file changed after it was checked; a config file must never break the app
+        _log.warning("llmotel energy config ignored: %s", exc)
+        return EMPTY
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m llmotel.energy_config FILE``: validate a config file; exit 1 with the errors if it is bad."""
+    """``python -m llmotel.energy.config FILE``: validate a config file; exit 1 with the errors if it is bad."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m llmotel.energy_config FILE", file=sys.stderr)
+        print("usage: python -m llmotel.energy.config FILE", file=sys.stderr)
         return 2
     try:
         overrides = load(args[0])

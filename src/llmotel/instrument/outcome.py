@@ -1,8 +1,9 @@
 """What one call came to, computed once when it ends: usage, server timing, region, revision, rate limits,
-phases and energy (``record.CallOutcome``). The telemetry layer only presents it; it computes nothing of its own.
+phases, energy and cost (``record.CallOutcome``). The telemetry layer only presents it; it computes nothing of its
+own.
 
-``compute`` runs each feature room in turn (``phases``, ``energy``, ``signals``) on the plain records of the call
-(``record``): data flows one way, from the capture through here to ``telemetry``. Never raises: a room that
+``compute`` runs each feature room in turn (``phases``, ``energy``, ``cost``, ``signals``) on the plain records of
+the call (``record``): data flows one way, from the capture through here to ``telemetry``. Never raises: a room that
 fails leaves its part empty and the rest of the outcome stands.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from llmotel import phases
+from llmotel import cost, phases
 from llmotel.energy import estimator
 from llmotel.phases import server_timing
 from llmotel.record import CallCapture, CallOutcome, LLMRequest, LLMResponse, ServerTiming
@@ -36,15 +37,18 @@ def compute(
     try:
         _repair_usage(request, response, capture, timing)
         out.ratelimits = ratelimit.attributes(response.headers)
-        _where(request, response, out)
+        _where(request, response, timing, out)
         if out.answered and error is None:
             out.energy = estimator.estimate(
-                response.response_model or request.request_model, out.region, response.usage, timing.total_s
+                response.response_model or request.request_model, out.region, response.usage, _server_time(timing)
             )
+            _price(request, response, out)
     except Exception:
         _log.debug("llmotel could not compute the call's outcome", exc_info=True)
     if out.answered and request.emit_phases:
         try:
+            if response.usage.input_tokens is None:
+                out.input_tokens_estimated = phases.DEFAULT_MODEL.input_tokens_estimate(request, response)
             out.phases = phases.DEFAULT_MODEL.split(request, response, capture, timing)
         except Exception:
             _log.debug("llmotel phase model failed", exc_info=True)
@@ -58,10 +62,26 @@ def _repair_usage(request: LLMRequest, response: LLMResponse, capture: CallCaptu
         usage.output_tokens = capture.content_chunk_count
         usage.source = "estimated"
     if usage.cache_read_tokens is None and timing.cached_tokens is not None:
-        usage.cache_read_tokens = timing.cached_tokens  # llama.cpp cache_n / vLLM num_cached_tokens
+        usage.cache_read_tokens = timing.cached_tokens  # llama.cpp cache_n
 
 
-def _where(request: LLMRequest, response: LLMResponse, out: CallOutcome) -> None:
+def _price(request: LLMRequest, response: LLMResponse, out: CallOutcome) -> None:
+    """The call's price from the tokens the provider reported (an estimated count is not priced)."""
+    if response.usage.source != "provider":
+        return
+    model = response.response_model or request.request_model
+    price = cost.price(request.provider, model, response.usage, response.service_tier)
+    if price is not None:
+        out.cost_usd, out.cost_input_usd, out.cost_output_usd, out.cost_source = price
+
+
+def _server_time(timing: ServerTiming) -> float | None:
+    """The server's measured work on this call for the energy estimate (prefill + decode as llama.cpp, vLLM,
+    SGLang, Groq, Cerebras and TGI report it); else its own end-to-end bound (openai-processing-ms)."""
+    return timing.busy_s if timing.busy_s is not None else timing.total_s
+
+
+def _where(request: LLMRequest, response: LLMResponse, timing: ServerTiming, out: CallOutcome) -> None:
     """Region (what the response said beats what the request implied) and the resolved revision."""
     where, source = response.region, response.region_source
     if not where:
@@ -69,7 +89,9 @@ def _where(request: LLMRequest, response: LLMResponse, out: CallOutcome) -> None
     if not where:
         where, source = request.region, request.region_source
     out.region, out.region_source = where, source
-    revision = response.system_fingerprint or response.response_model
+    # SGLang's weight_version names the weights that served the call; its unset value is the word "default".
+    served = timing.revision if timing.revision != "default" else ""
+    revision = response.system_fingerprint or served or response.response_model
     if revision:
         out.revision = revision
         out.revision_previous = region.REVISIONS.observe(request.request_model, where, revision)

@@ -49,6 +49,10 @@ const (
 	AttrCarbonGCO2e                          = "llmotel.carbon.gco2e"
 	AttrCarbonGCO2eMax                       = "llmotel.carbon.gco2e.max"
 	AttrCarbonGCO2eMin                       = "llmotel.carbon.gco2e.min"
+	AttrCostInputUsd                         = "llmotel.cost.input.usd"
+	AttrCostOutputUsd                        = "llmotel.cost.output.usd"
+	AttrCostSource                           = "llmotel.cost.source"
+	AttrCostUsd                              = "llmotel.cost.usd"
 	AttrDecodeChunkCount                     = "llmotel.decode.chunk_count"
 	AttrDecodeMaxChunkGap                    = "llmotel.decode.max_chunk_gap"
 	AttrDecodeOutputTokens                   = "llmotel.decode.output_tokens"
@@ -68,6 +72,8 @@ const (
 	AttrModelRevisionPrevious                = "llmotel.model.revision.previous"
 	AttrPhaseConfidence                      = "llmotel.phase.confidence"
 	AttrPhaseFirstTokenObserved              = "llmotel.phase.first_token.observed"
+	AttrPhaseIntervalHigh                    = "llmotel.phase.interval.high"
+	AttrPhaseIntervalLow                     = "llmotel.phase.interval.low"
 	AttrPhaseModelSamples                    = "llmotel.phase.model.samples"
 	AttrPhaseName                            = "llmotel.phase.name"
 	AttrPhaseSource                          = "llmotel.phase.source"
@@ -149,6 +155,7 @@ const (
 	MetricSLICacheHitRatio                       = "llmotel.sli.cache.hit_ratio"
 	MetricSLICacheReadTokens                     = "llmotel.sli.cache_read_tokens"
 	MetricSLICarbon                              = "llmotel.sli.carbon"
+	MetricSLICost                                = "llmotel.sli.cost"
 	MetricSLIEnergy                              = "llmotel.sli.energy"
 	MetricSLIFairnessJainIndex                   = "llmotel.sli.fairness.jain_index"
 	MetricSLIInputTokens                         = "llmotel.sli.input_tokens"
@@ -260,6 +267,12 @@ var (
 		Name:        MetricSLICarbon,
 		Unit:        "gCO2e",
 		Description: "Estimated carbon.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+	}
+	CounterSLICost = CounterDescriptor{
+		Name:        MetricSLICost,
+		Unit:        "USD",
+		Description: "Estimated price of LLM calls in US dollars.",
 		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
 	}
 	CounterSLIEnergy = CounterDescriptor{
