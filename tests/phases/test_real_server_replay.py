@@ -34,11 +34,7 @@ PATHS = replay.recordings()
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # Workloads whose replayed scores miss the target (queue median / p90, prefill median / p90 of TTFT, measured on
 # the recordings of 2026-12-06 made on a quiet machine). A fix makes its test XPASS: then remove the entry.
-KNOWN_MISSES: dict[str, str] = {
-    "prefix_cache": "queue 14.6 % / 40.9 %, prefill 14.2 % / 39.8 %: a short suffix after a 1,500-token cached "
-                    "prefix costs ~2 ms per token on this server, about twice what the envelope's attention term "
-                    "learns from the misses; the excess is booked as queue (docs/phases.md, 'When not to trust')",
-}
+KNOWN_MISSES: dict[str, str] = {}
 
 pytestmark = pytest.mark.skipif(not PATHS, reason="no recordings in tests/data/real_server")
 
@@ -126,7 +122,7 @@ def test_estimate_uses_what_the_client_saw(recording: dict[str, Any]) -> None:
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureRequest) -> None:
     """Every estimated queue / prefill carries an 80 % interval. The target is 75-90 % coverage; measured on
-    these recordings: 67-98 % outside prefix_cache (docs/phases.md has each workload's figure). This test holds
+    these recordings: 67-98 % (docs/phases.md has each workload's figure). This test holds
     the floor that must not regress: two thirds of calls covered, and no interval wider than the window."""
     rec = _load(path)
     name = rec["meta"]["workload"]
