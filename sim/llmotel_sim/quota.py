@@ -105,7 +105,7 @@ class TenantLimits:
             remaining = max(0, math.floor(b.level))
             reset_wall = b.seconds_until(b.limit) / speed
             if provider == "anthropic":
-                reset_at = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=reset_wall)
+                reset_at = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=reset_wall)
                 h[f"anthropic-ratelimit-{kind}-limit"] = str(b.limit)
                 h[f"anthropic-ratelimit-{kind}-remaining"] = str(remaining)
                 h[f"anthropic-ratelimit-{kind}-reset"] = reset_at.strftime("%Y-%m-%dT%H:%M:%SZ")
