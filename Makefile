@@ -12,7 +12,9 @@ COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
 CONNECTOR_INPUTS := $(shell find $(COLLECTOR)/llmsliconnector -name '*.go' -not -name '*_test.go') \
 	$(COLLECTOR)/llmsliconnector/go.mod $(COLLECTOR)/llmsliconnector/go.sum \
 	$(COLLECTOR)/tools/go.mod $(COLLECTOR)/ocb-build.sh
-COLLECTOR_INPUTS := $(CONNECTOR_INPUTS) $(COLLECTOR)/builder-config.yaml $(COLLECTOR)/build.sh
+PROCESSOR_INPUTS := $(shell find $(COLLECTOR)/llmphasesprocessor -name '*.go' -not -name '*_test.go') \
+	$(COLLECTOR)/llmphasesprocessor/go.mod $(COLLECTOR)/llmphasesprocessor/go.sum
+COLLECTOR_INPUTS := $(CONNECTOR_INPUTS) $(PROCESSOR_INPUTS) $(COLLECTOR)/builder-config.yaml $(COLLECTOR)/build.sh
 COLLECTOR_CONFIGS ?= $(wildcard $(COLLECTOR)/config/*.yaml)
 FUZZTIME ?= 10s
 

@@ -24,6 +24,20 @@ type Config struct {
 	TraceBuffer TraceBufferConfig `mapstructure:"trace_buffer"`
 	// Fairness configures the per-tenant service accounting.
 	Fairness FairnessConfig `mapstructure:"fairness"`
+	// ServerSpans joins self-hosted servers' own spans (vLLM / SGLang llm_request) with llmotel's call spans.
+	ServerSpans ServerSpansConfig `mapstructure:"server_spans"`
+}
+
+// ServerSpansConfig bounds the join of server spans with call spans (docs: collector/README.md).
+type ServerSpansConfig struct {
+	// Wait is how long a server span waits for its call span; then its SLIs are recorded alone (source server).
+	Wait time.Duration `mapstructure:"wait"`
+	// HoldCalls is how long every call span waits for a server span before its SDK phases are used. It
+	// delays every call's SLIs by up to that long; 0 (default) records calls at once, so only server spans
+	// that arrive before their call are joined.
+	HoldCalls time.Duration `mapstructure:"hold_calls"`
+	// MaxPending bounds the server spans and the held calls (each).
+	MaxPending int `mapstructure:"max_pending"`
 }
 
 // WindowConfig sets the sliding window.
@@ -52,11 +66,21 @@ type TraceBufferConfig struct {
 	MaxPendingPhases int `mapstructure:"max_pending_phases"`
 }
 
-// FairnessConfig sets the Virtual Token Counter weights and the tenant bound.
+// FairnessConfig sets the Virtual Token Counter weights, the bounds, and the noisy-neighbour rule
+// (0 takes the default in brackets; definitions in collector/README.md, "Fairness").
 type FairnessConfig struct {
 	InputTokenWeight  float64 `mapstructure:"input_token_weight"`
 	OutputTokenWeight float64 `mapstructure:"output_token_weight"`
 	MaxTenants        int     `mapstructure:"max_tenants"`
+	// MaxCalls bounds the calls held in the window for blame and slowdown [100000].
+	MaxCalls int `mapstructure:"max_calls"`
+	// Permutations of the blame significance test [999]; Alpha its family-wise level, Bonferroni
+	// over the pool's tenants [0.05]; AbnormalSlowdown the victims' p95 slowdown that counts as
+	// abnormal [1.5]; PersistEvaluations the consecutive evaluations, a slot apart, it must hold [2].
+	Permutations       int     `mapstructure:"permutations"`
+	Alpha              float64 `mapstructure:"alpha"`
+	AbnormalSlowdown   float64 `mapstructure:"abnormal_slowdown"`
+	PersistEvaluations int     `mapstructure:"persist_evaluations"`
 }
 
 // Validate checks the configuration; each error names the key and how to fix it.
@@ -106,5 +130,20 @@ func (c *Config) Validate() error {
 			c.Fairness.InputTokenWeight, c.Fairness.OutputTokenWeight))
 	}
 	nonNegative("fairness.max_tenants", c.Fairness.MaxTenants)
+	if c.ServerSpans.Wait < 0 || c.ServerSpans.HoldCalls < 0 {
+		errs = append(errs, fmt.Errorf("server_spans.wait / server_spans.hold_calls: must be >= 0, got %v / %v; e.g. 10s / 0s", c.ServerSpans.Wait, c.ServerSpans.HoldCalls))
+	}
+	if c.ServerSpans.MaxPending < 1 {
+		errs = append(errs, fmt.Errorf("server_spans.max_pending: must be >= 1, got %d; e.g. 10000", c.ServerSpans.MaxPending))
+	}
+	nonNegative("fairness.max_calls", c.Fairness.MaxCalls)
+	nonNegative("fairness.permutations", c.Fairness.Permutations)
+	nonNegative("fairness.persist_evaluations", c.Fairness.PersistEvaluations)
+	if c.Fairness.Alpha < 0 || c.Fairness.Alpha >= 1 {
+		errs = append(errs, fmt.Errorf("fairness.alpha: must be in [0, 1) (0 takes 0.05), got %v", c.Fairness.Alpha))
+	}
+	if c.Fairness.AbnormalSlowdown != 0 && c.Fairness.AbnormalSlowdown < 1 {
+		errs = append(errs, fmt.Errorf("fairness.abnormal_slowdown: must be >= 1 (a slowdown of 1 is no wait; 0 takes 1.5), got %v", c.Fairness.AbnormalSlowdown))
+	}
 	return errors.Join(errs...)
 }

@@ -41,6 +41,7 @@ type llmSLI struct {
 	fair         *fairness.Tracker
 	agents       *agentrun.Buffer
 	phases       *phaseJoin
+	server       *serverJoin
 	scratch      [8]string
 	keyBuf       []byte
 	shutDown     bool
@@ -75,13 +76,13 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		prefixes:     window.NewRecency(cfg.Window.Duration, maxKeys, maxValues),
 		revisions:    window.NewRecency(cfg.Window.Duration, maxKeys, maxValues),
 		lastRevision: map[string]string{},
-		fair: fairness.NewTracker(cfg.Window.Duration, cfg.Window.Slots,
-			fairness.Weights{Input: cfg.Fairness.InputTokenWeight, Output: cfg.Fairness.OutputTokenWeight}, cfg.Fairness.MaxTenants),
+		fair:         fairness.NewTracker(cfg.Fairness.trackerOptions(cfg.Window.Duration, cfg.Window.Slots)),
 		agents: agentrun.NewBuffer(agentrun.Limits{
 			MaxTraces: cfg.TraceBuffer.MaxTraces, MaxBytes: cfg.TraceBuffer.MaxBytes,
 			Wait: cfg.TraceBuffer.Wait, MaxAge: cfg.TraceBuffer.MaxAge,
 		}),
 		phases: newPhaseJoin(cfg.TraceBuffer.MaxPendingPhases, cfg.TraceBuffer.MaxAge),
+		server: newServerJoin(cfg.ServerSpans),
 		done:   make(chan struct{}),
 	}
 	return c
@@ -173,6 +174,7 @@ func (c *llmSLI) collect(final bool) pmetric.Metrics {
 
 // expire scores agent runs whose wait is over (all complete ones when final) and counts what was lost.
 func (c *llmSLI) expire(now time.Time, final bool) {
+	c.expireServer(now, final) // before the phases expire: a held call takes its phases
 	var runs []agentrun.Run
 	if final {
 		runs = c.agents.Flush()

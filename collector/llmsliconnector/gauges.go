@@ -66,37 +66,3 @@ func (c *llmSLI) appendGauges(ms pmetric.MetricSlice, now time.Time) {
 	}
 	c.appendFairness(ms, now)
 }
-
-func (c *llmSLI) appendFairness(ms pmetric.MetricSlice, now time.Time) {
-	rep := c.fair.Snapshot(now)
-	if len(rep.Tenants) == 0 {
-		return
-	}
-	share := gauge(ms, sc.GaugeSLITenantServiceShare)
-	demand := gauge(ms, sc.GaugeSLITenantDemandShare)
-	var slowdown gaugePoints
-	hasSlowdown := false
-	one := make([]string, 1)
-	for _, t := range rep.Tenants {
-		one[0] = t.Tenant
-		point(share, now, t.ServiceShare, one)
-		point(demand, now, t.DemandShare, one)
-		if t.HasSlowdown {
-			if !hasSlowdown {
-				hasSlowdown = true
-				slowdown = gauge(ms, sc.GaugeSLITenantSlowdown)
-			}
-			point(slowdown, now, t.Slowdown, one)
-		}
-	}
-	if rep.HasJain {
-		point(gauge(ms, sc.GaugeSLIFairnessJainIndex), now, rep.Jain, nil)
-	}
-	if len(rep.Explains) > 0 {
-		dps := gauge(ms, sc.GaugeSLINoisyNeighbor)
-		for _, e := range rep.Explains {
-			one[0] = e.Tenant
-			point(dps, now, e.Score, one)
-		}
-	}
-}

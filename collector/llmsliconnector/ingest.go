@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/agentrun"
+	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/fairness"
 	sc "github.com/llmotel/llmotel/collector/llmsliconnector/internal/semconv"
 )
 
@@ -34,6 +35,8 @@ func (c *llmSLI) ingest(td ptrace.Traces, now time.Time) {
 				span := spans.At(k)
 				if _, ok := span.Attributes().Get(sc.AttrPhaseName); ok {
 					c.ingestPhase(span, now)
+				} else if isServerSpan(span) {
+					c.ingestServer(span, now) // serverspan.go
 				}
 			}
 		}
@@ -182,6 +185,9 @@ type callDims struct {
 
 // ingestCall records every per-call SLI of one LLM call span and of the phases already seen.
 func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
+	if c.holdCall(span, now) { // waits for its server span (serverspan.go)
+		return
+	}
 	r := reader{attrs: span.Attributes()}
 	r.require(sc.AttrGenAIRequestModel)
 	d := callDims{
@@ -208,6 +214,7 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	carbon, hasCarbon := r.amount(sc.AttrCarbonGCO2e)
 	cost, hasCost := r.amount(sc.AttrCostUsd)
 	fingerprint := r.str(sc.AttrPromptPrefixFingerprint)
+	server := r.str(sc.AttrServerAddress)
 	start, duration, okTimes := spanTimes(span)
 	if r.bad == "" && !okTimes {
 		r.fail(reasonBadTimestamps)
@@ -232,12 +239,17 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 
 	// Phases seen before (or in the same batch as) their call span.
 	ph := c.phases.take(spanID)
+	if s, ok := c.server.take(spanID); ok { // the server's measured phases replace the SDK's (serverspan.go)
+		ph = c.serverPhases(&d, ph, s, ttftAttr, hasTTFTAttr, traceID, spanID, now)
+	}
 	var ttftFromPhases float64
 	ttftSource, firstTokenSeen, decodeSource := "", false, ""
 	var decodeDur, decodeTPOT float64
 	hasDecodeTPOT := false
+	var wait waitPhases
 	for _, p := range ph {
 		c.recordPhase(&d, p, now)
+		wait.add(p.name, p.source, p.duration)
 		switch p.name {
 		case sc.AttrPhaseNameRetries, sc.AttrPhaseNameQueue, sc.AttrPhaseNamePrefill:
 			ttftFromPhases += p.duration
@@ -337,15 +349,18 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 		}
 	}
 
-	// Fairness: every submitted request is demand; tokens served are service.
+	// Fairness: every submitted request is demand; uncached input and output tokens are service (VTC).
 	v[0] = d.tenant
 	out := float64(d.outputTokens)
+	uncached := float64(input - cacheRead)
 	c.st.demand.Add(v[:1], 1, now)
-	service := c.cfg.Fairness.InputTokenWeight*float64(input) + c.cfg.Fairness.OutputTokenWeight*out
+	service := c.cfg.Fairness.InputTokenWeight*uncached + c.cfg.Fairness.OutputTokenWeight*out
 	if service > 0 {
 		c.st.service.Add(v[:1], service, now)
 	}
-	c.fair.Observe(now, start, d.tenant, float64(input), out, ttft, hasTTFT)
+	c.fair.Observe(now, wait.call(fairness.Call{Tenant: d.tenant, Start: start, End: start.Add(time.Duration(duration * float64(time.Second))),
+		Pool:          fairness.Pool{Server: server, Model: d.model, Region: d.region},
+		UncachedInput: uncached, Output: out, TTFT: ttft, HasTTFT: hasTTFT}))
 }
 
 func cacheStateOf(cacheRead, input int64) string {
@@ -381,7 +396,7 @@ func (c *llmSLI) recordRun(run agentrun.Run, now time.Time) {
 	for _, step := range []struct {
 		kind string
 		n    int
-	}{{stepSkipped, run.Result.Skipped}, {stepExtra, run.Result.Extra}, {stepReordered, run.Result.Reordered}, {stepReplan, run.Result.Replans}} {
+	}{{stepSkipped, run.Result.Skipped}, {stepExtra, run.Result.Extra}, {stepReordered, run.Result.Reordered}, {stepReplan, run.Result.Replans}, {stepRepeated, run.Result.Repeated}} {
 		if step.n > 0 {
 			v[1] = step.kind
 			c.st.planSteps.Add(v, float64(step.n), now)
@@ -395,4 +410,5 @@ const (
 	stepExtra     = "extra"
 	stepReordered = "reordered"
 	stepReplan    = "replan"
+	stepRepeated  = "repeated" // also counted in extra
 )

@@ -12,6 +12,7 @@ import (
 // stores holds every cumulative/delta series the connector exports.
 type stores struct {
 	ttft, phase, tpot, duration                 *aggregate.Histogram
+	estimateError                               *aggregate.Histogram
 	adherence, precision, recall                *aggregate.Histogram
 	requests, inputTokens, cacheRead, outputTok *aggregate.Sum
 	stalls, revisionChanges, energy, carbon     *aggregate.Sum
@@ -37,6 +38,7 @@ func newStores(lim *aggregate.Limiter, exemplars bool) *stores {
 	st := &stores{
 		ttft:            h(sc.HistogramSLITimeToFirstToken),
 		phase:           h(sc.HistogramSLIPhaseDuration),
+		estimateError:   h(sc.HistogramSLIPhaseEstimateError),
 		tpot:            h(sc.HistogramSLITimePerOutputToken),
 		duration:        h(sc.HistogramSLIRequestDuration),
 		adherence:       h(sc.HistogramSLIPlanAdherence),
@@ -58,7 +60,7 @@ func newStores(lim *aggregate.Limiter, exemplars bool) *stores {
 		evicted:         sum(sc.CounterSLITracesEvicted, own),
 		overflowed:      sum(sc.CounterSLISeriesOverflowed, own),
 	}
-	st.histograms = []*aggregate.Histogram{st.ttft, st.phase, st.tpot, st.duration, st.adherence, st.precision, st.recall}
+	st.histograms = []*aggregate.Histogram{st.ttft, st.phase, st.tpot, st.duration, st.adherence, st.precision, st.recall, st.estimateError}
 	st.sums = []*aggregate.Sum{st.requests, st.inputTokens, st.cacheRead, st.outputTok, st.stalls, st.revisionChanges,
 		st.energy, st.carbon, st.cost, st.service, st.demand, st.planSteps}
 	return st

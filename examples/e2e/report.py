@@ -17,9 +17,10 @@ AGENT = "gen_ai_agent_name"
 TTFT_BUCKETS = "llmotel_sli_time_to_first_token_seconds_bucket"
 
 def jain_from_counters(selector: str = "") -> str:
-    """Jain's index of per-tenant service per request, from the mergeable counters: sum them by tenant over every
-    instance the selector matches (a gateway tier where each instance saw only part of the traffic), then
-    J = (sum x)^2 / (n * sum x^2) with x = service / demand. Equals the connector's own index over the same data."""
+    """Jain's index of per-tenant service per request from the mergeable counters, summed over every instance the
+    selector matches. Not the fairness index (issue #18): it measures how much request sizes differ. The fairness
+    index compares each waiting tenant's service with its water-filling fair share (QUERIES["pool_jain"], definitions
+    in collector/README.md); this spread is kept only as a cross-check of the counters across a gateway tier."""
     x = (f"(sum by ({TENANT}) (llmotel_sli_tenant_service_total{selector})"
          f" / sum by ({TENANT}) (llmotel_sli_tenant_demand_total{selector}))")
     return f"(sum({x}))^2 / (count({x}) * sum({x} ^ 2))"
@@ -42,11 +43,19 @@ QUERIES: dict[str, str] = {
     f" / sum by ({AGENT}) (llmotel_sli_plan_adherence_count)",
     "adherence_runs": f"sum by ({AGENT}) (llmotel_sli_plan_adherence_count)",
     "plan_steps": f"sum by ({AGENT}, llmotel_sli_step_kind) (llmotel_sli_plan_steps_total)",
+    # Fairness (collector/README.md, "Fairness"): Jain over service / water-filling fair share of the tenants that
+    # waited, per shared pool (server, model, region) and fleet-wide; 1 when nobody waited.
     "jain": "llmotel_sli_fairness_jain_index_ratio",
-    # The same index from the mergeable per-tenant counters: what a gateway tier computes downstream.
+    "pool_jain": f"min by (server_address, {MODEL}, {REGION}) (llmotel_sli_pool_fairness_jain_index_ratio)",
+    # Per-request service spread from the counters (not fairness; see jain_from_counters).
     "jain_from_counters": jain_from_counters(),
-    "noisy_neighbor": "llmotel_sli_noisy_neighbor_ratio",
-    "slowdown": "llmotel_sli_tenant_slowdown_ratio",
+    # Named noisy neighbours only (1): significant, above fair share, abnormal victim waits, persistent.
+    "noisy_neighbor": "max without (instance, job) (llmotel_sli_noisy_neighbor_ratio) == 1",
+    "blame_share": f"max by ({TENANT}) (llmotel_sli_tenant_blame_share_ratio)",
+    # Per-call slowdown TTFT / (TTFT - queue), worst pool and queue source of each tenant.
+    "slowdown": f"max by ({TENANT}) (llmotel_sli_tenant_slowdown_p95_ratio)",
+    "slowdown_p50": f"max by ({TENANT}) (llmotel_sli_tenant_slowdown_p50_ratio)",
+    "service_ratio": f"min by ({TENANT}) (llmotel_sli_tenant_service_ratio)",
     "service_share": "llmotel_sli_tenant_service_share_ratio",
     "demand_share": "llmotel_sli_tenant_demand_share_ratio",
     "energy_wh": f"sum by ({TENANT}) (llmotel_sli_energy_Wh_total)",
@@ -105,9 +114,12 @@ def collect(prom: PromQL, speed: float = 1.0) -> dict[str, Any]:
     data["jain"] = jain[0]["value"] if jain else None
     merged = _rows(prom, "jain_from_counters")
     data["jain_from_counters"] = merged[0]["value"] if merged else None
-    data["noisy_neighbor"] = _rows(prom, "noisy_neighbor", TENANT)
+    data["pool_jain"] = _rows(prom, "pool_jain", "server_address", MODEL, REGION)
+    data["noisy_neighbor"] = _rows(prom, "noisy_neighbor", TENANT, "server_address")
     data["tenants"] = _merge(
-        {"slowdown": _rows(prom, "slowdown", TENANT), "service_share": _rows(prom, "service_share", TENANT),
+        {"slowdown": _rows(prom, "slowdown", TENANT), "slowdown_p50": _rows(prom, "slowdown_p50", TENANT),
+         "blame_share": _rows(prom, "blame_share", TENANT), "service_ratio": _rows(prom, "service_ratio", TENANT),
+         "service_share": _rows(prom, "service_share", TENANT),
          "demand_share": _rows(prom, "demand_share", TENANT), "energy_wh": _rows(prom, "energy_wh", TENANT),
          "carbon_g": _rows(prom, "carbon_g", TENANT), "cost_usd": _rows(prom, "cost_usd", TENANT),
          "cache_hit_ratio": data["cache_hit_ratio"]}, (TENANT,))
@@ -206,18 +218,22 @@ def render_text(data: dict[str, Any], prom_url: str = "", keep: bool = False) ->
           f"   ({int(r.get('count', 0))} calls)")
 
     w("\nFairness (window of the sidecar)")
-    w(f"  Jain's index {_num(data['jain'], '{:.3f}')} (1 = every tenant gets the same service per request); "
-      f"from the mergeable counters: {_num(data['jain_from_counters'], '{:.3f}')}")
-    noisy = sorted(data["noisy_neighbor"], key=lambda r: -r["value"])
+    w(f"  fleet Jain's index {_num(data['jain'], '{:.3f}')} over service / fair share of the tenants that waited "
+      "(1 = each got its water-filling share; 1 when nobody waited)")
+    for r in data.get("pool_jain", []):
+        w(f"  pool {r['server_address']} {r[MODEL]} {r[REGION]}: Jain {r['value']:.3f}")
+    noisy = data["noisy_neighbor"]
     if noisy:
-        w(f"  noisy neighbour: {noisy[0][TENANT]!r} (score {noisy[0]['value']:.2f}: its load best explains the "
-          f"others' slowdown)")
+        for r in noisy:
+            w(f"  noisy neighbour: {r[TENANT]!r} in pool {r.get('server_address', '')} (above its fair share, "
+              "blame significant, victims' waits abnormal, persistent)")
     else:
-        w("  noisy neighbour: none detected")
-    w(f"  {'tenant':<10} {'p95 slowdown':>13} {'service share':>14} {'demand share':>13} {'cache hit':>10}"
+        w("  noisy neighbour: nobody named")
+    w(f"  {'tenant':<10} {'p95 slowdown':>13} {'blame':>6} {'service share':>14} {'demand share':>13} {'cache hit':>10}"
       f" {'energy Wh':>10} {'gCO2e':>8} {'cost USD':>9}")
     for r in data["tenants"]:
         w(f"  {_tenant(r[TENANT]):<10} {_num(r.get('slowdown'), '{:.2f}x'):>13} "
+          f"{_num(r.get('blame_share'), '{:.0%}'):>6} "
           f"{_num(r.get('service_share'), '{:.1%}'):>14} {_num(r.get('demand_share'), '{:.1%}'):>13} "
           f"{_num(r.get('cache_hit_ratio'), '{:.1%}'):>10} {_num(r.get('energy_wh'), '{:.3f}'):>10} "
           f"{_num(r.get('carbon_g'), '{:.3f}'):>8} {_num(r.get('cost_usd'), '{:.4f}'):>9}")

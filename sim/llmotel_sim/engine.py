@@ -113,6 +113,10 @@ class SimRequest:
     cancelled: bool = False
     done: bool = False
     rng: random.Random | None = None  # this request's own randomness (Fleet.request_rng)
+    # Ground truth for blame: simulated seconds of its replica's work, by tenant, while this request waited in
+    # the queue (arrival to admit). A prefill pass is split by the admitted requests' own prefill work, a decode
+    # step equally over the sequences it advanced; cold starts belong to nobody.
+    occupancy: dict[str, float] = field(default_factory=dict)
     _waiter: asyncio.Future[None] | None = None
 
     @property
@@ -176,6 +180,8 @@ class SimRequest:
             "prefill_pass_requests": self.pass_requests,
             "prefill_pass_uncached_tokens": self.pass_uncached_tokens,
             "prefill_work_s": self.prefill_work_s,
+            # Who occupied its replica while it waited, in simulated seconds by tenant (itself included).
+            "occupied_while_waiting_s": dict(sorted(self.occupancy.items())),
             "sim": self.sim.phases(),
             "wall": self.wall.phases(),
             # perf_counter() seconds in the server's process (comparable with the client's in-process clock).
@@ -252,6 +258,16 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
+    def _occupy(self, start_v: float, shares: dict[str, float]) -> None:
+        """Credit [start_v, self.v) of replica work, split by shares, to every request waiting in the queue during
+        it (from its arrival: one that arrived mid-pass waited only for the rest of it)."""
+        for req in self.waiting:
+            waited = self.v - max(start_v, req.sim.arrival)
+            if waited <= 0:
+                continue
+            for tenant, share in shares.items():
+                req.occupancy[tenant] = req.occupancy.get(tenant, 0.0) + waited * share
+
     async def _advance(self, sim_seconds: float) -> None:
         if sim_seconds <= 0:
             return
@@ -311,6 +327,7 @@ class Replica:
             start_v, start_w = self.v, now_w
             # Batching interference: the running sequences' decode tokens share the pass and stretch it.
             await self._advance(work * (1 + spec.prefill_batch_factor * len(self.running)))
+            self._occupy(start_v, _shares(admitted, lambda r: r.prefill_work_s))
             now_w = time.perf_counter()
             for req in admitted:
                 req.sim.prefill_end, req.wall.prefill_end = self.v, now_w
@@ -330,7 +347,9 @@ class Replica:
         if not self.running:
             return
         batch = len(self.running)
+        step_v = self.v
         await self._advance((spec.decode_step_s + spec.decode_step_s_per_seq * batch) * self.revision.decode_scale)
+        self._occupy(step_v, _shares(self.running, lambda r: 1.0))
         self.steps += 1
         now_w = time.perf_counter()
         still: list[SimRequest] = []
@@ -350,6 +369,15 @@ class Replica:
             req.notify()
         self.running = still
         self.last_busy_v = self.v
+
+
+def _shares(reqs: list[SimRequest], weight: Any) -> dict[str, float]:
+    """Each tenant's fraction of a pass or step, by weight(request) (equal split when all weigh 0)."""
+    total = sum(weight(r) for r in reqs)
+    out: dict[str, float] = {}
+    for r in reqs:
+        out[r.tenant] = out.get(r.tenant, 0.0) + (weight(r) / total if total > 0 else 1.0 / len(reqs))
+    return out
 
 
 class Fleet:

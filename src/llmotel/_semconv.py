@@ -9,11 +9,18 @@ ERROR_TYPE: Final = "error.type"
 GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_LATENCY_E2E: Final = "gen_ai.latency.e2e"
+GEN_AI_LATENCY_TIME_IN_MODEL_DECODE: Final = "gen_ai.latency.time_in_model_decode"
+GEN_AI_LATENCY_TIME_IN_MODEL_INFERENCE: Final = "gen_ai.latency.time_in_model_inference"
+GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL: Final = "gen_ai.latency.time_in_model_prefill"
+GEN_AI_LATENCY_TIME_IN_QUEUE: Final = "gen_ai.latency.time_in_queue"
+GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN: Final = "gen_ai.latency.time_to_first_token"
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "gen_ai.openai.response.service_tier"
 GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "gen_ai.openai.response.system_fingerprint"
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_ID: Final = "gen_ai.request.id"
 GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
 GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
@@ -30,8 +37,10 @@ GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
@@ -71,6 +80,7 @@ LLMOTEL_MODEL_REVISION: Final = "llmotel.model.revision"
 LLMOTEL_MODEL_REVISION_CHANGED: Final = "llmotel.model.revision.changed"
 LLMOTEL_MODEL_REVISION_PREVIOUS: Final = "llmotel.model.revision.previous"
 LLMOTEL_PHASE_CONFIDENCE: Final = "llmotel.phase.confidence"
+LLMOTEL_PHASE_ESTIMATED_DURATION: Final = "llmotel.phase.estimated_duration"
 LLMOTEL_PHASE_FIRST_TOKEN_OBSERVED: Final = "llmotel.phase.first_token.observed"
 LLMOTEL_PHASE_INTERVAL_HIGH: Final = "llmotel.phase.interval.high"
 LLMOTEL_PHASE_INTERVAL_LOW: Final = "llmotel.phase.interval.low"
@@ -98,6 +108,7 @@ LLMOTEL_SERVER_REGION: Final = "llmotel.server.region"
 LLMOTEL_SERVER_REGION_SOURCE: Final = "llmotel.server.region.source"
 LLMOTEL_SERVER_TIMING_FORMAT: Final = "llmotel.server.timing.format"
 LLMOTEL_SLI_METRIC: Final = "llmotel.sli.metric"
+LLMOTEL_SLI_QUEUE_SOURCE: Final = "llmotel.sli.queue.source"
 LLMOTEL_SLI_REASON: Final = "llmotel.sli.reason"
 LLMOTEL_SLI_STEP_KIND: Final = "llmotel.sli.step.kind"
 LLMOTEL_STREAM_ABANDONED: Final = "llmotel.stream.abandoned"
@@ -118,11 +129,18 @@ AttributeName = Literal[
     "gen_ai.agent.id",
     "gen_ai.agent.name",
     "gen_ai.input.messages",
+    "gen_ai.latency.e2e",
+    "gen_ai.latency.time_in_model_decode",
+    "gen_ai.latency.time_in_model_inference",
+    "gen_ai.latency.time_in_model_prefill",
+    "gen_ai.latency.time_in_queue",
+    "gen_ai.latency.time_to_first_token",
     "gen_ai.openai.response.service_tier",
     "gen_ai.openai.response.system_fingerprint",
     "gen_ai.operation.name",
     "gen_ai.output.messages",
     "gen_ai.provider.name",
+    "gen_ai.request.id",
     "gen_ai.request.max_tokens",
     "gen_ai.request.model",
     "gen_ai.request.stream",
@@ -139,8 +157,10 @@ AttributeName = Literal[
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.completion_tokens",
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.output_tokens",
+    "gen_ai.usage.prompt_tokens",
     "gen_ai.usage.reasoning.output_tokens",
     "http.request.resend_count",
     "http.response.status_code",
@@ -180,6 +200,7 @@ AttributeName = Literal[
     "llmotel.model.revision.changed",
     "llmotel.model.revision.previous",
     "llmotel.phase.confidence",
+    "llmotel.phase.estimated_duration",
     "llmotel.phase.first_token.observed",
     "llmotel.phase.interval.high",
     "llmotel.phase.interval.low",
@@ -207,6 +228,7 @@ AttributeName = Literal[
     "llmotel.server.region.source",
     "llmotel.server.timing.format",
     "llmotel.sli.metric",
+    "llmotel.sli.queue.source",
     "llmotel.sli.reason",
     "llmotel.sli.step.kind",
     "llmotel.stream.abandoned",
@@ -276,10 +298,12 @@ METRIC_LLMOTEL_SLI_INPUT_TOKENS: Final = "llmotel.sli.input_tokens"
 METRIC_LLMOTEL_SLI_NOISY_NEIGHBOR: Final = "llmotel.sli.noisy_neighbor"
 METRIC_LLMOTEL_SLI_OUTPUT_TOKENS: Final = "llmotel.sli.output_tokens"
 METRIC_LLMOTEL_SLI_PHASE_DURATION: Final = "llmotel.sli.phase.duration"
+METRIC_LLMOTEL_SLI_PHASE_ESTIMATE_ERROR: Final = "llmotel.sli.phase.estimate_error"
 METRIC_LLMOTEL_SLI_PLAN_ADHERENCE: Final = "llmotel.sli.plan.adherence"
 METRIC_LLMOTEL_SLI_PLAN_PRECISION: Final = "llmotel.sli.plan.precision"
 METRIC_LLMOTEL_SLI_PLAN_RECALL: Final = "llmotel.sli.plan.recall"
 METRIC_LLMOTEL_SLI_PLAN_STEPS: Final = "llmotel.sli.plan.steps"
+METRIC_LLMOTEL_SLI_POOL_FAIRNESS_JAIN_INDEX: Final = "llmotel.sli.pool.fairness.jain_index"
 METRIC_LLMOTEL_SLI_PREFIX_DISTINCT: Final = "llmotel.sli.prefix.distinct"
 METRIC_LLMOTEL_SLI_REQUEST_DURATION: Final = "llmotel.sli.request.duration"
 METRIC_LLMOTEL_SLI_REQUESTS: Final = "llmotel.sli.requests"
@@ -288,11 +312,14 @@ METRIC_LLMOTEL_SLI_REVISION_DISTINCT: Final = "llmotel.sli.revision.distinct"
 METRIC_LLMOTEL_SLI_SERIES_OVERFLOWED: Final = "llmotel.sli.series.overflowed"
 METRIC_LLMOTEL_SLI_SPANS_REJECTED: Final = "llmotel.sli.spans.rejected"
 METRIC_LLMOTEL_SLI_STALLS: Final = "llmotel.sli.stalls"
+METRIC_LLMOTEL_SLI_TENANT_BLAME_SHARE: Final = "llmotel.sli.tenant.blame_share"
 METRIC_LLMOTEL_SLI_TENANT_DEMAND: Final = "llmotel.sli.tenant.demand"
 METRIC_LLMOTEL_SLI_TENANT_DEMAND_SHARE: Final = "llmotel.sli.tenant.demand_share"
 METRIC_LLMOTEL_SLI_TENANT_SERVICE: Final = "llmotel.sli.tenant.service"
+METRIC_LLMOTEL_SLI_TENANT_SERVICE_RATIO: Final = "llmotel.sli.tenant.service_ratio"
 METRIC_LLMOTEL_SLI_TENANT_SERVICE_SHARE: Final = "llmotel.sli.tenant.service_share"
-METRIC_LLMOTEL_SLI_TENANT_SLOWDOWN: Final = "llmotel.sli.tenant.slowdown"
+METRIC_LLMOTEL_SLI_TENANT_SLOWDOWN_P50: Final = "llmotel.sli.tenant.slowdown.p50"
+METRIC_LLMOTEL_SLI_TENANT_SLOWDOWN_P95: Final = "llmotel.sli.tenant.slowdown.p95"
 METRIC_LLMOTEL_SLI_TIME_PER_OUTPUT_TOKEN: Final = "llmotel.sli.time_per_output_token"
 METRIC_LLMOTEL_SLI_TIME_TO_FIRST_TOKEN: Final = "llmotel.sli.time_to_first_token"
 METRIC_LLMOTEL_SLI_TRACES_EVICTED: Final = "llmotel.sli.traces.evicted"
@@ -304,6 +331,7 @@ METRIC_BUCKETS: Final[dict[str, tuple[float, ...]]] = {
     "gen_ai.client.token.usage": (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,),
     "llmotel.phase.duration": (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0,),
     "llmotel.sli.phase.duration": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,),
+    "llmotel.sli.phase.estimate_error": (-2.0, -1.0, -0.5, -0.25, -0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,),
     "llmotel.sli.plan.adherence": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0,),
     "llmotel.sli.plan.precision": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0,),
     "llmotel.sli.plan.recall": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0,),

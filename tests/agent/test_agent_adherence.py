@@ -31,7 +31,7 @@ def test_shared_case(case: dict[str, Any]) -> None:
     tol = TABLE["tolerance"]
     for key in ("ordered", "precision", "recall"):
         assert getattr(got, key) == pytest.approx(want[key], abs=tol), key
-    for key in ("skipped", "extra", "reordered", "replans"):
+    for key in ("skipped", "extra", "repeated", "reordered", "replans"):
         assert getattr(got, key) == want[key], key
 
 

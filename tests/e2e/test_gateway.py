@@ -118,11 +118,14 @@ def test_per_trace_slis_are_the_same_as_with_one_collector(run: Run) -> None:
         assert gw and gw == one, metric
 
 
-def test_global_fairness_index_computed_downstream_matches_the_single_instance(run: Run) -> None:
-    single = run.prom.value(f"llmotel_sli_fairness_jain_index_ratio{SINGLE}")
+def test_service_spread_from_mergeable_counters_is_the_same_on_both_tiers(run: Run) -> None:
+    # The counters merge across gateways (service and demand sum), so the spread computed from them downstream
+    # equals the single instance's. The fairness index itself needs each waiting call's interval, which counters
+    # do not carry: exact only where a pool's calls reach one instance (collector/README.md, Fairness), so each
+    # gateway reports its own per-pool index and no downstream merge is claimed.
+    single = run.prom.value(report.jain_from_counters(SINGLE))
     downstream = run.prom.value(report.jain_from_counters(GATEWAY))
     assert single is not None and downstream is not None
     assert downstream == pytest.approx(single, rel=1e-6)
-    # Each gateway's own index covers only the tenants' traffic it saw, so it is not the global answer by itself.
     local = [s.value for s in run.prom.query(f"llmotel_sli_fairness_jain_index_ratio{GATEWAY}")]
-    assert len(local) == 2
+    assert len(local) == 2 and all(0 < v <= 1 for v in local)

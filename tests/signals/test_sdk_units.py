@@ -19,7 +19,7 @@ DEFAULTS = config.resolve(env={})
 
 def test_config_defaults_and_env() -> None:
     cfg = config.resolve(env={})
-    assert cfg.stall_threshold_s == 2.0 and not cfg.capture_content and not cfg.propagate_trace_context
+    assert cfg.stall_threshold_s == 2.0 and not cfg.capture_content and cfg.propagate_trace_context == "self_hosted"
     cfg = config.resolve(env=
         {
             "LLMOTEL_STALL_THRESHOLD_S": "0.5",

@@ -29,6 +29,8 @@ class Adherence:
     recall: float
     skipped: int
     extra: int
+    repeated: int
+    """Extra executions of a tool its revision planned (retries, loops); counted in `extra` too."""
     reordered: int
     replans: int
     planned: tuple[str, ...]
@@ -65,6 +67,12 @@ def matched(planned: Sequence[str], executed: Sequence[str]) -> int:
     return count
 
 
+def repeated(planned: Sequence[str], executed: Sequence[str]) -> int:
+    """Executions of a planned tool beyond the number of times the plan lists it: a retry or a loop."""
+    want = Counter(planned)
+    return sum(k - want[name] for name, k in Counter(executed).items() if 0 < want[name] < k)
+
+
 def lcs(a: Sequence[str], b: Sequence[str]) -> int:
     """Length of the longest common subsequence: exact, bit-parallel over b (Hyyro 2004), O(len(a) * len(b) / 64).
 
@@ -90,8 +98,10 @@ def score(revisions: Sequence[Revision], unplanned: Sequence[str] = ()) -> Adher
     """
     planned_total = 0
     lcs_total = 0
+    matched_total = 0
     skipped = 0
     extra = len(unplanned)
+    repeats = 0
     reordered = 0
     effective: list[str] = []
     executed: list[str] = list(unplanned)
@@ -101,24 +111,26 @@ def score(revisions: Sequence[Revision], unplanned: Sequence[str] = ()) -> Adher
         m = matched(plan, rev.executed)
         length = lcs(plan, rev.executed)
         planned_total += len(plan)
+        matched_total += m
         lcs_total += length
         skipped += len(plan) - m
         extra += len(rev.executed) - m
+        repeats += repeated(plan, rev.executed)
         reordered += m - length
         effective.extend(plan)
         executed.extend(rev.executed)
 
+    # Repeats of planned steps lengthen the denominator: an agent looping on its plan is not in order.
     # Nothing planned: vacuously perfect if nothing ran either, else nothing that ran was planned.
-    ordered = lcs_total / planned_total if planned_total else (0.0 if executed else 1.0)
-    planned_set = set(effective)
-    executed_set = set(executed)
-    common = len(planned_set & executed_set)
+    denominator = planned_total + repeats
+    ordered = lcs_total / denominator if denominator else (0.0 if executed else 1.0)
     return Adherence(
         ordered=ordered,
-        precision=common / len(executed_set) if executed_set else 1.0,
-        recall=common / len(planned_set) if planned_set else 1.0,
+        precision=matched_total / len(executed) if executed else 1.0,
+        recall=matched_total / planned_total if planned_total else 1.0,
         skipped=skipped,
         extra=extra,
+        repeated=repeats,
         reordered=reordered,
         replans=max(len(revisions) - 1, 0),
         planned=tuple(effective),

@@ -14,11 +14,12 @@ type Revision struct {
 
 // Result holds the scores of one agent run.
 type Result struct {
-	Ordered   float64 // sum LCS(plan, executed) / sum plan length, in [0, 1]
-	Precision float64 // |planned set ∩ executed set| / |executed set|
-	Recall    float64 // |planned set ∩ executed set| / |planned set|
+	Ordered   float64 // sum LCS(plan, executed) / (sum plan length + Repeated), in [0, 1]
+	Precision float64 // matched steps / executed tools (multisets)
+	Recall    float64 // matched steps / planned steps (multisets)
 	Skipped   int     // planned steps never executed
-	Extra     int     // executed tools not matched by a planned step
+	Extra     int     // executed tools not matched by a planned step (Repeated included)
+	Repeated  int     // extra executions of a tool its revision planned: retries and loops
 	Reordered int     // matched steps that are not in the longest common subsequence
 	Replans   int     // revisions after the first
 }
@@ -26,13 +27,9 @@ type Result struct {
 // Score scores a run from its revisions (in announcement order) and the tools executed before the
 // first plan. It never panics and does not retain or modify its arguments.
 func Score(unplanned []string, revisions []Revision) Result {
-	var plannedTotal, lcsTotal, skipped, reordered int
+	var plannedTotal, lcsTotal, matchedTotal, skipped, reordered, repeated int
 	extra := len(unplanned)
-	plannedSet := map[string]struct{}{}
-	executedSet := make(map[string]struct{}, len(unplanned))
-	for _, name := range unplanned {
-		executedSet[name] = struct{}{}
-	}
+	executedTotal := len(unplanned)
 	last := len(revisions) - 1
 	for r, rev := range revisions {
 		plan := rev.Planned
@@ -42,37 +39,42 @@ func Score(unplanned []string, revisions []Revision) Result {
 		m := Matched(plan, rev.Executed)
 		l := LCS(plan, rev.Executed)
 		plannedTotal += len(plan)
+		executedTotal += len(rev.Executed)
+		matchedTotal += m
 		lcsTotal += l
 		skipped += len(plan) - m
 		extra += len(rev.Executed) - m
+		repeated += Repeated(plan, rev.Executed)
 		reordered += m - l
-		for _, name := range plan {
-			plannedSet[name] = struct{}{}
-		}
-		for _, name := range rev.Executed {
-			executedSet[name] = struct{}{}
-		}
 	}
 
-	res := Result{Skipped: skipped, Extra: extra, Reordered: reordered}
+	res := Result{Skipped: skipped, Extra: extra, Repeated: repeated, Reordered: reordered}
 	if len(revisions) > 1 {
 		res.Replans = len(revisions) - 1
 	}
 	switch {
-	case plannedTotal > 0:
-		res.Ordered = float64(lcsTotal) / float64(plannedTotal)
-	case len(executedSet) == 0:
+	case plannedTotal+repeated > 0:
+		res.Ordered = float64(lcsTotal) / float64(plannedTotal+repeated)
+	case executedTotal == 0:
 		res.Ordered = 1
 	}
-	common := 0
-	for name := range plannedSet {
-		if _, ok := executedSet[name]; ok {
-			common++
+	res.Precision = ratio(matchedTotal, executedTotal)
+	res.Recall = ratio(matchedTotal, plannedTotal)
+	return res
+}
+
+// Repeated counts the executions of a planned tool beyond the number of times the plan lists it:
+// a retry or a loop over the plan, which the ordered score must not reward.
+func Repeated(planned, executed []string) int {
+	want := counts(planned)
+	ran := counts(executed)
+	n := 0
+	for name, k := range ran {
+		if p := want[name]; p > 0 && k > p {
+			n += k - p
 		}
 	}
-	res.Precision = ratio(common, len(executedSet))
-	res.Recall = ratio(common, len(plannedSet))
-	return res
+	return n
 }
 
 // ratio is n/d, or 1 when d is 0 (nothing to be imprecise or to miss about).

@@ -26,6 +26,7 @@ type caseTable struct {
 			Recall    float64 `json:"recall"`
 			Skipped   int     `json:"skipped"`
 			Extra     int     `json:"extra"`
+			Repeated  int     `json:"repeated"`
 			Reordered int     `json:"reordered"`
 			Replans   int     `json:"replans"`
 		} `json:"expect"`
@@ -76,6 +77,7 @@ func TestSharedCases(t *testing.T) {
 			}{
 				{"skipped", got.Skipped, c.Expect.Skipped},
 				{"extra", got.Extra, c.Expect.Extra},
+				{"repeated", got.Repeated, c.Expect.Repeated},
 				{"reordered", got.Reordered, c.Expect.Reordered},
 				{"replans", got.Replans, c.Expect.Replans},
 			}

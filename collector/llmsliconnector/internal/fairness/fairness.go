@@ -1,10 +1,30 @@
-// Package fairness measures how evenly an LLM fleet serves its tenants over a sliding window:
-// weighted service (VTC), shares of service and demand, p95 TTFT slowdown against the fleet,
-// Jain's fairness index, and the noisy neighbour. Method in collector/README.md ("Fairness").
+// Package fairness measures how fairly each shared pool of an LLM fleet serves its tenants over a
+// sliding window, and who is to blame when it does not. Definitions and citations in
+// collector/README.md ("Fairness"); hand-computed examples in testdata/fairness.md.
+//
+//   - Pool: the calls that can delay each other (same server.address, request model and region).
+//   - Service: the Virtual Token Counter's (Sheng et al., OSDI 2024) weighted tokens,
+//     w_in x uncached input + w_out x output, spread evenly over the call's service interval
+//     (from the end of its queue wait to its end).
+//   - Fair share: per time slot, the service of the tenants that were backlogged (had a call
+//     waiting) is split among them by max-min water-filling over their demand (service received in
+//     the slot plus the work of their calls still waiting); summed over the window.
+//   - Fairness index: Jain's index (Jain, Chiu, Hawe 1984) over x_k = service_k / fair_share_k of
+//     the backlogged tenants; 1 when nobody waited.
+//   - Slowdown per call: TTFT / (TTFT - queue); per tenant the p50 and p95 of those ratios, apart
+//     for measured and estimated queue times.
+//   - Blame: each waiting call's queue time is split among the other tenants in proportion to the
+//     service they received above their water-filling share while it waited (interval overlap).
+//     A tenant is named noisy neighbour only when it exceeded its share, its blame is significant
+//     (permutation test over slots, Bonferroni-corrected for the pool's tenants), the others'
+//     p95 slowdown is abnormal, and all of this persists over consecutive slots (the shape of
+//     CPI2's rule, Zhang et al., EuroSys 2013).
 package fairness
 
 import (
+	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -18,222 +38,280 @@ type Weights struct {
 	Output float64
 }
 
-// MinSamples is the fewest TTFT samples a tenant needs in the window for a slowdown value:
-// a p95 of fewer points says more about luck than about the fleet.
-const MinSamples = 5
-
-type tenantSlot struct {
-	service, demand float64
-	ttft            sketch
-	ttftSum         float64
-	ttftN           float64
+// Pool identifies the calls that can delay each other.
+type Pool struct {
+	Server, Model, Region string
 }
 
-// Tracker holds per-tenant, per-slot aggregates. Bounded in tenants; excess tenants are dropped
-// and counted in Dropped. Not safe for concurrent use.
+// Call is one LLM call as the tracker needs it.
+type Call struct {
+	Tenant string
+	Pool   Pool
+	Start  time.Time
+	End    time.Time
+	// UncachedInput and Output tokens; both 0 for a failed call (it used no service).
+	UncachedInput, Output float64
+	// WaitOffset is how long after Start the queue wait began (client retries before it), Wait its
+	// length, both in seconds; HasWait when the call had a queue phase, WaitMeasured when the server
+	// or client measured it (false: estimated).
+	WaitOffset, Wait      float64
+	HasWait, WaitMeasured bool
+	TTFT                  float64
+	HasTTFT               bool
+}
+
+// Options bound and tune the tracker; zero values take the defaults in DefaultOptions.
+type Options struct {
+	Window time.Duration
+	Slots  int
+	Weights
+	MaxTenants int // distinct tenants in the window (0: unlimited)
+	MaxCalls   int // calls held in the window; past it calls are dropped and counted
+	// Permutations of the permutation test, Alpha its family-wise level (Bonferroni over the
+	// pool's tenants), AbnormalSlowdown the others' p95 slowdown that counts as abnormal waiting,
+	// Persist the consecutive evaluations, at least one slot apart, a verdict must hold.
+	Permutations     int
+	Alpha            float64
+	AbnormalSlowdown float64
+	Persist          int
+}
+
+// DefaultOptions are the documented defaults.
+func DefaultOptions() Options {
+	return Options{Window: 5 * time.Minute, Slots: 10, Weights: Weights{Input: 1, Output: 2},
+		MaxTenants: 1000, MaxCalls: 100000, Permutations: 999, Alpha: 0.05, AbnormalSlowdown: 1.5, Persist: 2}
+}
+
+type call struct {
+	tenant                string
+	pool                  Pool
+	start, ws, we, end    float64 // unix seconds; [ws, we) is the wait, [we, end) the service
+	work                  float64
+	wait, ttft            float64
+	hasWait, measured, ok bool // ok: TTFT known
+}
+
+type streak struct {
+	n    int
+	last float64
+}
+
+// Tracker holds the window's calls. Not safe for concurrent use.
 type Tracker struct {
-	ring       window.Ring
-	slots      []map[string]*tenantSlot
-	weights    Weights
-	maxTenants int
-	Dropped    int64
-	Late       int64
+	opt         Options
+	ring        window.Ring
+	slots       [][]call
+	calls       int
+	tenantCalls map[string]int
+	streaks     map[poolTenant]*streak
+	Dropped     int64 // calls dropped past MaxCalls or MaxTenants
+	Late        int64 // calls older than the window
 }
 
-// NewTracker returns a tracker over window split into slots, holding at most maxTenants (0: unlimited).
-func NewTracker(win time.Duration, slots int, w Weights, maxTenants int) *Tracker {
-	t := &Tracker{ring: window.NewRing(win, slots), weights: w, maxTenants: maxTenants}
-	t.slots = make([]map[string]*tenantSlot, t.ring.Slots())
+type poolTenant struct {
+	pool   Pool
+	tenant string
+}
+
+// NewTracker returns a tracker with opt (zero fields take defaults).
+func NewTracker(opt Options) *Tracker {
+	def := DefaultOptions()
+	if opt.Window <= 0 {
+		opt.Window = def.Window
+	}
+	if opt.Slots <= 0 {
+		opt.Slots = def.Slots
+	}
+	if opt.Input == 0 && opt.Output == 0 {
+		opt.Weights = def.Weights
+	}
+	if opt.MaxCalls <= 0 {
+		opt.MaxCalls = def.MaxCalls
+	}
+	if opt.Permutations <= 0 {
+		opt.Permutations = def.Permutations
+	}
+	if opt.Alpha <= 0 {
+		opt.Alpha = def.Alpha
+	}
+	if opt.AbnormalSlowdown <= 0 {
+		opt.AbnormalSlowdown = def.AbnormalSlowdown
+	}
+	if opt.Persist <= 0 {
+		opt.Persist = def.Persist
+	}
+	t := &Tracker{opt: opt, ring: window.NewRing(opt.Window, opt.Slots),
+		tenantCalls: map[string]int{}, streaks: map[poolTenant]*streak{}}
+	t.slots = make([][]call, t.ring.Slots())
 	return t
 }
 
-func (t *Tracker) reset(i int) { t.slots[i] = map[string]*tenantSlot{} }
+func (t *Tracker) reset(i int) {
+	for _, c := range t.slots[i] {
+		if t.tenantCalls[c.tenant]--; t.tenantCalls[c.tenant] <= 0 {
+			delete(t.tenantCalls, c.tenant)
+		}
+	}
+	t.calls -= len(t.slots[i])
+	t.slots[i] = nil
+}
 
-// Observe records one request of tenant that started at (placed in that slot: the noisy-neighbour
-// correlation compares load and latency at the time they happened, not when the spans arrived), with its
-// tokens (0 when it failed) and, when hasTTFT, its TTFT in seconds. Requests older than the window are
-// dropped and counted in Late.
-func (t *Tracker) Observe(now, at time.Time, tenant string, inputTokens, outputTokens, ttft float64, hasTTFT bool) {
-	i, ok := t.ring.IndexAt(now, at, t.reset)
+func secs(at time.Time) float64 { return float64(at.UnixNano()) / 1e9 }
+
+// Observe records one call, placed in the slot of its start (load and waiting are compared when
+// they happened, not when the spans arrived).
+func (t *Tracker) Observe(now time.Time, c Call) {
+	i, ok := t.ring.IndexAt(now, c.Start, t.reset)
 	if !ok {
 		t.Late++
 		return
 	}
-	ts := t.slots[i][tenant]
-	if ts == nil {
-		if t.maxTenants > 0 && len(t.slots[i]) >= t.maxTenants {
-			t.Dropped++
-			return
-		}
-		ts = &tenantSlot{}
-		t.slots[i][tenant] = ts
+	if t.calls >= t.opt.MaxCalls || (t.opt.MaxTenants > 0 && t.tenantCalls[c.Tenant] == 0 && len(t.tenantCalls) >= t.opt.MaxTenants) {
+		t.Dropped++
+		return
 	}
-	ts.demand++
-	ts.service += t.weights.Input*inputTokens + t.weights.Output*outputTokens
-	if hasTTFT && ttft >= 0 && !math.IsInf(ttft, 0) {
-		ts.ttft.add(ttft)
-		ts.ttftSum += ttft
-		ts.ttftN++
+	start, end := secs(c.Start), secs(c.End)
+	wait := 0.0
+	if c.HasWait && c.Wait > 0 && !math.IsInf(c.Wait, 0) {
+		wait = c.Wait
 	}
+	ws := start + math.Max(0, c.WaitOffset)
+	we := math.Min(ws+wait, math.Max(end, ws))
+	t.slots[i] = append(t.slots[i], call{
+		tenant: c.Tenant, pool: c.Pool, start: start, ws: ws, we: we, end: math.Max(end, we),
+		work: math.Max(0, t.opt.Input*c.UncachedInput) + math.Max(0, t.opt.Output*c.Output),
+		wait: we - ws, ttft: c.TTFT, hasWait: c.HasWait, measured: c.WaitMeasured,
+		ok: c.HasTTFT && c.TTFT >= 0 && !math.IsInf(c.TTFT, 0),
+	})
+	t.calls++
+	t.tenantCalls[c.Tenant]++
 }
 
-// TenantReport is one tenant's fairness figures over the window.
+// Slowdown is one tenant's per-call slowdown quantiles for calls whose queue time was measured
+// (Measured) or estimated.
+type Slowdown struct {
+	Measured bool
+	P50, P95 float64
+	Calls    int
+}
+
+// TenantReport is one tenant's figures in one pool.
 type TenantReport struct {
-	Tenant       string
-	Service      float64 // weighted tokens served in the window
-	Demand       float64 // requests submitted in the window
-	ServiceShare float64
-	DemandShare  float64
-	P95TTFT      float64
-	Slowdown     float64 // P95TTFT / fleet P95TTFT; valid when HasSlowdown
-	HasSlowdown  bool
+	Tenant string
+	// Service is the weighted tokens served in the window; while backlogged, BackloggedService of it
+	// against FairShare (water-filling), Ratio = BackloggedService / FairShare (valid when Backlogged).
+	Service, BackloggedService, FairShare, Ratio float64
+	Backlogged                                   bool
+	Slowdowns                                    []Slowdown // measured first, then estimated; absent when no call had a queue time
+	// BlameShare is the share of the other tenants' queue time attributed to this tenant (valid when
+	// HasBlame: others waited). PValue is its permutation test's p-value (1 when not tested).
+	BlameShare, PValue float64
+	HasBlame           bool
+	Excess             bool // received more than its water-filling share while others waited
+	Named              bool // the noisy neighbour rule held (see the package doc)
 }
 
-// TenantScore is how well one tenant's load explains the others' slowdown, in [0, 1].
-type TenantScore struct {
-	Tenant string
-	Score  float64
+// PoolReport is one pool's picture.
+type PoolReport struct {
+	Pool    Pool
+	Jain    float64
+	Tenants []TenantReport // sorted by tenant
+}
+
+// FleetTenant is one tenant across pools.
+type FleetTenant struct {
+	Tenant                    string
+	ServiceShare, DemandShare float64 // of weighted service, of calls
+	Ratio                     float64 // sum of backlogged service / sum of fair shares over pools
+	Backlogged                bool
 }
 
 // Report is the window's fairness picture.
 type Report struct {
-	Tenants    []TenantReport // sorted by tenant
-	Jain       float64        // valid when HasJain
-	HasJain    bool
-	Noisy      string // the noisy neighbour (top score); valid when HasNoisy
-	NoisyScore float64
-	HasNoisy   bool
-	// Explains holds every tenant's score with at least 3 usable slots, sorted by tenant: exporting them all
-	// keeps a downstream topk(1) correct (a tenant that was top earlier is refreshed, not left stale).
-	Explains []TenantScore
+	Pools     []PoolReport // sorted by pool
+	Tenants   []FleetTenant
+	FleetJain float64 // Jain over the fleet ratios of backlogged tenants; 1 when nobody waited
 }
 
-// Snapshot computes the report for the window ending at now.
+// Snapshot computes the report for the window ending at now and advances the persistence streaks.
 func (t *Tracker) Snapshot(now time.Time) Report {
 	t.ring.Advance(now, t.reset)
-	totals := map[string]*tenantSlot{}
-	var fleet tenantSlot
-	for _, slot := range t.slots {
-		for name, ts := range slot {
-			agg := totals[name]
-			if agg == nil {
-				agg = &tenantSlot{}
-				totals[name] = agg
-			}
-			agg.service += ts.service
-			agg.demand += ts.demand
-			agg.ttft.merge(&ts.ttft)
-			agg.ttftSum += ts.ttftSum
-			agg.ttftN += ts.ttftN
-			fleet.service += ts.service
-			fleet.demand += ts.demand
-			fleet.ttft.merge(&ts.ttft)
-			fleet.ttftSum += ts.ttftSum
-			fleet.ttftN += ts.ttftN
+	byPool := map[Pool][]call{}
+	for _, i := range t.ring.Order() {
+		for _, c := range t.slots[i] {
+			byPool[c.pool] = append(byPool[c.pool], c)
 		}
 	}
-	names := make([]string, 0, len(totals))
-	for name := range totals {
-		names = append(names, name)
+	pools := make([]Pool, 0, len(byPool))
+	for p := range byPool {
+		pools = append(pools, p)
+	}
+	sort.Slice(pools, func(a, b int) bool {
+		x, y := pools[a], pools[b]
+		if x.Server != y.Server {
+			return x.Server < y.Server
+		}
+		if x.Model != y.Model {
+			return x.Model < y.Model
+		}
+		return x.Region < y.Region
+	})
+	var rep Report
+	type fleetAgg struct{ service, calls, backlogged, fair float64 }
+	fleet := map[string]*fleetAgg{}
+	var fleetService, fleetCalls float64
+	seen := map[poolTenant]bool{}
+	// The slots are the ring's: aligned to multiples of the slot length, the newest holding now.
+	slotDur := t.opt.Window / time.Duration(t.ring.Slots())
+	if slotDur <= 0 {
+		slotDur = time.Second
+	}
+	newest := now.Truncate(slotDur)
+	begin := secs(newest.Add(-slotDur * time.Duration(t.ring.Slots()-1)))
+	for _, p := range pools {
+		pr := t.pool(p, byPool[p], begin, slotDur.Seconds(), secs(now), seen)
+		rep.Pools = append(rep.Pools, pr)
+		for _, c := range byPool[p] {
+			f := fleet[c.tenant]
+			if f == nil {
+				f = &fleetAgg{}
+				fleet[c.tenant] = f
+			}
+			f.calls++
+			fleetCalls++
+		}
+		for _, tr := range pr.Tenants {
+			f := fleet[tr.Tenant]
+			f.service += tr.Service
+			fleetService += tr.Service
+			if tr.Backlogged {
+				f.backlogged += tr.BackloggedService
+				f.fair += tr.FairShare
+			}
+		}
+	}
+	for k := range t.streaks {
+		if !seen[k] {
+			delete(t.streaks, k)
+		}
+	}
+	names := make([]string, 0, len(fleet))
+	for n := range fleet {
+		names = append(names, n)
 	}
 	sort.Strings(names)
-
-	var rep Report
-	fleetP95 := fleet.ttft.quantile(0.95)
-	var sumX, sumX2 float64
-	var n int
-	for _, name := range names {
-		agg := totals[name]
-		tr := TenantReport{Tenant: name, Service: agg.service, Demand: agg.demand,
-			ServiceShare: ratio(agg.service, fleet.service), DemandShare: ratio(agg.demand, fleet.demand)}
-		if agg.ttft.count() >= MinSamples && fleetP95 > 0 {
-			tr.P95TTFT = agg.ttft.quantile(0.95)
-			tr.Slowdown = tr.P95TTFT / fleetP95
-			tr.HasSlowdown = true
+	var xs []float64
+	for _, n := range names {
+		f := fleet[n]
+		ft := FleetTenant{Tenant: n, ServiceShare: ratio(f.service, fleetService), DemandShare: ratio(f.calls, fleetCalls)}
+		if f.fair > 0 {
+			ft.Backlogged, ft.Ratio = true, f.backlogged/f.fair
+			xs = append(xs, ft.Ratio)
 		}
-		rep.Tenants = append(rep.Tenants, tr)
-		if agg.demand > 0 {
-			x := agg.service / agg.demand // service per unit of demand; Jain is scale-free
-			sumX += x
-			sumX2 += x * x
-			n++
-		}
+		rep.Tenants = append(rep.Tenants, ft)
 	}
-	if n > 0 && sumX2 > 0 {
-		rep.Jain = sumX * sumX / (float64(n) * sumX2)
-		rep.HasJain = true
-	}
-	rep.Explains = t.noisyNeighbour(names, totals, &fleet)
-	for _, e := range rep.Explains {
-		if e.Score > rep.NoisyScore {
-			rep.Noisy, rep.NoisyScore, rep.HasNoisy = e.Tenant, e.Score, true
-		}
-	}
+	rep.FleetJain = jain(xs)
 	return rep
-}
-
-// noisyNeighbour names the tenant whose per-slot load correlates best with the other tenants'
-// per-slot mean TTFT, weighted by its share of service (a tiny tenant that happens to correlate
-// explains little). Needs at least 3 slots where both are defined; score in [0, 1].
-func (t *Tracker) noisyNeighbour(names []string, totals map[string]*tenantSlot, fleet *tenantSlot) []TenantScore {
-	if len(names) < 2 || fleet.ttftN == 0 || fleet.service == 0 {
-		return nil
-	}
-	var scores []TenantScore
-	baseline := fleet.ttftSum / fleet.ttftN
-	order := t.ring.Order()
-	xs := make([]float64, 0, len(order))
-	ys := make([]float64, 0, len(order))
-	for _, cand := range names {
-		xs, ys = xs[:0], ys[:0]
-		for _, i := range order {
-			slot := t.slots[i]
-			var sum, cnt float64
-			for name, ts := range slot {
-				if name != cand {
-					sum += ts.ttftSum
-					cnt += ts.ttftN
-				}
-			}
-			if cnt == 0 {
-				continue
-			}
-			load := 0.0
-			if ts := slot[cand]; ts != nil {
-				load = ts.service
-			}
-			xs = append(xs, load)
-			ys = append(ys, sum/cnt/baseline)
-		}
-		if len(xs) < 3 {
-			continue
-		}
-		c := pearson(xs, ys)
-		scores = append(scores, TenantScore{Tenant: cand, Score: math.Max(0, c) * ratio(totals[cand].service, fleet.service)})
-	}
-	return scores
-}
-
-func pearson(xs, ys []float64) float64 {
-	n := float64(len(xs))
-	var mx, my float64
-	for i := range xs {
-		mx += xs[i]
-		my += ys[i]
-	}
-	mx /= n
-	my /= n
-	var sxy, sxx, syy float64
-	for i := range xs {
-		dx, dy := xs[i]-mx, ys[i]-my
-		sxy += dx * dy
-		sxx += dx * dx
-		syy += dy * dy
-	}
-	if sxx == 0 || syy == 0 {
-		return 0
-	}
-	return sxy / math.Sqrt(sxx*syy)
 }
 
 func ratio(a, b float64) float64 {
@@ -241,4 +319,283 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// tenantState accumulates one tenant's figures in one pool.
+type tenantState struct {
+	svc, pendingWork, waitSec []float64 // per slot
+	backlogged                []bool
+	service, bService, fair   float64
+	slow                      [2][]float64 // [0] measured, [1] estimated
+	blame, othersWait         float64
+	excess                    float64
+}
+
+func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen map[poolTenant]bool) PoolReport {
+	n := t.ring.Slots()
+	ts := map[string]*tenantState{}
+	get := func(name string) *tenantState {
+		s := ts[name]
+		if s == nil {
+			s = &tenantState{svc: make([]float64, n), pendingWork: make([]float64, n), waitSec: make([]float64, n), backlogged: make([]bool, n)}
+			ts[name] = s
+		}
+		return s
+	}
+	for _, c := range calls {
+		s := get(c.tenant)
+		spread(c.we, c.end, c.work, begin, slotLen, s.svc)
+		if c.wait > 0 {
+			for k := 0; k < n; k++ {
+				a := begin + float64(k)*slotLen
+				if ov := overlap(c.ws, c.we, a, a+slotLen); ov > 0 {
+					s.backlogged[k] = true
+					s.pendingWork[k] += c.work
+					s.waitSec[k] += ov
+				}
+			}
+		}
+		if c.hasWait && c.ok && c.ttft > c.wait {
+			idx := 1
+			if c.measured {
+				idx = 0
+			}
+			s.slow[idx] = append(s.slow[idx], c.ttft/(c.ttft-c.wait))
+		}
+	}
+	names := make([]string, 0, len(ts))
+	for name := range ts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	// Fair shares: water-filling per slot among the backlogged tenants.
+	for k := 0; k < n; k++ {
+		var in []string
+		var demands []float64
+		capacity := 0.0
+		for _, name := range names {
+			s := ts[name]
+			if s.backlogged[k] {
+				in = append(in, name)
+				demands = append(demands, s.svc[k]+s.pendingWork[k])
+				capacity += s.svc[k]
+			}
+		}
+		shares := waterfill(capacity, demands)
+		for i, name := range in {
+			ts[name].bService += ts[name].svc[k]
+			ts[name].fair += shares[i]
+		}
+	}
+
+	t.blame(calls, ts)
+
+	pr := PoolReport{Pool: p}
+	var xs []float64
+	for _, name := range names {
+		s := ts[name]
+		tr := TenantReport{Tenant: name, BackloggedService: s.bService, FairShare: s.fair, PValue: 1, Excess: s.excess > 0}
+		for _, v := range s.svc {
+			tr.Service += v
+		}
+		if s.fair > 0 {
+			tr.Backlogged, tr.Ratio = true, s.bService/s.fair
+			xs = append(xs, tr.Ratio)
+		}
+		for idx, vals := range s.slow {
+			if len(vals) == 0 {
+				continue
+			}
+			sort.Float64s(vals)
+			tr.Slowdowns = append(tr.Slowdowns, Slowdown{Measured: idx == 0, P50: nearestRank(vals, 0.5), P95: nearestRank(vals, 0.95), Calls: len(vals)})
+		}
+		if s.othersWait > 0 {
+			tr.HasBlame, tr.BlameShare = true, s.blame/s.othersWait
+		}
+		pr.Tenants = append(pr.Tenants, tr)
+	}
+	pr.Jain = jain(xs)
+	t.name(&pr, ts, names, now, slotLen, seen)
+	return pr
+}
+
+// spread adds work to the slots overlapping [from, to), in proportion to the overlap; an instant
+// interval puts it all in its slot.
+func spread(from, to, work, begin, slotLen float64, into []float64) {
+	if work == 0 {
+		return
+	}
+	if to <= from {
+		if k := int(math.Floor((to - begin) / slotLen)); k >= 0 && k < len(into) && to >= begin {
+			into[k] += work
+		}
+		return
+	}
+	for k := range into {
+		a := begin + float64(k)*slotLen
+		if ov := overlap(from, to, a, a+slotLen); ov > 0 {
+			into[k] += work * ov / (to - from)
+		}
+	}
+}
+
+// blame splits each waiting call's queue time among the other tenants by their service above
+// their water-filling share during the wait (the waiting tenant's demand is unbounded: it waited).
+func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
+	byStart := make([]int, len(calls)) // indices of calls by service start
+	maxLen := 0.0
+	for i, c := range calls {
+		byStart[i] = i
+		maxLen = math.Max(maxLen, c.end-c.we)
+	}
+	sort.Slice(byStart, func(a, b int) bool { return calls[byStart[a]].we < calls[byStart[b]].we })
+	occ := map[string]float64{}
+	for vi, v := range calls {
+		if v.wait <= 0 {
+			continue
+		}
+		clear(occ)
+		lo := sort.Search(len(byStart), func(i int) bool { return calls[byStart[i]].we >= v.ws-maxLen })
+		for _, oi := range byStart[lo:] {
+			o := calls[oi]
+			if o.we >= v.we {
+				break
+			}
+			if o.work == 0 || oi == vi {
+				continue
+			}
+			var part float64
+			if o.end > o.we {
+				part = o.work * overlap(o.we, o.end, v.ws, v.we) / (o.end - o.we)
+			} else if o.end >= v.ws {
+				part = o.work
+			}
+			if part > 0 {
+				occ[o.tenant] += part
+			}
+		}
+		capacity := 0.0
+		var others []string
+		var demands []float64
+		for name, o := range occ {
+			capacity += o
+			if name != v.tenant {
+				others = append(others, name)
+				demands = append(demands, o)
+			}
+		}
+		sort.Strings(others) // deterministic sums
+		demands = demands[:0]
+		for _, name := range others {
+			demands = append(demands, occ[name])
+		}
+		shares := waterfill(capacity, append(demands, math.Inf(1)))
+		totalExcess := 0.0
+		excess := make([]float64, len(others))
+		for i := range others {
+			excess[i] = math.Max(0, demands[i]-shares[i])
+			totalExcess += excess[i]
+		}
+		for name, s := range ts {
+			if name != v.tenant {
+				s.othersWait += v.wait
+			}
+		}
+		if totalExcess == 0 {
+			continue // nobody took more than its share: the wait is nobody's fault
+		}
+		for i, name := range others {
+			ts[name].blame += v.wait * excess[i] / totalExcess
+			ts[name].excess += excess[i]
+		}
+	}
+}
+
+// name applies the noisy-neighbour rule to every tenant of a pool and updates its streak.
+func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []string, now, slotLen float64, seen map[poolTenant]bool) {
+	m := float64(len(names))
+	for i := range pr.Tenants {
+		tr := &pr.Tenants[i]
+		key := poolTenant{pr.Pool, tr.Tenant}
+		if !tr.Excess || !tr.HasBlame || tr.BlameShare == 0 {
+			continue
+		}
+		var victims []float64
+		for _, other := range names {
+			if other != tr.Tenant {
+				victims = append(victims, ts[other].slow[0]...)
+				victims = append(victims, ts[other].slow[1]...)
+			}
+		}
+		sort.Float64s(victims)
+		abnormal := len(victims) > 0 && nearestRank(victims, 0.95) >= t.opt.AbnormalSlowdown
+		x := ts[tr.Tenant].svc
+		y := make([]float64, len(x))
+		for _, other := range names {
+			if other != tr.Tenant {
+				for k, w := range ts[other].waitSec {
+					y[k] += w
+				}
+			}
+		}
+		tr.PValue = permutationP(x, y, t.opt.Permutations, seed(pr.Pool, tr.Tenant))
+		if !abnormal || tr.PValue > t.opt.Alpha/m {
+			continue
+		}
+		seen[key] = true
+		st := t.streaks[key]
+		if st == nil {
+			st = &streak{}
+			t.streaks[key] = st
+		}
+		if st.n == 0 || now-st.last >= slotLen {
+			st.n++
+			st.last = now
+		}
+		tr.Named = st.n >= t.opt.Persist
+	}
+}
+
+// permutationP is the one-sided p-value of sum x_s*y_s against r random permutations of x over the
+// slots: (1 + #{permuted >= observed}) / (1 + r). 1 when y or x carries no signal.
+func permutationP(x, y []float64, r int, s uint64) float64 {
+	dot := func(a []float64) float64 {
+		v := 0.0
+		for k := range a {
+			v += a[k] * y[k]
+		}
+		return v
+	}
+	var sy, minX, maxX float64
+	minX, maxX = math.Inf(1), math.Inf(-1)
+	for k := range x {
+		sy += y[k]
+		minX, maxX = math.Min(minX, x[k]), math.Max(maxX, x[k])
+	}
+	if sy == 0 || minX == maxX {
+		return 1
+	}
+	obs := dot(x)
+	rng := rand.New(rand.NewPCG(s, 0x9e3779b97f4a7c15))
+	perm := make([]float64, len(x))
+	copy(perm, x)
+	hits := 0
+	for i := 0; i < r; i++ {
+		rng.Shuffle(len(perm), func(a, b int) { perm[a], perm[b] = perm[b], perm[a] })
+		if dot(perm) >= obs*(1-1e-12) {
+			hits++
+		}
+	}
+	return float64(1+hits) / float64(1+r)
+}
+
+// seed makes the permutation test reproducible for a pool and tenant.
+func seed(p Pool, tenant string) uint64 {
+	h := fnv.New64a()
+	for _, s := range []string{p.Server, p.Model, p.Region, tenant} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
 }

@@ -9,11 +9,18 @@ const (
 	AttrGenAIAgentID                         = "gen_ai.agent.id"
 	AttrGenAIAgentName                       = "gen_ai.agent.name"
 	AttrGenAIInputMessages                   = "gen_ai.input.messages"
+	AttrGenAILatencyE2e                      = "gen_ai.latency.e2e"
+	AttrGenAILatencyTimeInModelDecode        = "gen_ai.latency.time_in_model_decode"
+	AttrGenAILatencyTimeInModelInference     = "gen_ai.latency.time_in_model_inference"
+	AttrGenAILatencyTimeInModelPrefill       = "gen_ai.latency.time_in_model_prefill"
+	AttrGenAILatencyTimeInQueue              = "gen_ai.latency.time_in_queue"
+	AttrGenAILatencyTimeToFirstToken         = "gen_ai.latency.time_to_first_token"
 	AttrGenAIOpenaiResponseServiceTier       = "gen_ai.openai.response.service_tier"
 	AttrGenAIOpenaiResponseSystemFingerprint = "gen_ai.openai.response.system_fingerprint"
 	AttrGenAIOperationName                   = "gen_ai.operation.name"
 	AttrGenAIOutputMessages                  = "gen_ai.output.messages"
 	AttrGenAIProviderName                    = "gen_ai.provider.name"
+	AttrGenAIRequestID                       = "gen_ai.request.id"
 	AttrGenAIRequestMaxTokens                = "gen_ai.request.max_tokens"
 	AttrGenAIRequestModel                    = "gen_ai.request.model"
 	AttrGenAIRequestStream                   = "gen_ai.request.stream"
@@ -30,8 +37,10 @@ const (
 	AttrGenAIUsageCacheCreationInputTokens   = "gen_ai.usage.cache_creation.input_tokens"
 	AttrGenAIUsageCacheReadInputTokens       = "gen_ai.usage.cache_read.input_tokens"
 	AttrGenAIUsageCacheWriteInputTokens      = "gen_ai.usage.cache_write.input_tokens"
+	AttrGenAIUsageCompletionTokens           = "gen_ai.usage.completion_tokens"
 	AttrGenAIUsageInputTokens                = "gen_ai.usage.input_tokens"
 	AttrGenAIUsageOutputTokens               = "gen_ai.usage.output_tokens"
+	AttrGenAIUsagePromptTokens               = "gen_ai.usage.prompt_tokens"
 	AttrGenAIUsageReasoningOutputTokens      = "gen_ai.usage.reasoning.output_tokens"
 	AttrHTTPRequestResendCount               = "http.request.resend_count"
 	AttrHTTPResponseStatusCode               = "http.response.status_code"
@@ -71,6 +80,7 @@ const (
 	AttrModelRevisionChanged                 = "llmotel.model.revision.changed"
 	AttrModelRevisionPrevious                = "llmotel.model.revision.previous"
 	AttrPhaseConfidence                      = "llmotel.phase.confidence"
+	AttrPhaseEstimatedDuration               = "llmotel.phase.estimated_duration"
 	AttrPhaseFirstTokenObserved              = "llmotel.phase.first_token.observed"
 	AttrPhaseIntervalHigh                    = "llmotel.phase.interval.high"
 	AttrPhaseIntervalLow                     = "llmotel.phase.interval.low"
@@ -98,6 +108,7 @@ const (
 	AttrServerRegionSource                   = "llmotel.server.region.source"
 	AttrServerTimingFormat                   = "llmotel.server.timing.format"
 	AttrSLIMetric                            = "llmotel.sli.metric"
+	AttrSLIQueueSource                       = "llmotel.sli.queue.source"
 	AttrSLIReason                            = "llmotel.sli.reason"
 	AttrSLIStepKind                          = "llmotel.sli.step.kind"
 	AttrStreamAbandoned                      = "llmotel.stream.abandoned"
@@ -162,10 +173,12 @@ const (
 	MetricSLINoisyNeighbor                       = "llmotel.sli.noisy_neighbor"
 	MetricSLIOutputTokens                        = "llmotel.sli.output_tokens"
 	MetricSLIPhaseDuration                       = "llmotel.sli.phase.duration"
+	MetricSLIPhaseEstimateError                  = "llmotel.sli.phase.estimate_error"
 	MetricSLIPlanAdherence                       = "llmotel.sli.plan.adherence"
 	MetricSLIPlanPrecision                       = "llmotel.sli.plan.precision"
 	MetricSLIPlanRecall                          = "llmotel.sli.plan.recall"
 	MetricSLIPlanSteps                           = "llmotel.sli.plan.steps"
+	MetricSLIPoolFairnessJainIndex               = "llmotel.sli.pool.fairness.jain_index"
 	MetricSLIPrefixDistinct                      = "llmotel.sli.prefix.distinct"
 	MetricSLIRequestDuration                     = "llmotel.sli.request.duration"
 	MetricSLIRequests                            = "llmotel.sli.requests"
@@ -174,11 +187,14 @@ const (
 	MetricSLISeriesOverflowed                    = "llmotel.sli.series.overflowed"
 	MetricSLISpansRejected                       = "llmotel.sli.spans.rejected"
 	MetricSLIStalls                              = "llmotel.sli.stalls"
+	MetricSLITenantBlameShare                    = "llmotel.sli.tenant.blame_share"
 	MetricSLITenantDemand                        = "llmotel.sli.tenant.demand"
 	MetricSLITenantDemandShare                   = "llmotel.sli.tenant.demand_share"
 	MetricSLITenantService                       = "llmotel.sli.tenant.service"
+	MetricSLITenantServiceRatio                  = "llmotel.sli.tenant.service_ratio"
 	MetricSLITenantServiceShare                  = "llmotel.sli.tenant.service_share"
-	MetricSLITenantSlowdown                      = "llmotel.sli.tenant.slowdown"
+	MetricSLITenantSlowdownP50                   = "llmotel.sli.tenant.slowdown.p50"
+	MetricSLITenantSlowdownP95                   = "llmotel.sli.tenant.slowdown.p95"
 	MetricSLITimePerOutputToken                  = "llmotel.sli.time_per_output_token"
 	MetricSLITimeToFirstToken                    = "llmotel.sli.time_to_first_token"
 	MetricSLITracesEvicted                       = "llmotel.sli.traces.evicted"
@@ -192,6 +208,7 @@ var MetricBuckets = map[string][]float64{
 	MetricGenAIClientTokenUsage:                  {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864},
 	MetricPhaseDuration:                          {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80},
 	MetricSLIPhaseDuration:                       {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120},
+	MetricSLIPhaseEstimateError:                  {-2, -1, -0.5, -0.25, -0.1, -0.05, -0.02, 0, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2},
 	MetricSLIPlanAdherence:                       {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1},
 	MetricSLIPlanPrecision:                       {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1},
 	MetricSLIPlanRecall:                          {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1},
@@ -284,7 +301,7 @@ var (
 	GaugeSLIFairnessJainIndex = GaugeDescriptor{
 		Name:        MetricSLIFairnessJainIndex,
 		Unit:        "1",
-		Description: "Jain's index of per-tenant service per request over the window.",
+		Description: "Fleet Jain's index of service over fair share, aggregated over pools.",
 	}
 	CounterSLIInputTokens = CounterDescriptor{
 		Name:        MetricSLIInputTokens,
@@ -296,8 +313,8 @@ var (
 	GaugeSLINoisyNeighbor = GaugeDescriptor{
 		Name:        MetricSLINoisyNeighbor,
 		Unit:        "1",
-		Description: "How well each tenant's load explains the others' TTFT; the top one is the noisy neighbour.",
-		Dims:        []string{AttrTenantID},
+		Description: "1 when the tenant is named noisy neighbour of the pool.",
+		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
 	}
 	CounterSLIOutputTokens = CounterDescriptor{
 		Name:        MetricSLIOutputTokens,
@@ -312,6 +329,13 @@ var (
 		Description: "Duration of each phase of LLM calls.",
 		Dims:        []string{AttrGenAIRequestModel, AttrModelRevision, AttrServerRegion, AttrTenantID, AttrCacheState, AttrPhaseSource, AttrPhaseName},
 		Buckets:     MetricBuckets[MetricSLIPhaseDuration],
+	}
+	HistogramSLIPhaseEstimateError = HistogramDescriptor{
+		Name:        MetricSLIPhaseEstimateError,
+		Unit:        "1",
+		Description: "Estimated minus measured phase duration, as a share of TTFT.",
+		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrPhaseName},
+		Buckets:     MetricBuckets[MetricSLIPhaseEstimateError],
 	}
 	HistogramSLIPlanAdherence = HistogramDescriptor{
 		Name:        MetricSLIPlanAdherence,
@@ -340,6 +364,12 @@ var (
 		Description: "Skipped, extra, reordered steps and re-plans.",
 		Dims:        []string{AttrGenAIAgentName, AttrSLIStepKind},
 		IsInt:       true,
+	}
+	GaugeSLIPoolFairnessJainIndex = GaugeDescriptor{
+		Name:        MetricSLIPoolFairnessJainIndex,
+		Unit:        "1",
+		Description: "Jain's index of service over fair share per pool.",
+		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion},
 	}
 	GaugeSLIPrefixDistinct = GaugeDescriptor{
 		Name:        MetricSLIPrefixDistinct,
@@ -395,6 +425,12 @@ var (
 		Dims:        []string{AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
 		IsInt:       true,
 	}
+	GaugeSLITenantBlameShare = GaugeDescriptor{
+		Name:        MetricSLITenantBlameShare,
+		Unit:        "1",
+		Description: "Share of the others' queue time attributed to a tenant per pool.",
+		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
+	}
 	CounterSLITenantDemand = CounterDescriptor{
 		Name:        MetricSLITenantDemand,
 		Unit:        "{request}",
@@ -411,8 +447,14 @@ var (
 	CounterSLITenantService = CounterDescriptor{
 		Name:        MetricSLITenantService,
 		Unit:        "{token}",
-		Description: "Weighted service per tenant (VTC).",
+		Description: "Weighted service per tenant (VTC: uncached input and output tokens).",
 		Dims:        []string{AttrTenantID},
+	}
+	GaugeSLITenantServiceRatio = GaugeDescriptor{
+		Name:        MetricSLITenantServiceRatio,
+		Unit:        "1",
+		Description: "Service over water-filling fair share per backlogged tenant and pool.",
+		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID},
 	}
 	GaugeSLITenantServiceShare = GaugeDescriptor{
 		Name:        MetricSLITenantServiceShare,
@@ -420,11 +462,17 @@ var (
 		Description: "Tenant share of weighted service over the window.",
 		Dims:        []string{AttrTenantID},
 	}
-	GaugeSLITenantSlowdown = GaugeDescriptor{
-		Name:        MetricSLITenantSlowdown,
+	GaugeSLITenantSlowdownP50 = GaugeDescriptor{
+		Name:        MetricSLITenantSlowdownP50,
 		Unit:        "1",
-		Description: "Tenant p95 TTFT over the fleet p95 TTFT in the window.",
-		Dims:        []string{AttrTenantID},
+		Description: "Median per-call slowdown TTFT / (TTFT - queue) per tenant and pool.",
+		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID, AttrSLIQueueSource},
+	}
+	GaugeSLITenantSlowdownP95 = GaugeDescriptor{
+		Name:        MetricSLITenantSlowdownP95,
+		Unit:        "1",
+		Description: "p95 per-call slowdown TTFT / (TTFT - queue) per tenant and pool.",
+		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID, AttrSLIQueueSource},
 	}
 	HistogramSLITimePerOutputToken = HistogramDescriptor{
 		Name:        MetricSLITimePerOutputToken,
