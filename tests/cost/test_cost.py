@@ -173,3 +173,13 @@ def test_unknown_model_span_has_no_cost(sim: SimServer) -> None:
                                        extra_headers={"x-sim-output-tokens": "3"})
         (span,) = [s for s in otel.spans() if s.name.startswith("chat ")]
     assert sc.LLMOTEL_COST_USD not in (span.attributes or {})
+
+
+def test_tiered_price_is_the_librarys_below_and_above_the_first_tier() -> None:
+    # claude-sonnet-4-5 has long-context rates from 200k input tokens: below the first tier llmotel multiplies the
+    # base rates (checked against the library once), at or above it the library prices the call itself.
+    model = "claude-sonnet-4-5-20250929"
+    for usage in (Usage(input_tokens=1_000, output_tokens=100, cache_read_tokens=200),
+                  Usage(input_tokens=199_999, output_tokens=100),
+                  Usage(input_tokens=250_000, output_tokens=100, cache_read_tokens=50_000)):
+        _same(cost.price("anthropic", model, usage, when=WHEN), _library("anthropic", model, usage))

@@ -79,9 +79,11 @@ class _Library:
 
                     self._snapshot = data_snapshot.get_snapshot()
                     self.source = f"{LIBRARY} {version(LIBRARY)}"
-                except Exception:
+                except Exception as exc:
                     self.failed = True
-                    _log.warning("llmotel: %s could not be loaded; calls get no cost", LIBRARY, exc_info=True)
+                    # One line for the user (a missing or broken install), the traceback at debug.
+                    _log.warning("llmotel: %s could not be loaded (%s); calls get no cost", LIBRARY, exc)
+                    _log.debug("llmotel: %s load failure", LIBRARY, exc_info=True)
             return self._snapshot
 
     def model(self, provider_id: str, model: str) -> tuple[Any, Any] | None:
@@ -108,13 +110,15 @@ threading.Thread(target=_library.snapshot, name="llmotel-prices", daemon=True).s
 
 
 class _Rates(NamedTuple):
-    """USD per token of one model price, for the usage fields llmotel reports."""
+    """USD per token of one model price, for the usage fields llmotel reports, valid below ``below`` input tokens
+    (the first tier of a tiered price, e.g. Anthropic's long-context rates from 200k; infinite when untiered)."""
 
     input: float
     output: float
     cache_read: float
     cache_write_5m: float
     cache_write_1h: float
+    below: float = math.inf
 
 
 # Usages the rates are checked on against the library itself, one per shape of usage a provider reports.
@@ -148,13 +152,21 @@ def _rates(library_model: Any, library_provider: Any, when: datetime, context: A
     """The per-token rates of the price in force, when the library's price is linear in llmotel's counts (no tiers,
     nothing per request) — checked on ``_PROBES`` against the library's own result; None otherwise."""
     prices = library_model.get_prices(when, context)
+    below = math.inf
 
     def rate(*keys: str) -> float:
+        nonlocal below
         for key in keys:
             value = getattr(prices, key, None)
             if value is not None:
-                if not isinstance(value, Decimal):  # tiered: the rate depends on the prompt's size
-                    raise TypeError(key)
+                if not isinstance(value, Decimal):
+                    # Tiered: the base rate holds below the first tier's start (the probes stay below it); a
+                    # call at or above it is priced by the library itself.
+                    base, tiers = getattr(value, "base", None), getattr(value, "tiers", None)
+                    if not isinstance(base, Decimal) or not tiers:
+                        raise TypeError(key)
+                    below = min(below, float(min(t.start for t in tiers)))
+                    value = base
                 return float(value) / 1e6
         return 0.0
 
@@ -168,6 +180,7 @@ def _rates(library_model: Any, library_provider: Any, when: datetime, context: A
         )
     except TypeError:
         return None
+    rates = rates._replace(below=below)
     for probe in _PROBES:
         exact = library_model.calc_price(probe, library_provider, genai_request_timestamp=when, price_context=context)
         mine = _linear(probe, rates)
@@ -193,7 +206,8 @@ def price(
 
     The library's own calculation costs ~0.2 ms; so for each price in force (and service tier) llmotel takes its
     per-token rates once, checks them against the library on a few usages, and then only multiplies (~2 µs). A
-    price that is not linear in the token counts (tiers) is computed by the library on every call."""
+    tiered price (Anthropic's long-context rates) is multiplied below its first tier and computed by the library
+    at or above it; a price that is not linear in the token counts at all, on every call."""
     if usage.input_tokens is None or usage.output_tokens is None or provider in _UNPRICED or not model:
         return None
     try:
@@ -211,7 +225,7 @@ def price(
                 _RATES.clear()
             cached = _RATES[key] = (standard, _rates(library_model, library_provider, when, context))
         rates = cached[1]
-        split = _linear(usage, rates) if rates is not None else None
+        split = _linear(usage, rates) if rates is not None and usage.input_tokens < rates.below else None
         if split is not None:
             return Price(split[0] + split[1], split[0], split[1], _library.source)
         calc = library_model.calc_price(usage, library_provider, genai_request_timestamp=when, price_context=context)
