@@ -406,32 +406,64 @@ def table(results: dict[str, list[dict[str, Any]]], metric: Metric, spread: str)
     return lines + target_lines(collected, metric)
 
 
+# Issue #19: llmotel's added cost per call at most the cheapest peer's in every cell, per stream event at most half.
+PER_CALL_TARGET, PER_EVENT_TARGET = 1.0, 0.5
+
+
+def _cheapest(collected: dict[str, dict[str, Cell]], value: Any) -> dict[str, float]:
+    """Each peer's figure (``value(cells)``) where its checks held: a peer that leaked or exported the wrong span
+    count did not measure what it claims, so it is not a reference."""
+    out: dict[str, float] = {}
+    for c in CONFIGS:
+        cells = collected.get(c.name)
+        if not c.peer or not cells or any(cell.leak or cell.wrong_spans for cell in cells.values()):
+            continue
+        got = value(cells)
+        if got is not None:
+            out[c.name] = got
+    return out
+
+
 def target_lines(collected: dict[str, dict[str, Cell]], metric: Metric) -> list[str]:
-    """The acceptance target: llmotel's added cost at most half the cheapest peer's, per cell."""
-    out = ["", f"Target (llmotel added {metric.unit} <= 1/2 of the cheapest peer's):", ""]
+    """The acceptance target (issue #19): per call <= 1.0x the cheapest peer in every cell, per stream event <= 0.5x."""
+    out = [
+        "",
+        f"Target (issue #19: llmotel's added {metric.unit} per call <= {PER_CALL_TARGET:g}x the cheapest peer's in "
+        f"every cell, per stream event <= {PER_EVENT_TARGET:g}x):",
+        "",
+    ]
     llmotel = collected.get("llmotel", {})
-    for cell in CELLS:
-        peers = {
-            c.name: collected[c.name][cell].estimate()
-            for c in CONFIGS
-            if c.peer
-            and c.name in collected
-            and collected[c.name].get(cell)
-            and collected[c.name][cell].added
-            # A peer whose check failed did not measure what it claims: it is not a reference.
-            and not collected[c.name][cell].leak
-            and not collected[c.name][cell].wrong_spans
-        }
-        if not llmotel.get(cell) or not llmotel[cell].added or not peers:
-            out.append(f"- {cell}: not measured (llmotel or every peer missing)")
+    rows: list[tuple[str, float | None, Any, float]] = [
+        (
+            cell,
+            llmotel[cell].estimate() if llmotel.get(cell) and llmotel[cell].added else None,
+            lambda cells, cell=cell: cells[cell].estimate() if cells.get(cell) and cells[cell].added else None,
+            PER_CALL_TARGET,
+        )
+        for cell in CELLS
+    ]
+    for provider in ("openai", "anthropic"):
+        ours = per_event(llmotel, provider)
+        rows.append(
+            (
+                f"{provider}:per event",
+                ours[0] if ours else None,
+                lambda cells, p=provider: (per_event(cells, p) or (None,))[0],
+                PER_EVENT_TARGET,
+            )
+        )
+    for label, ours, value, limit in rows:
+        peers = _cheapest(collected, value)
+        if ours is None or not peers:
+            out.append(f"- {label}: not measured (llmotel or every peer missing)")
             continue
         best = min(peers, key=lambda name: peers[name])
-        ours = llmotel[cell].estimate()
-        verdict = "PASS" if ours <= peers[best] / 2 else "MISS"
+        verdict = "PASS" if ours <= peers[best] * limit else "MISS"
         ratio = f"ratio {ours / peers[best]:.2f}" if peers[best] > 0 else "peer within noise"
+        miss = "" if verdict == "PASS" else f", {fmt(ours - peers[best] * limit)} {metric.unit} over"
         out.append(
-            f"- {cell}: llmotel {fmt(ours)} {metric.unit} vs cheapest peer {best} {fmt(peers[best])} {metric.unit} "
-            f"({ratio}) -> {verdict}"
+            f"- {label}: llmotel {fmt(ours)} {metric.unit} vs cheapest peer {best} {fmt(peers[best])} {metric.unit} "
+            f"({ratio}, limit {limit:g}x) -> {verdict}{miss}"
         )
     return out
 

@@ -140,7 +140,8 @@ def test_processor_rewrites_phase_spans(sim: SimServer, backend: _Backend) -> No
         expected = {queue: (start, start + qn), prefill: (start + qn, start + qn + pn)}
         for phase, (lo, hi) in expected.items():
             out = got[phase.context.span_id]
-            assert (out.start_time_unix_nano, out.end_time_unix_nano) == (lo, hi)
+            # Go and Python scale the durations in float64 in a different order: a rounding may land 1 ns apart.
+            assert abs(out.start_time_unix_nano - lo) <= 1 and abs(out.end_time_unix_nano - hi) <= 1, (out, lo, hi)
             a = _attrs(out)
             assert a[sc.LLMOTEL_PHASE_SOURCE] == "server"
             assert a["llmotel.phase.estimated_duration"] == pytest.approx(

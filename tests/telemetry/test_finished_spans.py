@@ -156,3 +156,95 @@ def test_bad_phase_spans_value_names_the_key_and_the_fix() -> None:
     with pytest.raises(ConfigError, match="phase_spans"):
         config.resolve({"phase_spans": "fast"})
     assert config.resolve(env={"LLMOTEL_PHASE_SPANS": " Tracer "}).phase_spans == "tracer"
+
+
+# ---- the parent span's fast path (finished_spans.start_parent / DirectSpan) ----------------------------------------
+
+
+@contextmanager
+def _plain_provider(path: str, **provider_kw: object) -> Iterator[InMemorySpanExporter]:
+    """Only the SDK's simple export processor: the parent may take the fast path."""
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": "finished-spans-test"}), **provider_kw)  # type: ignore[arg-type]
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = OpenAIInstrumentor()
+    inst.instrument(tracer_provider=tp, phase_spans=path)
+    try:
+        yield exporter
+    finally:
+        inst.uninstrument()
+        gc.collect()
+
+
+def _parent_shape(span: ReadableSpan) -> tuple[object, ...]:
+    # Revision history (changed / previous) depends on the calls the process made before: not compared.
+    keys = sorted(k for k in (span.attributes or {}) if not k.startswith("llmotel.model.revision"))
+    types = [type((span.attributes or {})[k]).__name__ for k in keys]
+    return (*_shape(span)[:2], keys, types, *_shape(span)[4:])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_direct_parent_equals_tracer_parent(sim: SimServer, stream: bool) -> None:
+    shapes: dict[str, list[tuple[object, ...]]] = {}
+    for path in ("tracer", "direct"):
+        with _plain_provider(path) as exporter:
+            _call(sim, stream)
+            got = list(exporter.get_finished_spans())
+        (parent,) = [s for s in got if s.parent is None]
+        kids = children(got, parent)
+        assert_tiles(parent, kids)
+        assert parent.context is not None and parent.context.trace_flags.sampled
+        assert all(k.parent is not None and k.parent.span_id == parent.context.span_id for k in kids)
+        shapes[path] = [_parent_shape(parent), *[_shape(k) for k in kids]]
+    assert shapes["direct"] == shapes["tracer"]
+
+
+def test_direct_parent_is_light_only_where_nothing_changes() -> None:
+    from opentelemetry.sdk.trace import SpanLimits
+
+    def parent(tp: TracerProvider) -> object:
+        return finished_spans.start_parent(tp.get_tracer("t"), "chat m", trace.SpanKind.CLIENT, {"a": 1}, 1)
+
+    plain = TracerProvider()
+    plain.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert isinstance(parent(plain), finished_spans.DirectSpan)
+    starts = TracerProvider()
+    starts.add_span_processor(_CountingStarts())  # acts in on_start: the tracer path
+    assert parent(starts) is None
+    capped = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=8))
+    capped.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert parent(capped) is None
+    dropped = TracerProvider(sampler=ALWAYS_OFF)
+    dropped.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    span = parent(dropped)
+    assert isinstance(span, trace.NonRecordingSpan) and not span.get_span_context().trace_flags.sampled
+
+
+def test_direct_parent_limits_and_foreign_writes_as_the_sdk() -> None:
+    from opentelemetry.sdk.trace import SpanLimits
+
+    exported: dict[str, ReadableSpan] = {}
+    for direct in (False, True):
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider(span_limits=SpanLimits(max_span_attributes=4))
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = tp.get_tracer("t")
+        start = {"s1": "a", "s2": 2}
+        span = (
+            finished_spans.start_parent(tracer, "chat m", trace.SpanKind.CLIENT, start, 10)
+            if direct
+            else tracer.start_span("chat m", kind=trace.SpanKind.CLIENT, attributes=start, start_time=10)
+        )
+        assert span is not None
+        span.set_attribute("foreign", [1, 2])  # someone else's value: the SDK's cleaning (a tuple)
+        own = {"o1": 1.5, "o2": True, "o3": ("stop",)}
+        if isinstance(span, finished_spans.DirectSpan):
+            span.set_own_attributes(own)
+        else:
+            span.set_attributes(own)
+        span.end(end_time=20)
+        (exported["direct" if direct else "tracer"],) = exporter.get_finished_spans()
+    a, b = exported["tracer"], exported["direct"]
+    assert dict(a.attributes or {}) == dict(b.attributes or {})
+    assert a.dropped_attributes == b.dropped_attributes == 2
+    assert (a.start_time, a.end_time) == (b.start_time, b.end_time) == (10, 20)

@@ -1,13 +1,26 @@
-"""Proxies returned in place of the provider's stream and raw-response objects.
+"""Stream and raw-response hooks: the app gets the client's own object, with its own type.
 
-Guarantees (tests/openai prove them):
-- The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, attributes (``.response``, ``.close()``,
-  ``.until_done()``...) and ``with`` behave as on the real object; ``with`` returns the proxy.
+Streams (``hook_stream``). The Stainless SDKs' streams (``openai.Stream`` / ``AsyncStream``, ``anthropic.Stream`` /
+``AsyncStream``) iterate through one instance attribute, ``_iterator``: ``__next__``, ``__iter__``, ``__anext__`` and
+``__aiter__`` all read from it (openai >= 1.63 and anthropic 0.40 set it in ``__init__``; anthropic 2.x makes it on
+first use, a ``cached_property`` whose value lives in the instance's ``__dict__``). The hook puts a ``HookedIterator``
+(``AsyncHookedIterator``) around the original there: the object returned to the app is the SDK's own, ``type(x) is
+openai.Stream`` holds, and nothing is subclassed or proxied. ``close()`` (and so ``with`` exit, which calls it) is
+seen through the stream classes' ``close`` wrapped once at ``instrument()`` (``closed``). A stream with no such
+attribute (a client version without it) gets today's fallback, the wrapt ``StreamProxy`` (docs/sdk.md, "Streams").
+
+Raw responses (``hook_raw``). ``with_raw_response`` / ``with_streaming_response`` results are returned as they are;
+the raw-response classes' ``parse`` and ``close`` are wrapped once at ``instrument()`` and look the call up in a weak
+registry (``raw_parsed`` / ``raw_closed``): ``parse()`` hooks the stream it returns (the call ends with the stream)
+or reads the parsed body (the call ends now). ``close()`` or collection before ``parse()`` ends the call with what
+is known. Classes whose ``parse`` is not ours get the fallback ``RawResponseProxy``.
+
+Guarantees (tests/providers prove them, for the hooks and the fallbacks alike):
 - The call's span ends exactly once: on exhaustion, on an error raised by the stream, on ``close()`` /
   ``with`` exit (marked ``llmotel.stream.abandoned`` if the stream was not consumed to the end), or when
   the unfinished stream is garbage-collected (abandoned, ended at the last chunk seen).
-- Per chunk: one ``perf_counter_ns``, the provider's event reader, counters. Instrumentation errors are
-  swallowed (logged at debug); the provider's own errors propagate unchanged.
+- Per chunk: one ``perf_counter_ns``, the provider's event reader, counters; nothing allocated. Instrumentation
+  errors are swallowed (logged at debug); the provider's own errors propagate unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +29,8 @@ import contextlib
 import inspect
 import logging
 import time
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +41,7 @@ from llmotel.instrument.call import Call
 
 _log = logging.getLogger(__name__)
 _now = time.perf_counter_ns
+_chunk = capture.chunk
 
 
 def _on_chunk(call: Call, event: Any, now: int) -> None:
@@ -36,11 +52,204 @@ def _on_chunk(call: Call, event: Any, now: int) -> None:
             content = reader(event, call.response)
         except Exception:
             _log.debug("llmotel could not read a stream event", exc_info=True)
-    capture.chunk(call.capture, now, content, call.stall_ns)
+    _chunk(call.capture, now, content, call.stall_ns)
+
+
+# ---- the hooks (no proxy) ------------------------------------------------------------------------------------------
+
+
+class HookedIterator:
+    """Stands in the SDK stream's ``_iterator``: forwards every item of the original, observing it on the way.
+
+    Holds what the hot path reads in slots (no attribute chains per chunk). Ends the call on exhaustion or on the
+    stream's error; ``__del__`` ends an unfinished call as collected (the stream, which owns it, was dropped).
+    """
+
+    __slots__ = ("_next", "call", "capture", "reader", "response", "stall_ns")
+
+    def __init__(self, inner: Iterator[Any], call: Call) -> None:
+        self._next = inner.__next__
+        self.call = call
+        self.reader = call.read_event
+        self.response = call.response
+        self.capture = call.capture
+        self.stall_ns = call.stall_ns
+
+    def __iter__(self) -> HookedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            event = self._next()
+        except StopIteration:
+            self.call.finish()
+            raise
+        except BaseException as exc:
+            self.call.finish(error=exc)
+            raise
+        now = _now()
+        content = False
+        reader = self.reader
+        if reader is not None:
+            try:
+                content = reader(event, self.response)
+            except Exception:
+                _log.debug("llmotel could not read a stream event", exc_info=True)
+        _chunk(self.capture, now, content, self.stall_ns)
+        return event
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call.collected()
+
+
+class AsyncHookedIterator:
+    """The async counterpart of ``HookedIterator`` (stands in an ``AsyncStream``'s ``_iterator``)."""
+
+    __slots__ = ("_anext", "call")
+
+    def __init__(self, inner: AsyncIterator[Any], call: Call) -> None:
+        self._anext = inner.__anext__
+        self.call = call
+
+    def __aiter__(self) -> AsyncHookedIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        call = self.call
+        try:
+            event = await self._anext()
+        except StopAsyncIteration:
+            call.finish()
+            raise
+        except BaseException as exc:
+            call.finish(error=exc)
+            raise
+        _on_chunk(call, event, _now())
+        return event
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call.collected()
+
+
+def hook_stream(stream: Any, call: Call, is_async: bool) -> Any:
+    """Observe ``stream`` for ``call``; return what the app gets: ``stream`` itself when its ``_iterator`` can be
+    hooked (already hooked: left as it is), else a ``StreamProxy`` / ``AsyncStreamProxy``. Never raises."""
+    try:
+        own = vars(stream)
+        current = own.get("_iterator")
+        if isinstance(current, (HookedIterator, AsyncHookedIterator)):
+            return stream
+        inner = stream._iterator  # anthropic 2.x: made now (a cached_property), as the first next() would
+        if is_async:
+            if callable(getattr(inner, "__anext__", None)):
+                own["_iterator"] = AsyncHookedIterator(inner, call)
+                return stream
+        elif callable(getattr(inner, "__next__", None)):
+            own["_iterator"] = HookedIterator(inner, call)
+            return stream
+    except Exception:
+        _log.debug("llmotel could not hook a stream; proxying it", exc_info=True)
+    return AsyncStreamProxy(stream, call) if is_async else StreamProxy(stream, call)
+
+
+def hooked_call(stream: Any) -> Call | None:
+    """The call observing ``stream`` (hooked or proxied), else None."""
+    if isinstance(stream, (StreamProxy, AsyncStreamProxy)):
+        call: Call = stream._self_call
+        return call
+    current = getattr(stream, "__dict__", {}).get("_iterator")
+    if isinstance(current, (HookedIterator, AsyncHookedIterator)):
+        return current.call
+    return None
+
+
+def closed(stream: Any) -> None:
+    """After the stream's ``close()`` ran (``with`` exit included): end its call as abandoned (a no-op when it
+    already ended). Never raises."""
+    try:
+        call = hooked_call(stream)
+        if call is not None:
+            call.finish(abandoned=True)
+    except Exception:
+        _log.debug("llmotel could not end a closed stream's call", exc_info=True)
+
+
+class _RawHook:
+    """A raw response's call until ``parse()`` or ``close()`` hands it on; ends it if the response is collected
+    first (its registry entry goes with the response)."""
+
+    __slots__ = ("call", "done", "stream_types")
+
+    def __init__(self, call: Call, stream_types: tuple[tuple[type, ...], tuple[type, ...]]) -> None:
+        self.call = call
+        self.stream_types = stream_types
+        self.done = False
+
+    def __del__(self) -> None:
+        if not self.done:
+            with contextlib.suppress(Exception):
+                self.call.collected()
+
+
+_RAW: weakref.WeakKeyDictionary[Any, _RawHook] = weakref.WeakKeyDictionary()
+
+
+def hook_raw(raw: Any, call: Call, stream_types: tuple[type, ...], async_stream_types: tuple[type, ...]) -> Any:
+    """Observe a raw response for ``call``: ``raw`` itself when its class's ``parse`` is llmotel's wrapper
+    (``raw_parsed``), else a ``RawResponseProxy``. Never raises."""
+    try:
+        if _is_ours(getattr(type(raw), "parse", None)):
+            _RAW[raw] = _RawHook(call, (stream_types, async_stream_types))
+            return raw
+    except Exception:
+        _log.debug("llmotel could not hook a raw response; proxying it", exc_info=True)
+    return raw_proxy(raw, call, stream_types, async_stream_types)
+
+
+def _is_ours(function: Any) -> bool:
+    wrapper = getattr(function, "_self_wrapper", None)
+    return str(getattr(wrapper, "__module__", "")).startswith("llmotel.")
+
+
+def raw_parsed(raw: Any, parsed: Any) -> Any:
+    """After a hooked raw response's ``parse()`` returned ``parsed``: hook the stream it is (the call ends with the
+    stream) or read the body (the call ends now). Returns what the app gets. Never raises."""
+    try:
+        hook = _RAW.get(raw)
+        if hook is None:
+            return parsed
+        hook.done = True
+        call = hook.call
+        stream_types, async_stream_types = hook.stream_types
+        if async_stream_types and isinstance(parsed, async_stream_types):
+            return hook_stream(parsed, call, True)
+        if stream_types and isinstance(parsed, stream_types):
+            return hook_stream(parsed, call, False)
+        if not call.finished:
+            call.read(parsed)
+    except Exception:
+        _log.debug("llmotel could not read a parsed raw response", exc_info=True)
+    return parsed
+
+
+def raw_closed(raw: Any) -> None:
+    """After a hooked raw response's ``close()``: a call not handed on by ``parse()`` ends now. Never raises."""
+    try:
+        hook = _RAW.get(raw)
+        if hook is not None and not hook.done:
+            hook.done = True
+            hook.call.finish()
+    except Exception:
+        _log.debug("llmotel could not end a closed raw response's call", exc_info=True)
+
+
+# ---- the fallback: wrapt proxies -----------------------------------------------------------------------------------
 
 
 class StreamProxy(wrapt.ObjectProxy[Any]):
-    """Sync stream (``openai.Stream``, ``anthropic.Stream``...)."""
+    """Fallback for a sync stream whose ``_iterator`` cannot be hooked."""
 
     def __init__(self, wrapped: Any, call: Call) -> None:
         super().__init__(wrapped)
@@ -86,7 +295,7 @@ class StreamProxy(wrapt.ObjectProxy[Any]):
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
-    """Async stream (``openai.AsyncStream``, ``anthropic.AsyncStream``...)."""
+    """Fallback for an async stream whose ``_iterator`` cannot be hooked."""
 
     def __init__(self, wrapped: Any, call: Call) -> None:
         super().__init__(wrapped)
@@ -143,9 +352,9 @@ def _wrap_parsed(proxy: Any, parsed: Any, stream_types: tuple[type, ...], async_
     if proxy._self_parsed is not None and proxy._self_parsed[0] is parsed:
         return proxy._self_parsed[1]
     if async_stream_types and isinstance(parsed, async_stream_types):
-        out: Any = AsyncStreamProxy(parsed, call)
+        out: Any = hook_stream(parsed, call, True)
     elif stream_types and isinstance(parsed, stream_types):
-        out = StreamProxy(parsed, call)
+        out = hook_stream(parsed, call, False)
     else:
         call.read(parsed)
         out = parsed
@@ -154,10 +363,11 @@ def _wrap_parsed(proxy: Any, parsed: Any, stream_types: tuple[type, ...], async_
 
 
 class RawResponseProxy(wrapt.ObjectProxy[Any]):
-    """``with_raw_response`` / ``with_streaming_response`` result whose ``parse()`` is sync.
+    """Fallback for a ``with_raw_response`` / ``with_streaming_response`` result whose class's ``parse()`` (sync)
+    is not hooked.
 
-    ``parse()`` returns a stream proxy for streams (the call ends with the stream) or the parsed body
-    (the call ends now). ``close()`` or collection without ``parse()`` ends the call with what is known.
+    ``parse()`` returns the stream (hooked; the call ends with it) or the parsed body (the call ends now).
+    ``close()`` or collection without ``parse()`` ends the call with what is known.
     """
 
     def __init__(
@@ -210,8 +420,14 @@ class AsyncRawResponseProxy(RawResponseProxy):
                 self._self_call.finish()
 
 
+def is_async_parse(raw: Any) -> bool:
+    """Whether ``raw.parse()`` is a coroutine function (llmotel's class-level wrapper looked through)."""
+    parse = getattr(type(raw), "parse", None)
+    return inspect.iscoroutinefunction(getattr(parse, "__wrapped__", parse))
+
+
 def raw_proxy(
     raw: Any, call: Call, stream_types: tuple[type, ...], async_stream_types: tuple[type, ...]
 ) -> RawResponseProxy:
-    cls = AsyncRawResponseProxy if inspect.iscoroutinefunction(type(raw).parse) else RawResponseProxy
+    cls = AsyncRawResponseProxy if is_async_parse(raw) else RawResponseProxy
     return cls(raw, call, stream_types, async_stream_types)

@@ -68,8 +68,10 @@ proceeds; the OpenTelemetry suppression key is honoured, and while llmotel recor
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import ipaddress
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -149,6 +151,39 @@ def read_httpx_response(response: Any) -> tuple[int, Iterable[tuple[str, str]]]:
     return int(response.status_code), response.headers.items()
 
 
+# Hosts (suffixes) of hosted LLM APIs: they export no server spans to the caller, so under the default
+# ``self_hosted`` mode they are never sent the caller's trace context (trace ids, baggage).
+_HOSTED_API_SUFFIXES: tuple[str, ...] = (
+    "api.openai.com", "openai.azure.com", "cognitiveservices.azure.com", "services.ai.azure.com",
+    "api.anthropic.com", "googleapis.com", "amazonaws.com", "api.mistral.ai", "api.groq.com", "api.together.xyz",
+    "api.together.ai", "api.fireworks.ai", "api.deepseek.com", "openrouter.ai", "api.cohere.com", "api.cohere.ai",
+    "api.perplexity.ai", "api.x.ai", "api.deepinfra.com", "inference.ai.azure.com", "api-inference.huggingface.co",
+    "router.huggingface.co", "api.cerebras.ai", "api.sambanova.ai", "api.novita.ai", "api.hyperbolic.xyz",
+)
+
+
+@functools.lru_cache(maxsize=256)
+def is_self_hosted(host: str) -> bool:
+    """True when ``host`` is not a known hosted API: loopback, private or link-local addresses, ``localhost``,
+    ``.local`` / ``.internal`` names, single-label names (a compose or Kubernetes service) and any other name
+    not in ``_HOSTED_API_SUFFIXES`` (your own vLLM behind your own DNS). False for an empty host. Never raises."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if not host:
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return not any(host == s or host.endswith("." + s) for s in _HOSTED_API_SUFFIXES)
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+def propagates(mode: str, host: str | None) -> bool:
+    """Whether a call to ``host`` carries the caller's trace context under ``propagate_trace_context = mode``."""
+    if mode == "always":
+        return True
+    return mode == "self_hosted" and is_self_hosted(host or "")
+
+
 def _begin(
     provider: Provider,
     ep: Endpoint,
@@ -164,10 +199,10 @@ def _begin(
         request = ep.read_request(instance, args, kwargs, settings)
         if not request.region and settings.region:
             request.region, request.region_source = settings.region, sc.LLMOTEL_SERVER_REGION_SOURCE_CONFIG
-        span = spans.start(request, cap, resolve_tenant(settings, request.user))
+        span = spans.start(request, cap, resolve_tenant(settings, request.user), settings.phase_spans == "direct")
         ctx = otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span))
         token = otel_context.attach(ctx)
-        if settings.propagate_trace_context:
+        if propagates(settings.propagate_trace_context, request.server_address):
             headers = dict(kwargs.get(provider.headers_kwarg) or {})
             propagate.inject(headers)
             kwargs = {**kwargs, provider.headers_kwarg: headers}
@@ -202,26 +237,23 @@ def _raw_body_ready(raw: Any) -> bool:
 
 
 def _result(provider: Provider, call: Call, result: Any) -> Any:
-    """Hand the result back (proxied for streams / raw responses); finish now for complete bodies."""
+    """Hand the result back — the client's own object, its stream or raw response hooked (``streams``); finish now
+    for complete bodies."""
     try:
         if provider.stream_types and isinstance(result, provider.stream_types):
-            return streams.StreamProxy(result, call)
+            return streams.hook_stream(result, call, False)
         if provider.async_stream_types and isinstance(result, provider.async_stream_types):
-            return streams.AsyncStreamProxy(result, call)
+            return streams.hook_stream(result, call, True)
         if provider.raw_types and isinstance(result, provider.raw_types):
-            if not call.request.stream and _raw_body_ready(result) and not _is_coroutine_parse(result):
+            if not call.request.stream and _raw_body_ready(result) and not streams.is_async_parse(result):
                 call.read(result.parse())  # the SDK caches parse(): the caller's own parse() costs nothing more
                 return result
-            return streams.raw_proxy(result, call, provider.stream_types, provider.async_stream_types)
+            return streams.hook_raw(result, call, provider.stream_types, provider.async_stream_types)
         call.read(result)
     except Exception:
         _log.debug("llmotel could not handle a result", exc_info=True)
         call.finish()
     return result
-
-
-def _is_coroutine_parse(raw: Any) -> bool:
-    return inspect.iscoroutinefunction(type(raw).parse)
 
 
 def _sync_wrapper(provider: Provider, ep: Endpoint, settings: Settings) -> Callable[..., Any]:
@@ -331,29 +363,68 @@ def _send_wrapper(hook: SendHook) -> Callable[..., Any]:
 
 
 def _finish_raw_stream(instance: Any) -> None:
-    raw = getattr(instance, "_raw_stream", None)
-    if isinstance(raw, (streams.StreamProxy, streams.AsyncStreamProxy)):
-        raw._self_call.finish(abandoned=True)  # no-op when the stream already ended
+    """A ``.stream()`` helper closed its HTTP response itself: end the call of the raw stream it iterates."""
+    streams.closed(getattr(instance, "_raw_stream", None))
 
 
-def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
+def _after_wrapper(is_async: bool, after: Callable[[Any], None]) -> Callable[..., Any]:
+    """A wrapt wrapper that runs the method, then ``after(instance)`` (also when the method raised)."""
     if is_async:
 
-        async def async_close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        async def async_method(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
             try:
                 return await wrapped(*args, **kwargs)
             finally:
-                _finish_raw_stream(instance)
+                after(instance)
 
-        return async_close
+        return async_method
 
-    def close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    def method(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         try:
             return wrapped(*args, **kwargs)
         finally:
-            _finish_raw_stream(instance)
+            after(instance)
 
-    return close
+    return method
+
+
+def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
+    return _after_wrapper(is_async, _finish_raw_stream)
+
+
+def _raw_parse_wrapper(is_async: bool) -> Callable[..., Any]:
+    """``parse`` of a raw-response class: what it returns goes through ``streams.raw_parsed`` (a hooked response's
+    stream is hooked, its body read; any other response's result passes untouched)."""
+    if is_async:
+
+        async def async_parse(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            return streams.raw_parsed(instance, await wrapped(*args, **kwargs))
+
+        return async_parse
+
+    def parse(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        return streams.raw_parsed(instance, wrapped(*args, **kwargs))
+
+    return parse
+
+
+def _class_hooks(provider: Provider) -> list[tuple[Any, str, Callable[..., Any]]]:
+    """Class-level hook points that let streams and raw responses be returned unproxied (``streams``): each stream
+    class's ``close`` (``aclose``), each raw-response class's ``parse`` and ``close``, where the class defines them
+    (a subclass inherits the wrapper of its base)."""
+    hooks: list[tuple[Any, str, Callable[..., Any]]] = []
+    for cls in (*provider.stream_types, *provider.async_stream_types):
+        for name in ("close", "aclose"):
+            method = vars(cls).get(name)
+            if method is not None:
+                hooks.append((cls, name, _after_wrapper(inspect.iscoroutinefunction(method), streams.closed)))
+    for cls in provider.raw_types:
+        parse, close = vars(cls).get("parse"), vars(cls).get("close")
+        if parse is not None:
+            hooks.append((cls, "parse", _raw_parse_wrapper(inspect.iscoroutinefunction(parse))))
+        if close is not None:
+            hooks.append((cls, "close", _after_wrapper(inspect.iscoroutinefunction(close), streams.raw_closed)))
+    return hooks
 
 
 def _resolve(module: str, target: str) -> tuple[Any, str] | None:
@@ -380,14 +451,17 @@ def patch(provider: Provider, settings: Settings) -> list[tuple[Any, str]]:
     ]
     points += [(h.module, h.target, _send_wrapper(h)) for h in provider.send_hooks]
     points += [(m, t, _helper_close_wrapper(a)) for m, t, a in provider.helper_closers]
-    for module, target, wrapper in points:
-        found = _resolve(module, target)
+    resolved: list[tuple[tuple[Any, str] | None, str, Callable[..., Any]]] = [
+        (_resolve(module, target), f"{module}.{target}", wrapper) for module, target, wrapper in points
+    ]
+    resolved += [((cls, name), f"{cls.__qualname__}.{name}", w) for cls, name, w in _class_hooks(provider)]
+    for found, where, wrapper in resolved:
         if found is None:
-            _log.debug("llmotel: %s.%s not found; skipped", module, target)
+            _log.debug("llmotel: %s not found; skipped", where)
             continue
         owner, attr = found
         if isinstance(getattr(owner, attr), wrapt.FunctionWrapper):
-            _log.info("llmotel: %s.%s is already wrapped by another instrumentation", module, target)
+            _log.info("llmotel: %s is already wrapped by another instrumentation", where)
         wrapt.wrap_function_wrapper(owner, attr, wrapper)
         done.append((owner, attr))
     return done

@@ -16,7 +16,8 @@ wrapped: inside an llmotel-instrumented call it returns, instead of a new record
 
 Every other SDK call (``models.list``, batches, sessions, tool runners' own spans) keeps the SDK's spans.
 Clients whose SDK tracing is off are untouched (the SDK never calls ``start_api_call_span`` then), and
-llmotel adds no ``traceparent`` of its own unless ``propagate_trace_context`` is configured.
+llmotel adds no ``traceparent`` of its own to Anthropic's hosted API unless ``propagate_trace_context`` is
+``always`` (the default, ``self_hosted``, adds it only for self-hosted base URLs: docs/sdk.md).
 On SDKs without ``lib/_tracing`` (1.x) there is nothing to patch and nothing to withhold.
 """
 

@@ -295,7 +295,7 @@ def _build_request_wrapper(legacy_attempts: bool) -> _Wrapper:
             try:
                 if legacy_attempts:
                     call_mod.attempt_sent()
-                if call.settings.propagate_trace_context:  # the settings of the instrumentor recording the call
+                if wrapping.propagates(call.settings.propagate_trace_context, call.request.server_address):
                     propagate.inject(request.headers)
             except Exception:
                 _log.debug("llmotel could not prepare an anthropic request", exc_info=True)

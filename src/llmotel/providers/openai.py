@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from llmotel import _semconv as sc
-from llmotel import config, content
+from llmotel import content
+from llmotel.config import Settings
+from llmotel.instrument.call import EventReader
 from llmotel.instrument.wrapping import Endpoint, LLMInstrumentor, Provider, SendHook, read_httpx_response
 from llmotel.phases import server_timing
 from llmotel.record import LLMRequest, LLMResponse, Usage
@@ -87,7 +89,9 @@ def _text_parts(content: Any) -> Iterable[str]:
                 yield part["text"]
 
 
-def _request(operation: str, instance: Any, kwargs: dict[str, Any], system: list[str], tools: Any) -> LLMRequest:
+def _request(
+    operation: str, instance: Any, kwargs: dict[str, Any], system: list[str], tools: Any, settings: Settings
+) -> LLMRequest:
     provider, host, port, where = _base(instance)
     model = kwargs.get("model")
     max_tokens = kwargs.get("max_completion_tokens")
@@ -113,33 +117,54 @@ def _request(operation: str, instance: Any, kwargs: dict[str, Any], system: list
     if where:
         req.region, req.region_source = where, sc.LLMOTEL_SERVER_REGION_SOURCE_BASE_URL
     if system or (_given(tools) and tools):
-        req.prefix_fingerprint, req.prefix_tokens = fingerprint.prefix(system, tools if _given(tools) else None)
+        req.prefix_fingerprint, req.prefix_tokens = fingerprint.prefix(
+            system, tools if _given(tools) else None, settings.fingerprint_key
+        )
     return req
 
 
 # ---- chat.completions ---------------------------------------------------------------------------
 
 
-def read_chat_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+def read_chat_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> LLMRequest:
     messages = kwargs.get("messages")
     system: list[str] = []
+    chars = 0
     if isinstance(messages, (list, tuple)):
         for m in messages:
-            if isinstance(m, dict) and m.get("role") in ("system", "developer"):
-                system.extend(_text_parts(m.get("content")))
-    req = _request("chat", instance, kwargs, system, kwargs.get("tools"))
-    if config.get().capture_content:
-        req.input_messages_json = content.to_json(content.openai_chat_input(messages))
+            if isinstance(m, dict):
+                if m.get("role") in ("system", "developer"):
+                    system.extend(_text_parts(m.get("content")))
+                for text in _text_parts(m.get("content")):
+                    chars += len(text)
+    req = _request("chat", instance, kwargs, system, kwargs.get("tools"), settings)
+    req.prompt_chars = chars
+    if settings.capture_content:
+        req.input_messages_json = content.to_json(content.openai_chat_input(messages), settings.content_max_chars)
     return req
 
 
 def _body_timing(obj: Any, response: LLMResponse) -> None:
+    """Server timing objects of a body or a final chunk, by reference (no copy): the top-level extras named in
+    ``server_timing.BODY_KEYS`` (``timings``, ``metrics``, ``meta_info``, ``time_info``, ``x_groq``, ...) and
+    the usage object's undeclared keys (Groq's ``queue_time``...). Only called on bodies and final chunks."""
     extra = getattr(obj, "model_extra", None)
     if extra:
         for key in server_timing.BODY_KEYS:
             value = extra.get(key)
             if isinstance(value, dict):
                 response.body_timing[key] = value
+    usage = getattr(obj, "usage", None)
+    if usage is not None:
+        usage_extra = getattr(usage, "model_extra", None)
+        if usage_extra:
+            response.body_timing[server_timing.USAGE_KEY] = usage_extra
+    # SGLang's weight_version rides in ``metadata``, a declared field of newer openai types (not an extra).
+    metadata = getattr(obj, server_timing.METADATA_KEY, None)
+    if isinstance(metadata, dict) and metadata:
+        response.body_timing[server_timing.METADATA_KEY] = metadata
 
 
 def _usage(input_tokens: Any, output_tokens: Any, in_details: Any, out_details: Any) -> Usage:
@@ -176,7 +201,7 @@ def _finish_reason(reason: Any, response: LLMResponse) -> None:
             response.truncated = True
 
 
-def read_chat_result(result: Any, response: LLMResponse) -> None:
+def read_chat_result(result: Any, response: LLMResponse, settings: Settings) -> None:
     _common(result, response)
     for choice in result.choices or ():
         _finish_reason(choice.finish_reason, response)
@@ -188,8 +213,10 @@ def read_chat_result(result: Any, response: LLMResponse) -> None:
     if result.usage is not None:
         _chat_usage(result.usage, response)
     _body_timing(result, response)
-    if config.get().capture_content:
-        response.output_messages_json = content.to_json(content.openai_chat_output(result.choices))
+    if settings.capture_content:
+        response.output_messages_json = content.to_json(
+            content.openai_chat_output(result.choices), settings.content_max_chars
+        )
 
 
 def _other_content(delta: Any) -> bool:
@@ -232,34 +259,44 @@ def read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
 # ---- completions (legacy) -----------------------------------------------------------------------
 
 
-def read_completion_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
-    req = _request("text_completion", instance, kwargs, [], None)
-    if config.get().capture_content:
-        req.input_messages_json = content.to_json(content.openai_prompt_input(kwargs.get("prompt")))
+def read_completion_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> LLMRequest:
+    req = _request("text_completion", instance, kwargs, [], None, settings)
+    if settings.capture_content:
+        req.input_messages_json = content.to_json(
+            content.openai_prompt_input(kwargs.get("prompt")), settings.content_max_chars
+        )
     return req
 
 
-def read_completion_result(result: Any, response: LLMResponse) -> None:
+def read_completion_result(result: Any, response: LLMResponse, settings: Settings) -> None:
     _common(result, response)
     for choice in result.choices or ():
         _finish_reason(choice.finish_reason, response)
     if result.usage is not None:
         _chat_usage(result.usage, response)
     _body_timing(result, response)
-    if config.get().capture_content:
-        response.output_messages_json = content.to_json(content.openai_completion_output(result.choices))
+    if settings.capture_content:
+        response.output_messages_json = content.to_json(
+            content.openai_completion_output(result.choices), settings.content_max_chars
+        )
 
 
 def read_completion_chunk(chunk: Any, response: LLMResponse) -> bool:
     if not response.response_id:
         _common(chunk, response)
     content = False
-    for choice in chunk.choices or ():
-        if choice.text:
-            content = True
-        if choice.finish_reason:
-            _finish_reason(choice.finish_reason, response)
-            _body_timing(chunk, response)
+    choices = chunk.choices
+    if choices:
+        for choice in choices:
+            if choice.text:
+                content = True
+            if choice.finish_reason:
+                _finish_reason(choice.finish_reason, response)
+                _body_timing(chunk, response)
+    else:  # the final usage chunk (vLLM puts its metrics there)
+        _body_timing(chunk, response)
     if chunk.usage is not None:
         _chat_usage(chunk.usage, response)
     return content
@@ -268,11 +305,13 @@ def read_completion_chunk(chunk: Any, response: LLMResponse) -> bool:
 # ---- embeddings ---------------------------------------------------------------------------------
 
 
-def read_embeddings_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
-    return _request("embeddings", instance, kwargs, [], None)
+def read_embeddings_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> LLMRequest:
+    return _request("embeddings", instance, kwargs, [], None, settings)
 
 
-def read_embeddings_result(result: Any, response: LLMResponse) -> None:
+def read_embeddings_result(result: Any, response: LLMResponse, settings: Settings) -> None:
     response.response_model = getattr(result, "model", None) or ""
     usage = getattr(result, "usage", None)
     if usage is not None:
@@ -282,7 +321,9 @@ def read_embeddings_result(result: Any, response: LLMResponse) -> None:
 # ---- responses ----------------------------------------------------------------------------------
 
 
-def read_responses_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMRequest:
+def read_responses_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> LLMRequest:
     instructions = kwargs.get("instructions")
     system = [instructions] if isinstance(instructions, str) else []
     items = kwargs.get("input")
@@ -290,16 +331,19 @@ def read_responses_request(instance: Any, args: tuple[Any, ...], kwargs: dict[st
         for item in items:
             if isinstance(item, dict) and item.get("role") in ("system", "developer"):
                 system.extend(_text_parts(item.get("content")))
-    req = _request("chat", instance, kwargs, system, kwargs.get("tools"))
-    if config.get().capture_content:
-        req.input_messages_json = content.to_json(content.openai_responses_input(items if _given(items) else None))
+    req = _request("chat", instance, kwargs, system, kwargs.get("tools"), settings)
+    if settings.capture_content:
+        limit = settings.content_max_chars
+        req.input_messages_json = content.to_json(
+            content.openai_responses_input(items if _given(items) else None), limit
+        )
         req.system_instructions_json = content.to_json(
-            content.instructions(instructions if _given(instructions) else None)
+            content.instructions(instructions if _given(instructions) else None), limit
         )
     return req
 
 
-def read_responses_result(result: Any, response: LLMResponse) -> None:
+def read_responses_result(result: Any, response: LLMResponse, settings: Settings) -> None:
     response.response_id = getattr(result, "id", None) or ""
     response.response_model = getattr(result, "model", None) or ""
     tier = getattr(result, "service_tier", None)
@@ -324,10 +368,10 @@ def read_responses_result(result: Any, response: LLMResponse) -> None:
             getattr(usage, "output_tokens_details", None),
         )
     _body_timing(result, response)
-    if config.get().capture_content:  # also reached once per stream, from its final event
+    if settings.capture_content:  # also reached once per stream, from its final event
         finish = response.finish_reasons[0] if response.finish_reasons else None
         response.output_messages_json = content.to_json(
-            content.openai_responses_output(getattr(result, "output", None), finish)
+            content.openai_responses_output(getattr(result, "output", None), finish), settings.content_max_chars
         )
 
 
@@ -344,16 +388,22 @@ _CONTENT_EVENTS = frozenset(
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-def read_responses_event(event: Any, response: LLMResponse) -> bool:
-    kind = event.type
-    if kind in _CONTENT_EVENTS:
-        return True
-    if kind in _FINAL_EVENTS:
-        read_responses_result(event.response, response)
-    elif kind == "response.created":
-        response.response_id = event.response.id or ""
-        response.response_model = event.response.model or ""
-    return False
+def responses_event_reader(settings: Settings) -> EventReader:
+    """The Responses stream-event reader under ``settings``, built once per instrumentor: the final event
+    carries the whole result, read with the content setting, while every other event stays free of settings."""
+
+    def read_responses_event(event: Any, response: LLMResponse) -> bool:
+        kind = event.type
+        if kind in _CONTENT_EVENTS:
+            return True
+        if kind in _FINAL_EVENTS:
+            read_responses_result(event.response, response, settings)
+        elif kind == "response.created":
+            response.response_id = event.response.id or ""
+            response.response_model = event.response.model or ""
+        return False
+
+    return read_responses_event
 
 
 # ---- wiring -------------------------------------------------------------------------------------
@@ -364,12 +414,12 @@ _COMPLETIONS = "openai.resources.completions"
 _EMBEDDINGS = "openai.resources.embeddings"
 
 
-def _endpoints() -> tuple[Endpoint, ...]:
+def _endpoints(settings: Settings) -> tuple[Endpoint, ...]:
     eps: list[Endpoint] = []
     table = (
         (_CHAT, "Completions", ("create", "parse"), read_chat_request, read_chat_result, read_chat_chunk),
         (_RESPONSES, "Responses", ("create", "parse"), read_responses_request, read_responses_result,
-         read_responses_event),
+         responses_event_reader(settings)),
         (_COMPLETIONS, "Completions", ("create",), read_completion_request, read_completion_result,
          read_completion_chunk),
         (_EMBEDDINGS, "Embeddings", ("create",), read_embeddings_request, read_embeddings_result, None),
@@ -399,7 +449,8 @@ def _send_hooks() -> tuple[SendHook, ...]:
     )
 
 
-def build_provider() -> Provider:
+def build_provider(settings: Settings) -> Provider:
+    """The openai client's description; the Responses event reader is bound to ``settings`` here."""
     import openai
     from openai import _legacy_response, _response
 
@@ -414,7 +465,7 @@ def build_provider() -> Provider:
     )
     return Provider(
         name="openai",
-        endpoints=_endpoints(),
+        endpoints=_endpoints(settings),
         send_hooks=_send_hooks(),
         stream_types=(openai.Stream,),
         async_stream_types=(openai.AsyncStream,),
@@ -431,7 +482,7 @@ def build_provider() -> Provider:
 class OpenAIInstrumentor(LLMInstrumentor):
     """``OpenAIInstrumentor().instrument(tracer_provider=..., meter_provider=..., **llmotel_options)``."""
 
-    dependencies = ("openai >= 1.40",)
+    dependencies = ("openai >= 1.63",)
 
-    def provider(self) -> Provider:
-        return build_provider()
+    def provider(self, settings: Settings) -> Provider:
+        return build_provider(settings)

@@ -16,20 +16,31 @@ Deliberate differences from the tracer path (docs/sdk.md, "Phase spans"):
   see them; the parent span goes through the full tracer path);
 - the SDK's internal span metrics (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``) do not count them.
 
-``LLMOTEL_PHASE_SPANS=tracer`` restores the tracer path. Anything this module does not recognise — a
+The parent (CLIENT) span takes a fast path too (``start_parent`` / ``DirectSpan``), where it changes nothing a
+processor or exporter sees: the sampler is asked exactly as ``Tracer.start_span`` asks it, and the path applies only
+when every span processor is the SDK's batch or simple export processor (they do nothing in ``on_start``) and no
+attribute length limit is set. The span is then a light object while the call runs and becomes one ``ReadableSpan``
+at its end; anything other than llmotel that touches it turns it into the SDK's own span first.
+
+``LLMOTEL_PHASE_SPANS=tracer`` restores the tracer path for both. Anything this module does not recognise — a
 tracer that is not the OpenTelemetry SDK's, a parent that is not a sampled SDK span — gets ``None`` from
 ``emitter`` and the caller uses the tracer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.sdk.trace import _Span as SdkSpanImpl
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 # emit(name, attributes, start_ns, end_ns): the attribute dict is owned by the span afterwards.
@@ -47,7 +58,7 @@ def sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:
 def emitter(tracer: trace.Tracer, parent: trace.Span) -> Emit | None:
     """A function that emits finished INTERNAL children of ``parent``; None when the direct path does not apply."""
     sdk = sdk_tracer(tracer)
-    if sdk is None or not isinstance(parent, SdkSpan) or not parent.is_recording():
+    if sdk is None or not isinstance(parent, (SdkSpan, DirectSpan)) or not parent.is_recording():
         return None
     parent_ctx = parent.get_span_context()
     if not parent_ctx.trace_flags.sampled:
@@ -74,3 +85,224 @@ def emitter(tracer: trace.Tracer, parent: trace.Span) -> Emit | None:
         )
 
     return emit
+
+
+# ---- the parent span: decided like the SDK decides, built once at its end ------------------------------------------
+
+_PLAIN_VALUES = frozenset({str, bool, int, float, tuple})
+_UNSET = Status(StatusCode.UNSET)
+
+
+def _all_plain(attributes: Mapping[str, AttributeValue]) -> bool:
+    """Whether every value is one the SDK would keep as it is (no None, no list to turn into a tuple)."""
+    for value in attributes.values():  # noqa: SIM110 - a loop, not all(): no generator object per call
+        if type(value) not in _PLAIN_VALUES:
+            return False
+    return True
+
+
+def _inert_processors(sdk: SdkTracer) -> bool:
+    """Whether every span processor of ``sdk`` ignores ``on_start`` and ``_on_ending`` (the SDK's batch and simple
+    export processors, under the provider's synchronous multi-processor): only then may a span skip them."""
+    multi = sdk.span_processor
+    if type(multi) is not SynchronousMultiSpanProcessor:
+        return False
+    processors = multi._span_processors
+    cached = _INERT.get(id(multi))
+    if cached is not None and cached[0] is processors:
+        return cached[1]
+    inert = all(type(p) in (BatchSpanProcessor, SimpleSpanProcessor) for p in processors)
+    _INERT[id(multi)] = (processors, inert)
+    return inert
+
+
+_INERT: dict[int, tuple[tuple[object, ...], bool]] = {}
+
+
+def start_parent(
+    tracer: trace.Tracer, name: str, kind: SpanKind, attributes: dict[str, AttributeValue], start_time: int
+) -> trace.Span | None:
+    """Start a span as ``tracer.start_span(name, kind=kind, attributes=attributes, start_time=start_time)`` would,
+    in the current context, without building the SDK's span object: None when this does not apply (not the SDK's
+    tracer; a processor that acts on ``on_start`` / ``_on_ending``; span attribute values capped in length), and the
+    caller uses the tracer.
+
+    Same as the SDK: the tracer's enabled flag, the parent from the current context, trace and span ids from the
+    tracer's id generator, the sampler asked once with the same arguments (its attributes and trace state kept; a
+    dropped span is a ``NonRecordingSpan``, as the SDK returns). Differences: processors' ``on_start`` is not called
+    (only processors known to do nothing there allow this path), and the SDK's internal span metrics do not count it.
+    """
+    sdk = sdk_tracer(tracer)
+    if sdk is None or not _inert_processors(sdk):
+        return None
+    limits = sdk._span_limits
+    if limits.max_span_attribute_length is not None:
+        return None
+    enabled = getattr(sdk, "_is_enabled", None)
+    current = trace.get_current_span().get_span_context()
+    if enabled is not None and not enabled():
+        return trace.NonRecordingSpan(current)
+    parent: SpanContext | None = current
+    if current is None or not current.is_valid:
+        parent = None
+        trace_id = sdk.id_generator.generate_trace_id()
+        random_id = getattr(sdk.id_generator, "is_trace_id_random", lambda: False)()
+    else:
+        trace_id = current.trace_id
+        random_id = getattr(current.trace_flags, "random_trace_id", False)
+    result = sdk.sampler.should_sample(None, trace_id, name, kind, attributes, ())
+    flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT  # type: ignore[no-untyped-call]
+    random_flag = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+    if random_id and random_flag:
+        flags |= random_flag
+    context = SpanContext(
+        trace_id,
+        sdk.id_generator.generate_span_id(),
+        is_remote=False,
+        trace_flags=TraceFlags(flags),
+        trace_state=result.trace_state,
+    )
+    if not result.decision.is_recording():  # type: ignore[no-untyped-call]
+        return trace.NonRecordingSpan(context)
+    kept = dict(result.attributes or {})  # the SDK's samplers hand back the attributes they were given
+    return DirectSpan(sdk, name, context, parent, kind, kept, start_time, plain=_all_plain(kept))
+
+
+class DirectSpan(trace.Span):
+    """A recording span that becomes one ``ReadableSpan`` handed to the processors' ``on_end`` when it ends.
+
+    llmotel's own attribute values are plain (str, bool, int, float, tuples of str) by construction and are kept
+    as they are (``set_own_attributes``); whatever else touches the span (another library's ``set_attribute``,
+    ``add_event``, ``record_exception``, links, a new name) first turns it into the SDK's own span with the same
+    context, attributes and start, so the SDK's cleaning and limits apply from then on.
+    """
+
+    def __init__(
+        self,
+        sdk: SdkTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue],
+        start_time: int,
+        plain: bool = False,
+    ) -> None:
+        self._tracer = sdk
+        self._plain = plain  # every value so far is one the SDK keeps as it is: no cleaning needed at the end
+        self.name = name
+        self._context = context
+        self.parent = parent
+        self.kind = kind
+        self._attributes = attributes
+        self.start_time = start_time
+        self._status = _UNSET
+        self._ended = False
+        self._sdk: SdkSpan | None = None
+        self.resource = sdk.resource
+        self.instrumentation_scope = sdk._instrumentation_scope
+
+    @property
+    def attributes(self) -> Mapping[str, AttributeValue]:
+        return MappingProxyType(self._sdk.attributes if self._sdk is not None else self._attributes)  # type: ignore[arg-type]
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return not self._ended
+
+    def set_own_attributes(self, attributes: dict[str, AttributeValue]) -> None:
+        """llmotel's attributes. Past the tracer's attribute limit, the SDK's limits decide."""
+        if self._sdk is not None:
+            self._sdk.set_attributes(attributes)
+            return
+        if self._ended:
+            return
+        if self._plain and not _all_plain(attributes):
+            self._plain = False
+        self._attributes.update(attributes)
+        limit = self._tracer._span_limits.max_span_attributes
+        if limit is not None and len(self._attributes) > limit:
+            self._materialise()
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._sdk is not None:
+            self._sdk.set_status(status, description)
+        elif not self._ended:
+            new = status if isinstance(status, Status) else Status(status, description)
+            # As the SDK: OK is final, UNSET never overrides.
+            if self._status.status_code is not StatusCode.OK and new.status_code is not StatusCode.UNSET:
+                self._status = new
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._sdk is not None:
+            self._sdk.end(end_time)
+            return
+        if self._ended:
+            return
+        if not self._plain:
+            # A value the SDK would clean (None, a list): its span cleans and ends it.
+            self._materialise().end(end_time)
+            return
+        self._ended = True
+        self._tracer.span_processor.on_end(
+            ReadableSpan(
+                name=self.name,
+                context=self._context,
+                parent=self.parent,
+                resource=self.resource,
+                attributes=self._attributes,
+                kind=self.kind,
+                status=self._status,
+                start_time=self.start_time,
+                end_time=end_time if end_time is not None else time.time_ns(),
+                instrumentation_info=self._tracer.instrumentation_info,
+                instrumentation_scope=self.instrumentation_scope,
+            )
+        )
+
+    def _materialise(self) -> SdkSpan:
+        """From now on, the SDK's own span with this context, attributes, status and start (already sampled and
+        started: the sampler is not asked again, the inert processors not told again)."""
+        if self._sdk is None:
+            sdk = self._tracer
+            span = SdkSpanImpl(
+                name=self.name,
+                context=self._context,
+                parent=self.parent,
+                sampler=sdk.sampler,
+                resource=self.resource,
+                attributes=self._attributes,
+                span_processor=sdk.span_processor,
+                kind=self.kind,
+                instrumentation_info=sdk.instrumentation_info,
+                limits=sdk._span_limits,
+                instrumentation_scope=self.instrumentation_scope,
+            )
+            span._start_time = self.start_time
+            if self._status.status_code is not StatusCode.UNSET:
+                span.set_status(self._status)
+            self._sdk = span
+        return self._sdk
+
+    # Anything else: the SDK's span from now on.
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        self._materialise().set_attributes(attributes)
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self._materialise().set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        self._materialise().add_event(name, attributes, timestamp)
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        self._materialise().add_link(context, attributes)
+
+    def update_name(self, name: str) -> None:
+        self._materialise().update_name(name)
+
+    def record_exception(
+        self, exception: BaseException, attributes: Any = None, timestamp: int | None = None, escaped: bool = False
+    ) -> None:
+        self._materialise().record_exception(exception, attributes, timestamp, escaped)

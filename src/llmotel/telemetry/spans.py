@@ -4,11 +4,12 @@ One LLM call = one CLIENT span ``{gen_ai.operation.name} {gen_ai.request.model}`
 (``start``) and made current by the caller, so trace-context propagation and nested spans work. At call
 end (``finish``) its phase children — [retries], queue, prefill, first_token, decode — are emitted with
 explicit timestamps computed from one CallCapture: they tile the parent exactly because the parent's
-own start/end are taken from the same capture. Everything derived (phases, energy, region, revision, rate
+own start/end are taken from the same capture. Everything derived (phases, energy, cost, region, revision, rate
 limits, repaired usage) arrives computed in a ``record.CallOutcome``; this module only presents it.
 
 Attribute names come from ``llmotel._semconv``; with OTEL_SEMCONV_STABILITY_OPT_IN containing
-gen_ai_latest_experimental the renamed GenAI names are emitted instead (table computed once).
+gen_ai_latest_experimental (``Settings.latest_experimental``) the renamed GenAI names are emitted instead (both
+tables computed once). The settings come with each call (``finish(..., settings)``); nothing here reads a global.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from llmotel import __version__, config
+from llmotel import __version__
 from llmotel import _semconv as sc
+from llmotel.config import Settings
 from llmotel.record import CallCapture, CallOutcome, EnergyEstimate, LLMRequest, LLMResponse, Phase, Usage
 from llmotel.telemetry import finished_spans
 from llmotel.telemetry.metrics import Instruments
 
 _log = logging.getLogger(__name__)
-_CACHE_HIT_RATIO = 0.9
 # (phase name, source) -> metric attributes, built once (at most 5 x 3 entries).
 _PHASE_METRIC_ATTRS: dict[tuple[str, str], dict[str, AttributeValue]] = {}
 # (operation, provider, request model, response model, server, error type) -> (call attributes, input-token
@@ -53,21 +54,23 @@ class _Names:
         self.service_tier = renames.get(sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER, sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)
 
 
+_STABLE_NAMES = _Names(False)
+_LATEST_NAMES = _Names(True)
+
+
 class _State:
     def __init__(self) -> None:
         self.tracer: trace.Tracer = trace.get_tracer("llmotel", __version__)
         self.instruments: Instruments | None = None
-        self.names = _Names(False)
 
 
 _state = _State()
 
 
 def configure(tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None) -> None:
-    """Bind spans and metrics to providers (None = the global ones) and re-read the naming opt-in."""
+    """Bind spans and metrics to providers (None = the global ones)."""
     _state.tracer = trace.get_tracer("llmotel", __version__, tracer_provider=tracer_provider)
     _state.instruments = Instruments(meter_provider)
-    _state.names = _Names(config.get().latest_experimental)
 
 
 def _instruments() -> Instruments:
@@ -76,8 +79,9 @@ def _instruments() -> Instruments:
     return _state.instruments
 
 
-def start(request: LLMRequest, capture: CallCapture, tenant_id: str) -> Span:
-    """Start the CLIENT span of a call (not made current here). Attributes known at entry are set now."""
+def start(request: LLMRequest, capture: CallCapture, tenant_id: str, direct: bool = False) -> Span:
+    """Start the CLIENT span of a call (not made current here). Attributes known at entry are set now.
+    ``direct``: the SDK fast path where it applies (``finished_spans.start_parent``), else the tracer."""
     attrs: dict[str, AttributeValue] = {
         sc.GEN_AI_OPERATION_NAME: request.operation,
         sc.GEN_AI_PROVIDER_NAME: request.provider,
@@ -102,11 +106,14 @@ def start(request: LLMRequest, capture: CallCapture, tenant_id: str) -> Span:
     if request.system_instructions_json:
         attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = request.system_instructions_json
     name = f"{request.operation} {request.request_model}" if request.request_model else request.operation
+    if direct:
+        span = finished_spans.start_parent(_state.tracer, name, SpanKind.CLIENT, attrs, capture.start_wall_ns)
+        if span is not None:
+            return span
     return _state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=capture.start_wall_ns)
 
 
-def _usage_attrs(usage: Usage, attrs: dict[str, AttributeValue]) -> None:
-    names = _state.names
+def _usage_attrs(usage: Usage, names: _Names, attrs: dict[str, AttributeValue]) -> None:
     if usage.input_tokens is not None:
         attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
     if usage.output_tokens is not None:
@@ -129,7 +136,7 @@ def _usage_attrs(usage: Usage, attrs: dict[str, AttributeValue]) -> None:
         attrs[sc.LLMOTEL_CACHE_HIT_RATIO] = ratio
         attrs[sc.LLMOTEL_CACHE_STATE] = (
             sc.LLMOTEL_CACHE_STATE_HIT
-            if ratio >= _CACHE_HIT_RATIO
+            if ratio >= sc.CACHE_HIT_RATIO_THRESHOLD
             else sc.LLMOTEL_CACHE_STATE_PARTIAL
             if ratio > 0
             else sc.LLMOTEL_CACHE_STATE_MISS
@@ -137,21 +144,20 @@ def _usage_attrs(usage: Usage, attrs: dict[str, AttributeValue]) -> None:
 
 
 def _response_attrs(
-    response: LLMResponse, capture: CallCapture, outcome: CallOutcome, attrs: dict[str, AttributeValue]
+    response: LLMResponse, capture: CallCapture, outcome: CallOutcome, names: _Names, attrs: dict[str, AttributeValue]
 ) -> None:
-    names = _state.names
     if response.response_id:
         attrs[sc.GEN_AI_RESPONSE_ID] = response.response_id
     if response.response_model:
         attrs[sc.GEN_AI_RESPONSE_MODEL] = response.response_model
     if response.finish_reasons:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(response.finish_reasons)
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(response.finish_reasons)  # as the SDK stores sequences
     if response.system_fingerprint:
         attrs[names.system_fingerprint] = response.system_fingerprint
     if response.service_tier:
         attrs[names.service_tier] = response.service_tier
     if response.tool_names:
-        attrs[sc.LLMOTEL_RESPONSE_TOOL_NAMES] = list(response.tool_names)
+        attrs[sc.LLMOTEL_RESPONSE_TOOL_NAMES] = tuple(response.tool_names)
     attrs[sc.LLMOTEL_RESPONSE_TRUNCATED] = response.truncated
     if response.status_code:
         attrs[sc.HTTP_RESPONSE_STATUS_CODE] = response.status_code
@@ -176,14 +182,15 @@ def _wall(capture: CallCapture, t: int) -> int:
     return capture.start_wall_ns + (t - capture.start_ns)
 
 
-def _phase_spans(parent: Span, phase_list: list[Phase], capture: CallCapture, response: LLMResponse) -> None:
-    cfg = config.get()
-    emit = finished_spans.emitter(_state.tracer, parent) if cfg.phase_spans == "direct" else None
+def _phase_spans(
+    parent: Span, phase_list: list[Phase], capture: CallCapture, response: LLMResponse, settings: Settings
+) -> None:
+    emit = finished_spans.emitter(_state.tracer, parent) if settings.phase_spans == "direct" else None
     if emit is None:
         ctx = trace.set_span_in_context(parent)
         tracer = _state.tracer
     # The collector derives phase histograms from these spans; the SDK-side histogram is opt-in (config).
-    hist = _instruments().phase if cfg.phase_metrics else None
+    hist = _instruments().phase if settings.phase_metrics else None
     output_tokens = response.usage.output_tokens
     wall_offset = capture.start_wall_ns - capture.start_ns
     for phase in phase_list:
@@ -193,6 +200,9 @@ def _phase_spans(parent: Span, phase_list: list[Phase], capture: CallCapture, re
             sc.LLMOTEL_PHASE_CONFIDENCE: phase.confidence,
             sc.LLMOTEL_PHASE_MODEL_SAMPLES: phase.samples,
         }
+        if phase.low_s is not None and phase.high_s is not None:
+            attrs[sc.LLMOTEL_PHASE_INTERVAL_LOW] = phase.low_s
+            attrs[sc.LLMOTEL_PHASE_INTERVAL_HIGH] = phase.high_s
         if phase.name == "first_token":
             attrs[sc.LLMOTEL_PHASE_FIRST_TOKEN_OBSERVED] = capture.first_content_ns != 0
         elif phase.name == "decode":
@@ -250,6 +260,7 @@ def finish(
     response: LLMResponse,
     capture: CallCapture,
     outcome: CallOutcome,
+    settings: Settings,
     error: BaseException | None = None,
 ) -> None:
     """Present the call's outcome on its span, emit its phase children, end it at ``capture.end_ns``, record
@@ -257,10 +268,10 @@ def finish(
 
     Phase children are emitted when a successful response started (HTTP 2xx headers seen), including
     streams that failed mid-way; calls that failed before that get the parent span with error.type only.
-    Never raises.
+    ``settings`` are the calling instrumentor's (naming opt-in, phase span path, phase metrics). Never raises.
     """
     try:
-        _finish(span, request, response, capture, outcome, error)
+        _finish(span, request, response, capture, outcome, settings, error)
     except Exception:
         _log.debug("llmotel could not finish the span", exc_info=True)
         try:
@@ -275,13 +286,15 @@ def _finish(
     response: LLMResponse,
     capture: CallCapture,
     outcome: CallOutcome,
+    settings: Settings,
     error: BaseException | None,
 ) -> None:
     attrs: dict[str, AttributeValue] = {}
     if capture.resend_count:
         attrs[sc.HTTP_REQUEST_RESEND_COUNT] = capture.resend_count
-    _usage_attrs(response.usage, attrs)
-    _response_attrs(response, capture, outcome, attrs)
+    names = _LATEST_NAMES if settings.latest_experimental else _STABLE_NAMES
+    _usage_attrs(response.usage, names, attrs)
+    _response_attrs(response, capture, outcome, names, attrs)
     timing = outcome.timing
     attrs[sc.LLMOTEL_SERVER_TIMING_FORMAT] = timing.format
     if timing.total_s is not None:
@@ -289,11 +302,23 @@ def _finish(
     if error is not None:
         attrs[sc.ERROR_TYPE] = outcome.error_type
         span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+    if outcome.input_tokens_estimated is not None:
+        attrs[sc.LLMOTEL_USAGE_INPUT_TOKENS_ESTIMATED] = outcome.input_tokens_estimated
     if outcome.energy is not None:
         attrs.update(_energy_attrs(outcome.energy))
-    span.set_attributes(attrs)
+    if outcome.cost_usd is not None:
+        attrs[sc.LLMOTEL_COST_USD] = outcome.cost_usd
+        if outcome.cost_input_usd is not None:
+            attrs[sc.LLMOTEL_COST_INPUT_USD] = outcome.cost_input_usd
+        if outcome.cost_output_usd is not None:
+            attrs[sc.LLMOTEL_COST_OUTPUT_USD] = outcome.cost_output_usd
+        attrs[sc.LLMOTEL_COST_SOURCE] = outcome.cost_source
+    if type(span) is finished_spans.DirectSpan:
+        span.set_own_attributes(attrs)
+    else:
+        span.set_attributes(attrs)
     if outcome.phases:
-        _phase_spans(span, outcome.phases, capture, response)
+        _phase_spans(span, outcome.phases, capture, response, settings)
     span.end(end_time=_wall(capture, max(capture.end_ns, capture.start_ns)))
     _record_metrics(request, response, capture, outcome.error_type, error)
 

@@ -46,11 +46,14 @@ def main() -> None:
         stream = c.messages.create(
             model=MODEL, max_tokens=50, messages=MSGS, stream=True, extra_headers={"x-sim-output-tokens": "5"}
         )  # type: ignore[arg-type]
+        assert type(stream) is anthropic.Stream, type(stream)  # the client's own objects, not proxies
         for _ in stream:
             pass
         with c.messages.stream(
             model=MODEL, max_tokens=50, messages=MSGS, extra_headers={"x-sim-output-tokens": "5"}
         ) as s:  # type: ignore[arg-type]
+            if helper:
+                assert type(s._raw_stream) is anthropic.Stream, type(s._raw_stream)
             s.get_final_message()
 
         async def run_async() -> None:
@@ -58,12 +61,18 @@ def main() -> None:
             await ac.messages.create(
                 model=MODEL, max_tokens=50, messages=MSGS, extra_headers={"x-sim-output-tokens": "4"}
             )  # type: ignore[arg-type]
+            astream = await ac.messages.create(
+                model=MODEL, max_tokens=50, messages=MSGS, stream=True, extra_headers={"x-sim-output-tokens": "4"}
+            )  # type: ignore[arg-type]
+            assert type(astream) is anthropic.AsyncStream, type(astream)
+            async for _ in astream:
+                pass
 
         asyncio.run(run_async())
     gc.collect()
     spans = exporter.get_finished_spans()
     calls = [s for s in spans if s.parent is None]
-    assert len(calls) == (4 if helper else 3), [s.name for s in calls]
+    assert len(calls) == (5 if helper else 4), [s.name for s in calls]
     for call in calls:
         kids = [k.name for k in spans if k.parent is not None and k.parent.span_id == call.context.span_id]
         a = call.attributes or {}
@@ -71,7 +80,10 @@ def main() -> None:
         assert kids == (["retries"] if retried else []) + PHASES, kids
         assert a[sc.HTTP_RESPONSE_STATUS_CODE] == 200
         assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] in (4, 5)
-    print(f"anthropic {anthropic.__version__}: {len(calls)} calls ok (stream() helper instrumented: {helper})")
+    print(
+        f"anthropic {anthropic.__version__}: {len(calls)} calls ok (stream() helper instrumented: {helper}); "
+        "type() of streams, async streams and the helper's raw stream is the client's own"
+    )
 
 
 if __name__ == "__main__":

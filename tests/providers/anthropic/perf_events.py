@@ -3,8 +3,9 @@
     .venv/bin/python tests/anthropic/perf_events.py
 
 Feeds pre-built SDK event models (message_start, block start, ping, N text deltas, block stop, message_delta,
-message_stop) through (a) a bare iterator and (b) llmotel's stream proxy with the Anthropic event reader, a real
-span start/finish (SDK TracerProvider, no exporter) and the phase model, for N = 50 and N = 1050. Reports CPU time
+message_stop) through (a) a bare iterator and (b) llmotel's stream hook (what it puts in a stream's ``_iterator``)
+with the Anthropic event reader, a real span start/finish (SDK TracerProvider, no exporter) and the phase model,
+for N = 50 and N = 1050. Reports CPU time
 (``process_time_ns``) per stream, the added CPU per 50-delta stream, and the added CPU per extra event (the slope).
 """
 
@@ -24,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from llmotel import config
 from llmotel.instrument import capture
 from llmotel.instrument.call import Call
-from llmotel.instrument.streams import StreamProxy
+from llmotel.instrument.streams import HookedIterator
 from llmotel.providers import anthropic as provider
 from llmotel.providers._anthropic_read import read_request
 from llmotel.telemetry import spans
@@ -96,7 +97,7 @@ def main() -> None:
             call = Call(
                 request, cap, spans.start(request, cap, ""), provider.read_message_result, provider.read_event, settings
             )
-            for _ in StreamProxy(_Stream(events), call):
+            for _ in HookedIterator(iter(_Stream(events)), call):
                 pass
 
         results[n] = (_cpu_ns(bare), _cpu_ns(instrumented))
@@ -106,7 +107,7 @@ def main() -> None:
     added_50 = results[50][1] - results[50][0]
     slope = ((results[1050][1] - results[1050][0]) - added_50) / 1000
     print(f"added CPU per 50-delta stream (span + 4 phases + reader): {added_50 / 1e3:.1f} us")
-    print(f"added CPU per extra event (proxy + capture + reader): {slope:.0f} ns")
+    print(f"added CPU per extra event (hook + capture + reader): {slope:.0f} ns")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ async def test_one_llm_span_async_native(sim: SimServer, telemetry: Telemetry, w
     assert _traceparent_span_id(wire.requests[-1]) == (parent.context.trace_id, parent.context.span_id)
 
 
+@pytest.mark.llmotel(propagate_trace_context="never")  # the loopback simulator is "self-hosted"
 def test_sdk_propagation_off_sends_no_traceparent(sim: SimServer, telemetry: Telemetry, wire: Wire) -> None:
     c = client(sim, wire)
     c = c.with_options(open_telemetry={"tracer_provider": telemetry.tracer_provider, "propagation": False})
@@ -77,6 +78,7 @@ def test_sdk_propagation_off_sends_no_traceparent(sim: SimServer, telemetry: Tel
     assert "traceparent" not in wire.requests[-1]
 
 
+@pytest.mark.llmotel(propagate_trace_context="never")  # the loopback simulator is "self-hosted"
 def test_sdk_tracing_off_by_env(
     sim: SimServer, telemetry: Telemetry, wire: Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,7 +93,7 @@ def test_sdk_tracing_off_by_env(
     )
     c.messages.create(model=MODEL, max_tokens=16, messages=MSGS, extra_headers=H)
     telemetry.one_call()
-    assert "traceparent" not in wire.requests[-1]  # llmotel's own propagation is opt-in
+    assert "traceparent" not in wire.requests[-1]  # llmotel's own propagation is set to never
 
 
 @pytest.mark.llmotel(propagate_trace_context=True)

@@ -16,6 +16,7 @@ Before 1.63 ``chat.completions`` is a module, not the package llmotel patches, s
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 
@@ -43,25 +44,41 @@ def main() -> int:
     with SimServer(seed=1, speed=50.0) as sim:
         client = openai.OpenAI(base_url=sim.base_url + "/v1", api_key="tenant-acme", max_retries=2)
         client.chat.completions.create(model=MODEL, messages=MESSAGES, extra_headers=HEADERS)
-        list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True, extra_headers=HEADERS))
-        calls = 6
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True, extra_headers=HEADERS)
+        types = {"stream": type(stream) is openai.Stream}  # the client's own objects, not proxies
+        list(stream)
+        calls = 7
         if hasattr(client, "responses"):  # openai >= 1.66
             client.responses.create(model=MODEL, input="hi", extra_headers=HEADERS)
             calls += 1
-        client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, extra_headers=HEADERS).parse()
+        raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, extra_headers=HEADERS)
+        types["raw response"] = type(raw) is openai._legacy_response.LegacyAPIResponse
+        raw.parse()
         list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True, extra_headers=retry))
         chat = client.chat.completions
         helper = chat.stream if hasattr(chat, "stream") else client.beta.chat.completions.stream  # beta before 1.92
-        with helper(model=MODEL, messages=MESSAGES, extra_headers=HEADERS) as stream:
-            for _ in stream:
+        with helper(model=MODEL, messages=MESSAGES, extra_headers=HEADERS) as helper_stream:
+            types["helper's raw stream"] = type(helper_stream._raw_stream) is openai.Stream
+            for _ in helper_stream:
                 pass
+
+        async def run_async() -> None:
+            aclient = openai.AsyncOpenAI(base_url=sim.base_url + "/v1", api_key="tenant-acme")
+            astream = await aclient.chat.completions.create(
+                model=MODEL, messages=MESSAGES, stream=True, extra_headers=HEADERS
+            )
+            types["async stream"] = type(astream) is openai.AsyncStream
+            async for _ in astream:
+                pass
+
+        asyncio.run(run_async())
         client.embeddings.create(model="text-embedding-3-small", input="x")
     gc.collect()
     instrumentor.uninstrument()
     spans = exporter.get_finished_spans()
     parents = [s for s in spans if s.parent is None]
-    print("openai", openai.__version__, "calls", len(parents))
-    ok = len(parents) == calls
+    print("openai", openai.__version__, "calls", len(parents), "type() is the client's own:", types)
+    ok = len(parents) == calls and all(types.values())
     if not ok:
         print(f"expected {calls} call spans, got {len(parents)}", file=sys.stderr)
     for p in parents:

@@ -468,8 +468,9 @@ def test_trace_context_propagation_opt_in_copies_headers(sim: SimServer, telemet
     http = openai.DefaultHttpxClient(event_hooks={"request": [lambda req: seen.append(req.headers)]})
     client = _client(sim, http_client=http)
     mine = _hdr(2)
+    telemetry.reinstrument(propagate_trace_context="never")
     client.chat.completions.create(model=MODEL, messages=MSGS, extra_headers=mine)
-    assert "traceparent" not in seen[-1]  # off by default
+    assert "traceparent" not in seen[-1]  # off when set to never (test_openai_propagation.py: the modes)
     telemetry.reinstrument(propagate_trace_context=True)
     client.chat.completions.create(model=MODEL, messages=MSGS, extra_headers=mine)
     assert mine == _hdr(2)  # the caller's dict is never mutated
