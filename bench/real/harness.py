@@ -64,6 +64,11 @@ class Workload:
     stream: bool = True
     include_usage: bool = True
     prefix: bool = False  # shared long system prompts (prefix-cache hits) or fresh random text (misses)
+    # Sizes (tokens) of the shared system prompts when ``prefix``; one of them per hit.
+    prefix_sizes: tuple[int, ...] = (1500, 1500)
+    # Multi-turn chats: each call resends the conversation so far (cached) plus the last reply and a new user
+    # message; a chat ends once it passes ``conversation`` tokens and a new one starts.
+    conversation: int = 0
     tokens: tuple[int, int] = (50, 2500)  # prompt tokens, log-uniform
     max_tokens: tuple[int, int] = (8, 40)
 
@@ -84,6 +89,12 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("prefix_cache", "1 slot, 1 caller; 3 of 4 calls reuse one of two ~1500-token system prompts "
              "(cache hits), 1 of 4 sends a fresh one (miss); 20-400-token user messages", prefix=True,
              tokens=(20, 400)),
+    Workload("prefix_sizes", "1 slot, 1 caller; 3 of 4 calls reuse one of four system prompts of 200-3,000 "
+             "tokens (hits of many cached sizes), 1 of 4 a fresh one of those sizes; 20-400-token user messages",
+             prefix=True, prefix_sizes=(200, 700, 1500, 3000), tokens=(20, 400)),
+    Workload("conversation", "1 slot, 1 caller; multi-turn chats: each turn resends the chat so far (a cache "
+             "hit of 0-4,000 tokens) plus a 20-300-token user message; a chat restarts past 4,000 tokens",
+             conversation=4000, tokens=(20, 300)),
 )
 
 
@@ -312,6 +323,7 @@ class Call:
     usage: dict[str, int] | None = None
     model: str = ""
     error: str = ""
+    reply: str = ""  # the generated text (conversation workloads send it back; never recorded)
     spans: dict[str, Any] | None = None
     proxy: dict[str, Any] = field(default_factory=dict)
 
@@ -326,7 +338,7 @@ class Runner:
         self.results: list[Call] = []
         self._lock = threading.Lock()
         self._issued = 0
-        self.prefixes = [text.make(1500) for _ in range(2)] if wl.prefix else []
+        self.prefixes = [text.make(n) for n in wl.prefix_sizes] if wl.prefix else []
 
     def run(self) -> list[Call]:
         per = [self.calls // self.wl.callers + (1 if i < self.calls % self.wl.callers else 0)
@@ -348,22 +360,37 @@ class Runner:
         text = Text(rng)
         text.chars_per_token = self.text.chars_per_token
         client = OpenAI(base_url=self.proxy.base_url + "/v1", api_key="bench", max_retries=0, timeout=900)
+        chat: list[dict[str, str]] = []  # the conversation so far (``conversation`` workloads)
+        chat_tokens = 0
         for _ in range(n):
             with self._lock:
                 index, self._issued = self._issued, self._issued + 1
             n_tokens = _log_uniform(rng, *self.wl.tokens)
             messages: list[dict[str, str]] = []
+            prefix_tokens = 0
             if self.wl.prefix:
                 # One call in four sends a fresh system prompt: a prefix-cache miss.
-                system = text.make(1500) if rng.random() < 0.25 else rng.choice(self.prefixes)
+                pick = rng.randrange(len(self.prefixes))
+                prefix_tokens = self.wl.prefix_sizes[pick]
+                system = text.make(prefix_tokens) if rng.random() < 0.25 else self.prefixes[pick]
                 messages.append({"role": "system", "content": system})
+            if self.wl.conversation:
+                if chat_tokens > self.wl.conversation:
+                    chat, chat_tokens = [], 0
+                messages.extend(chat)
+                prefix_tokens = chat_tokens
             messages.append({"role": "user", "content": text.make(n_tokens)})
             max_tokens = rng.randint(*self.wl.max_tokens)
             call = Call(call=f"{self.wl.name}-{index}", index=index, worker=worker, stream=self.wl.stream,
                         include_usage=self.wl.stream and self.wl.include_usage, max_tokens=max_tokens,
                         prompt_chars=sum(len(m["content"]) for m in messages), messages=len(messages),
-                        target_tokens=n_tokens + (1500 if self.wl.prefix else 0))
+                        target_tokens=n_tokens + prefix_tokens)
             self._one(client, call, messages)
+            if self.wl.conversation:
+                # The reply goes back as the assistant's turn (random weights: its text is noise; the server
+                # caches the tokens it generated, so the next turn hits on all of it but the template's tail).
+                chat = [*messages, {"role": "assistant", "content": call.reply or text.make(call.max_tokens)}]
+                chat_tokens = call.target_tokens + call.max_tokens
             with self._lock:
                 self.results.append(call)
 
@@ -392,6 +419,7 @@ class Runner:
                         call.last_chunk_rel = now
                         call.model = chunk.model or call.model
                         if chunk.choices and (chunk.choices[0].delta.content or chunk.choices[0].delta.tool_calls):
+                            call.reply += chunk.choices[0].delta.content or ""
                             call.content_chunk_count += 1
                             call.first_content_rel = call.first_content_rel or now
                         if chunk.usage is not None:
@@ -400,6 +428,7 @@ class Runner:
                     result = client.chat.completions.create(**kwargs)
                     call.headers_rel = time.perf_counter_ns() - t0
                     call.model = result.model
+                    call.reply = (result.choices[0].message.content or "") if result.choices else ""
                     call.usage = _usage(result.usage) if result.usage is not None else None
             except Exception as exc:  # recorded and left out of the scores, never fatal to the run
                 call.error = f"{type(exc).__name__}: {exc}"[:300]
@@ -519,7 +548,8 @@ def main() -> None:
     parser.add_argument("--measured", type=int, default=60, help="scored calls per workload")
     parser.add_argument("--quick", action="store_true", help="10 + 10 calls; no recordings, no RESULTS.md")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--record-dir", type=Path, default=RECORDINGS, help="where the recordings go")
+    parser.add_argument("--record-dir", type=Path, default=None,
+                        help="where the recordings go (default: tests/data/real_server/run-<date>-seed<seed>)")
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--write-results", action="store_true", help="replace the real-server section of "
                         "bench/RESULTS.md")
@@ -529,6 +559,8 @@ def main() -> None:
         if n not in names:
             parser.error(f"unknown workload {n!r}; one of {', '.join(sorted(names))}")
     chosen = [w for w in WORKLOADS if not args.workload or w.name in args.workload]
+    if args.record_dir is None:
+        args.record_dir = RECORDINGS / f"run-{time.strftime('%Y-%m-%d', time.gmtime())}-seed{args.seed}"
     warmup, measured = (10, 10) if args.quick else (args.warmup, args.measured)
 
     from replay import llmotel_source_hash

@@ -52,7 +52,8 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def recordings(directory: Path = RECORDINGS) -> list[Path]:
-    return sorted(directory.glob("*.json"))
+    """Every recording under ``directory``: one folder per harness run, one file per workload."""
+    return sorted(directory.rglob("*.json"))
 
 
 def replay(recording: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,9 +9,9 @@ Method (docs/phases.md has the long form):
   uncached token, ``k`` = the (small) cost of a cache read. Queue = what the envelope does not explain.
 - The envelope is kept as binned minima (bins on a log scale of each token count, the few points with
   the smallest residual kept per bin; a full bin contributes its second-lowest) and fitted by a
-  low-quantile regression (tau = 0.1) weighted by how often each bin was seen. Coefficients are kept
-  non-negative, a cache read never costs more than an uncached token, and a slope the data cannot tell
-  apart from the overhead (one prompt size, one cached size) stays at its cold-start prior.
+  low-quantile regression (tau = 0.3, the intercept pulled toward 0) weighted by how often each bin was seen.
+  Coefficients are kept non-negative, a cache read never costs more than an uncached token, and a slope the
+  data cannot tell apart from the overhead (one prompt size, one cached size) stays at its cold-start prior.
 - Decode: streams give time per output token directly; an exponentially weighted mean (recent load) is
   kept for non-streaming calls of the same key, and the second-lowest of the last few streams (the step
   without stalls) bounds the first decode step.
@@ -46,12 +46,24 @@ _log = logging.getLogger(__name__)
 Key = tuple[str, str, str, str]  # provider, server address, resolved model, region
 
 STATE_ENV = "LLMOTEL_PHASE_MODEL_STATE"
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: attention work counts the pairs with the cached prefix (u*c)
 
-_TAU = 0.1  # quantile of the envelope fit (of the per-bin minima)
+# Quantile of the envelope fit over the per-bin floor points (each already a bin's second-lowest call): 0.3, not
+# lower, because on llama.cpp a call that did not queue still scatters by +-20 ms around any smooth model of its
+# prompt, and a line under 90 % of the floor booked that scatter as queue on every call (bench/real, eleven
+# workloads in two runs: queue p90 <= 20 % of TTFT at 0.3, up to 44 % at 0.1).
+_TAU = 0.3
 _FIT_ITERATIONS = 12
 _QUANTILE_EPS_S = 1e-5  # residuals below this count as this (keeps the reweighting finite)
 _SPARSE_BIN = 4.0
+# The intercept is the TTFT of a call with no work: the request path, the server's fixed work and, where no call
+# ever found the server idle, the least wait. It is booked as queue, so where the data cannot tell it from a
+# feature (a prefix-cache workload whose hits all share one cached size: intercept + k * cached is one number for
+# them), the fit must not hand the hits' fixed cost to it. An L1 pull toward 0 settles such ties: lowering the
+# intercept by 1 ms costs the fit this many ms of one well-sampled bin's loss. Where the intercept is identified
+# the pull moves it by well under a millisecond. Chosen on bench/real's eleven workloads in two runs (0.03-0.3
+# all met the targets; prefix_cache's queue p90 41 % of TTFT without it, 9-18 % with it).
+_INTERCEPT_PULL = 0.3
 _PRIOR_WEIGHT = 1e-6  # numerical only: coefficients the data cannot tell apart are pinned to the prior
 _PER_BIN = 3
 _MAX_BINS = 48
@@ -77,17 +89,14 @@ _PAIRS_SCALE = 1000.0
 
 
 def attention_work(uncached: float, cached: float) -> float:
-    """Token pairs the new tokens' attention scores among themselves, in thousands (u^2/2). A prompt's prefill
-    grows faster than its length (llama.cpp on a CPU: ~0.5 ms per token at 100 tokens, ~0.8 ms at 1,500,
-    bench/real), and a straight line in tokens booked the long prompts' extra as queue.
-
-    The pairs of the new tokens with a cached prefix (u*c) are left out on purpose: on bench/real's prefix-cache
-    workload a feature holding them made the fit book a short suffix's cost wrongly (queue error p90 41 % of
-    TTFT, against 17 % without it, the other seven workloads unchanged within 1 point); what a cached prefix
-    costs is left to the cache-read and per-token terms. ``cached`` is kept in the signature for that reason.
+    """Token pairs the new tokens' attention scores, in thousands: each new token with the cached prefix and
+    with the new tokens before it (u*c + u^2/2). A prompt's prefill grows faster than its length (llama.cpp on a
+    CPU: ~0.5 ms per token at 100 tokens, ~0.8 ms at 1,500, bench/real), and a straight line in tokens booked
+    the long prompts' extra as queue. The u*c pairs are what a turn of a multi-turn chat costs beyond its new
+    tokens: without them bench/real's conversation workload (each turn resends the chat so far, a hit of up to
+    4,000 tokens) had queue errors of median 57 % / p90 84 % of TTFT; with them 4 % / 13 %.
     """
-    del cached
-    return 0.5 * uncached * uncached / _PAIRS_SCALE
+    return (uncached * cached + 0.5 * uncached * uncached) / _PAIRS_SCALE
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +180,8 @@ class _Envelope:
     """
 
     __slots__ = (
-        "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count", "scatter",
-        "theta",
+        "_anchor", "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count",
+        "scatter", "theta",
     )
 
     def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
@@ -186,6 +195,7 @@ class _Envelope:
         self.scatter = 0.0  # how far the floor's points lie from the fitted line (s): see _floor_scatter
         self._counts: dict[tuple[int, ...], int] = {}  # calls seen per bin (while it lives)
         self._dirty = False
+        self._anchor = 0.0
         self._last_fit = 0
         self.count = 0
         self.theta = list(prior_theta)
@@ -247,12 +257,11 @@ class _Envelope:
                 aux.append(a)
                 trust.append(n / (n + _SPARSE_BIN))
         # A slope is told apart from the fixed overhead only when its token count varies: with one prompt
-        # size the prefill slope stays at its prior; the cache-read cost needs three cached sizes (one
-        # shared system prompt says nothing about it).
+        # size the prefill slope stays at its prior, and so does the cache-read cost while every call has the
+        # same cached size (hits and misses are two sizes: then the intercept's pull settles the tie).
         pinned: dict[int, float] = {}
         for i in range(len(self._per_octave)):
-            needed = 3 if self._cap is not None and i + 1 == self._cap[0] else 2
-            if len({_log_bin(x[i], 2) for x, _ in points}) < needed:
+            if len({_log_bin(x[i], 2) for x, _ in points}) < 2:
                 pinned[i + 1] = self._prior[i + 1]
         fitted = self._fit(points, pinned, trust)
         if fitted is not None:
@@ -312,6 +321,8 @@ class _Envelope:
         weights = list(trust)
         theta = list(self._prior)
         for _ in range(_FIT_ITERATIONS):
+            # The intercept's L1 pull, as a pseudo-observation in the reweighting (see _INTERCEPT_PULL).
+            self._anchor = _INTERCEPT_PULL / max(abs(theta[0]), 10 * _QUANTILE_EPS_S)
             solved = self._weighted_solve(points, weights, scale, pinned)
             if solved is None:
                 return None
@@ -351,6 +362,8 @@ class _Envelope:
             for r, i in enumerate(free):
                 a[r][r] += lam
                 b[r] += lam * self._prior[i] * scale[i]
+                if i == 0:
+                    a[r][r] += self._anchor  # the intercept's pull toward 0 (target 0: nothing added to b)
             solved = _solve(a, b) if free else []
             if solved is None:
                 return None
