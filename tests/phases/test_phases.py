@@ -283,6 +283,43 @@ def test_cache_reads_are_cheap_but_not_free() -> None:
     assert co.cache_read_s_per_token == pytest.approx(5e-6, rel=0.3)
 
 
+def test_one_prompt_size_learns_its_prefill_and_keeps_the_overhead_prior() -> None:
+    """Every call sends 800 tokens: intercept and slope are one number. The overhead keeps its prior (5 ms on a
+    private address) and the rest of the floor is the prompt's prefill, not queue (a slope from the model's
+    size would have been 5x off here: 0.4 ms per token, as llama.cpp on a CPU)."""
+    model = PhaseModel()
+    rng = random.Random(11)
+    for i in range(120):
+        queue = rng.expovariate(1 / 0.05) if rng.random() < 0.5 else 0.0
+        ttft = 0.004 + 0.02 + 4e-4 * 800 + queue
+        model.split(_request(), _response(800, 40), _stream_capture(i * NS, ttft, 0.02, 40), ServerTiming())
+    co = model.calibrator.coefficients(KEY)
+    assert co.overhead_s == pytest.approx(prior("llama-3.1-8b-x", "127.0.0.1").overhead_s)
+    cap = _stream_capture(10**13, 0.004 + 0.02 + 4e-4 * 800 + 0.1, 0.02, 40)
+    d = _durations(model.split(_request(), _response(800, 40), cap, ServerTiming()))
+    assert d["queue"] == pytest.approx(0.1, abs=0.02)
+    assert d["prefill"] == pytest.approx(4e-4 * 800 + 0.02, abs=0.02)
+
+
+def test_prefix_hits_of_one_cached_size_book_their_fixed_cost_as_prefill() -> None:
+    """Three calls in four reuse one 1,500-token prefix; a hit costs 40 ms before its suffix (restoring the
+    prefix, as llama.cpp's prompt cache does). Hits and misses tell the cost from the intercept only through the
+    fit's tie-break (one cached size): it must land in prefill, not in every hit's queue."""
+    model = PhaseModel()
+    rng = random.Random(3)
+    for i in range(200):
+        hit = rng.random() < 0.75
+        u = rng.randint(20, 400) + (0 if hit else 1500)
+        c = 1500 if hit else 0
+        queue = rng.expovariate(1 / 0.03) if rng.random() < 0.3 else 0.0
+        ttft = 0.003 + 0.005 + 5e-4 * u + (0.04 if hit else 0.0) + queue
+        model.split(_request(), _response(u + c, 20, c), _stream_capture(i * NS, ttft, 0.005, 20), ServerTiming())
+    cap = _stream_capture(10**13, 0.003 + 0.005 + 5e-4 * 100 + 0.04, 0.005, 20)
+    d = _durations(model.split(_request(), _response(1600, 20, 1500), cap, ServerTiming()))
+    assert d["queue"] < 0.015
+    assert d["prefill"] == pytest.approx(5e-4 * 100 + 0.04 + 0.005, abs=0.015)
+
+
 def test_server_timing_is_used_exactly_when_present() -> None:
     model = PhaseModel()
     _train(model, 50, random.Random(2))

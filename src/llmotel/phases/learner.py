@@ -262,7 +262,14 @@ class _Envelope:
         pinned: dict[int, float] = {}
         for i in range(len(self._per_octave)):
             if len({_log_bin(x[i], 2) for x, _ in points}) < 2:
-                pinned[i + 1] = self._prior[i + 1]
+                if i == 0:
+                    # One prompt size: intercept and prefill slope are one number. The overhead's prior (a few
+                    # ms on a private address, a public host's round trip) is a far safer guess than a slope
+                    # derived from the model's size (off 5x for a model on a CPU), so the intercept is the one
+                    # pinned, and the prompt's time is learned as its prefill.
+                    pinned[0] = self._prior[0]
+                else:
+                    pinned[i + 1] = self._prior[i + 1]
         fitted = self._fit(points, pinned, trust)
         if fitted is not None:
             self.theta = fitted[0]
