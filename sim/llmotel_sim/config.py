@@ -16,7 +16,7 @@ ServerTimingMode = Literal[
 SERVER_TIMING_MODES: tuple[ServerTimingMode, ...] = (
     "tgi", "llama_cpp", "vllm", "sglang", "groq", "cerebras", "openai_processing_ms", "none"
 )
-RoutingMode = Literal["cache_aware", "least_loaded", "round_robin", "random"]
+RoutingMode = Literal["cache_aware", "least_loaded", "least_busy", "round_robin", "random"]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -41,6 +41,14 @@ class ReplicaSpec:
     # models cross over at tens of thousands of tokens; a 200k-token prompt here would prefill for ~500 s).
     prefill_s_per_token: float = 0.00005
     prefill_s_per_kpair: float = 0.000025
+    # Reading a cached prefix is not free: llama.cpp restores it from its prompt cache, ~0.02 ms per cached token
+    # against ~0.45 ms per uncached one on a CPU (bench/real prefix_sizes: least squares over 100 calls, 5 %).
+    # 0 (off) by default; bench/phase_accuracy.py's scenarios set it.
+    prefill_s_per_cached_token: float = 0.0
+    # A real server's prefill of the same prompt is not the same twice: llama.cpp's prompt_ms scatters by 20-40 ms
+    # (rms) around the best smooth model of 50-2,500-token prompts (bench/real, run seed2). Each request's prefill
+    # work is multiplied by exp(N(0, prefill_jitter)), drawn from its own seeded randomness. 0 (off) by default.
+    prefill_jitter: float = 0.0
     # A prefill pass shared with running decodes costs (1 + prefill_batch_factor * running batch size) times its
     # work: batching interference (the pass in turn stalls their next token: head-of-line blocking).
     prefill_batch_factor: float = 0.01
@@ -183,7 +191,8 @@ def _validate(cfg: SimConfig) -> None:
         raise ConfigError("regions[].weight must be >= 0 and at least one region needs weight > 0")
     if cfg.replica.max_batch < 1:
         raise ConfigError("replica.max_batch must be >= 1")
-    for name in ("prefill_s_per_token", "prefill_s_per_kpair", "prefill_batch_factor"):
+    for name in ("prefill_s_per_token", "prefill_s_per_kpair", "prefill_batch_factor", "prefill_s_per_cached_token",
+                 "prefill_jitter"):
         if getattr(cfg.replica, name) < 0:
             raise ConfigError(f"replica.{name} must be >= 0, got {getattr(cfg.replica, name)!r}")
     if cfg.output_tokens_min < 1 or cfg.output_tokens_max < cfg.output_tokens_min:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import random
 import time
 from collections import OrderedDict, deque
@@ -36,10 +37,12 @@ def attention_pairs(uncached: int, cached: int) -> float:
 
 
 def prefill_cost_s(spec: ReplicaSpec, uncached: int, cached: int) -> float:
-    """Seconds one request's prefill costs on an idle replica: its uncached tokens' linear work (weights, MLP)
-    plus attention over every pair it scores. Grows faster than linearly with length, and a suffix after a cached
-    prefix costs more per token than the same suffix alone (llama.cpp: bench/real, docs/simulator.md)."""
-    return uncached * spec.prefill_s_per_token + attention_pairs(uncached, cached) * spec.prefill_s_per_kpair / 1000.0
+    """Seconds one request's prefill costs on an idle replica: its uncached tokens' linear work (weights, MLP),
+    attention over every pair it scores, and reading its cached prefix. Grows faster than linearly with length,
+    and a suffix after a cached prefix costs more per token than the same suffix alone (llama.cpp: bench/real,
+    docs/simulator.md)."""
+    return uncached * spec.prefill_s_per_token + attention_pairs(uncached, cached) * spec.prefill_s_per_kpair / 1000.0 \
+        + cached * spec.prefill_s_per_cached_token
 
 
 @dataclass(slots=True)
@@ -322,6 +325,8 @@ class Replica:
                 req.sim.admit, req.wall.admit = self.v, now_w
                 req.cache = self.fleet.cache_lookup(self.cache, req)
                 req.prefill_work_s = prefill_cost_s(spec, req.uncached_tokens, req.cache.cached_tokens)
+                if spec.prefill_jitter > 0:
+                    req.prefill_work_s *= math.exp((req.rng or self.fleet.rng).gauss(0.0, spec.prefill_jitter))
                 uncached += req.uncached_tokens
                 work += req.prefill_work_s
             start_v, start_w = self.v, now_w
