@@ -26,6 +26,9 @@ type Config struct {
 	Fairness FairnessConfig `mapstructure:"fairness"`
 	// ServerSpans joins self-hosted servers' own spans (vLLM / SGLang llm_request) with llmotel's call spans.
 	ServerSpans ServerSpansConfig `mapstructure:"server_spans"`
+	// TenantAttributes are read in order as the tenant of a call span without llmotel.tenant.id (spans of
+	// other instrumentations): default user.id, enduser.id; [] reads none.
+	TenantAttributes []string `mapstructure:"tenant_attributes"`
 }
 
 // ServerSpansConfig bounds the join of server spans with call spans (docs: collector/README.md).
@@ -36,6 +39,10 @@ type ServerSpansConfig struct {
 	// delays every call's SLIs by up to that long; 0 (default) records calls at once, so only server spans
 	// that arrive before their call are joined.
 	HoldCalls time.Duration `mapstructure:"hold_calls"`
+	// AutoHold applies while HoldCalls is 0: once a server span came after its call's SLIs were recorded, calls
+	// of that call's model are held this long (for an hour after the last such server span), so a self-hosted
+	// server's spans join in either order without delaying the SLIs of models that never send any. 0 disables.
+	AutoHold time.Duration `mapstructure:"auto_hold"`
 	// MaxPending bounds the server spans and the held calls (each).
 	MaxPending int `mapstructure:"max_pending"`
 }
@@ -130,8 +137,8 @@ func (c *Config) Validate() error {
 			c.Fairness.InputTokenWeight, c.Fairness.OutputTokenWeight))
 	}
 	nonNegative("fairness.max_tenants", c.Fairness.MaxTenants)
-	if c.ServerSpans.Wait < 0 || c.ServerSpans.HoldCalls < 0 {
-		errs = append(errs, fmt.Errorf("server_spans.wait / server_spans.hold_calls: must be >= 0, got %v / %v; e.g. 10s / 0s", c.ServerSpans.Wait, c.ServerSpans.HoldCalls))
+	if c.ServerSpans.Wait < 0 || c.ServerSpans.HoldCalls < 0 || c.ServerSpans.AutoHold < 0 {
+		errs = append(errs, fmt.Errorf("server_spans.wait / hold_calls / auto_hold: must be >= 0, got %v / %v / %v; e.g. 10s / 0s / 10s", c.ServerSpans.Wait, c.ServerSpans.HoldCalls, c.ServerSpans.AutoHold))
 	}
 	if c.ServerSpans.MaxPending < 1 {
 		errs = append(errs, fmt.Errorf("server_spans.max_pending: must be >= 1, got %d; e.g. 10000", c.ServerSpans.MaxPending))

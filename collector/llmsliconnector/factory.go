@@ -14,6 +14,7 @@ import (
 
 	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/clock"
 	"github.com/llmotel/llmotel/collector/llmsliconnector/internal/metadata"
+	sc "github.com/llmotel/llmotel/collector/llmsliconnector/internal/semconv"
 )
 
 // NewFactory returns the factory of the llm_sli connector (traces in, metrics out).
@@ -35,8 +36,9 @@ func createDefaultConfig() component.Config {
 		TraceBuffer: TraceBufferConfig{
 			MaxTraces: 10000, MaxBytes: 64 << 20, Wait: 5 * time.Second, MaxAge: 5 * time.Minute, MaxPendingPhases: 50000,
 		},
-		Fairness:    FairnessConfig{InputTokenWeight: 1, OutputTokenWeight: 2, MaxTenants: 1000},
-		ServerSpans: ServerSpansConfig{Wait: 10 * time.Second, MaxPending: 10000},
+		Fairness:         FairnessConfig{InputTokenWeight: 1, OutputTokenWeight: 2, MaxTenants: 1000},
+		ServerSpans:      ServerSpansConfig{Wait: 10 * time.Second, AutoHold: 10 * time.Second, MaxPending: 10000},
+		TenantAttributes: []string{sc.AttrUserID, sc.AttrEnduserID},
 	}
 }
 

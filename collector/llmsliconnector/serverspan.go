@@ -21,8 +21,15 @@ import (
 // estimator's error is recorded; a server span whose call never comes is recorded alone.
 
 // reasonLateServerSpan: a server span arrived after its call's SLIs were recorded (raise
-// server_spans.hold_calls to join in that order).
+// server_spans.hold_calls to join in that order; auto_hold does it for that call's model from then on).
 const reasonLateServerSpan = "late_server_span"
+
+// A model learned to have late server spans keeps its calls held for this long after the last one, and at most
+// this many models are remembered (the least recently marked is forgotten).
+const (
+	autoHoldFor       = time.Hour
+	autoHoldMaxModels = 256
+)
 
 // serverSpan is one parsed server span.
 type serverSpan struct {
@@ -62,6 +69,8 @@ type serverJoin struct {
 	max       int
 	wait      time.Duration
 	hold      time.Duration
+	autoHold  time.Duration
+	late      map[string]time.Time // request model -> the last late server span of one of its calls
 	servers   map[pcommon.SpanID]serverSpan
 	serverQ   []held
 	calls     map[pcommon.SpanID]ptrace.Traces // a copy of the held call span (one span each)
@@ -71,7 +80,8 @@ type serverJoin struct {
 
 func newServerJoin(cfg ServerSpansConfig) *serverJoin {
 	return &serverJoin{
-		max: cfg.MaxPending, wait: cfg.Wait, hold: cfg.HoldCalls,
+		max: cfg.MaxPending, wait: cfg.Wait, hold: cfg.HoldCalls, autoHold: cfg.AutoHold,
+		late:    map[string]time.Time{},
 		servers: map[pcommon.SpanID]serverSpan{}, calls: map[pcommon.SpanID]ptrace.Traces{},
 	}
 }
@@ -108,8 +118,9 @@ func (c *llmSLI) ingestServer(span ptrace.Span, now time.Time) {
 		c.replayCall(td, now)
 		return
 	}
-	if _, recorded := c.phases.recent[call]; recorded {
+	if d, recorded := c.phases.recent[call]; recorded {
 		c.reject(reasonLateServerSpan, now, 1)
+		j.markLate(d.model, now)
 		return
 	}
 	for len(j.servers) >= j.max { // full: the oldest is recorded alone
@@ -130,7 +141,7 @@ func (c *llmSLI) ingestServer(span ptrace.Span, now time.Time) {
 // Returns false when the call must be recorded now.
 func (c *llmSLI) holdCall(span ptrace.Span, now time.Time) bool {
 	j := c.server
-	if j.hold <= 0 || j.replaying {
+	if j.replaying || (j.hold <= 0 && !j.autoHolds(span, now)) {
 		return false
 	}
 	id := span.SpanID()
@@ -152,6 +163,46 @@ func (c *llmSLI) holdCall(span ptrace.Span, now time.Time) bool {
 	}
 	j.calls[id] = td
 	return true
+}
+
+// markLate remembers that model's calls have server spans that come after them (bounded).
+func (j *serverJoin) markLate(model string, now time.Time) {
+	if j.autoHold <= 0 || j.hold > 0 {
+		return
+	}
+	if _, ok := j.late[model]; !ok && len(j.late) >= autoHoldMaxModels {
+		oldest, first := "", true
+		for m, t := range j.late {
+			if first || t.Before(j.late[oldest]) {
+				oldest, first = m, false
+			}
+		}
+		delete(j.late, oldest)
+	}
+	j.late[model] = now
+}
+
+// autoHolds: hold_calls is 0 and the call's model was marked late within the last autoHoldFor. One attribute
+// read, and only once some model was marked.
+func (j *serverJoin) autoHolds(span ptrace.Span, now time.Time) bool {
+	if j.autoHold <= 0 || len(j.late) == 0 {
+		return false
+	}
+	v, ok := span.Attributes().Get(sc.AttrGenAIRequestModel)
+	model := ""
+	if ok {
+		model = v.AsString()
+	}
+	t, ok := j.late[model]
+	return ok && now.Sub(t) < autoHoldFor
+}
+
+// holdFor is how long held calls wait: hold_calls, or auto_hold when only learned models are held.
+func (j *serverJoin) holdFor() time.Duration {
+	if j.hold > 0 {
+		return j.hold
+	}
+	return j.autoHold
 }
 
 // replayCall records a held call now (with its server span, if one is parked under its id).
@@ -204,7 +255,7 @@ func (j *serverJoin) popCall() (ptrace.Traces, bool) {
 // call did not come within wait (alone); everything when final.
 func (c *llmSLI) expireServer(now time.Time, final bool) {
 	j := c.server
-	for len(j.callQ) > 0 && (final || now.Sub(j.callQ[0].arrived) >= j.hold) {
+	for len(j.callQ) > 0 && (final || now.Sub(j.callQ[0].arrived) >= j.holdFor()) {
 		if td, ok := j.popCall(); ok {
 			c.replayCall(td, now)
 		}

@@ -190,6 +190,59 @@ func TestServerSpanAfterRecordedCallIsCountedLate(t *testing.T) {
 	assert.Equal(t, reasonLateServerSpan, reason.Str())
 }
 
+func TestLateServerSpansMakeLaterCallsOfTheirModelWait(t *testing.T) {
+	cfg := testConfig() // hold_calls 0
+	cfg.ServerSpans.AutoHold = 10 * time.Second
+	h := newHarness(t, cfg)
+	g := &ids{}
+	// The first call's server span comes after it: counted late, and model "m" is marked.
+	td := ptrace.NewTraces()
+	app, server := newBatch(td, "app"), newBatch(td, "vllm")
+	traceID, callID := joinCall(app, g)
+	vllmSpan(server, g, traceID, callID, fixtureEpoch)
+	h.feed(td)
+	md := h.flush()
+	m, ok := metricByName(md, sc.MetricSLISpansRejected)
+	require.True(t, ok)
+	reason, _ := m.Sum().DataPoints().At(0).Attributes().Get(sc.AttrSLIReason)
+	assert.Equal(t, reasonLateServerSpan, reason.Str())
+	// The next call of "m" waits for its server span, which comes in a later batch: joined.
+	td = ptrace.NewTraces()
+	traceID, callID = joinCall(newBatch(td, "app"), g)
+	h.feed(td)
+	td = ptrace.NewTraces()
+	vllmSpan(newBatch(td, "vllm"), g, traceID, callID, fixtureEpoch)
+	h.feed(td)
+	md = h.flush() // cumulative: the first call (SDK phases) and the second (joined)
+	ph := func(name, source string) map[string]string {
+		return map[string]string{sc.AttrGenAIRequestModel: "m", sc.AttrServerRegion: "us", sc.AttrPhaseName: name, sc.AttrPhaseSource: source}
+	}
+	assertSum(t, md, sc.MetricSLIPhaseDuration, ph("queue", "server"), 0.050)
+	assertSum(t, md, sc.MetricSLIPhaseDuration, ph("queue", "estimated"), 0.200)
+	assertSum(t, md, sc.MetricSLIPhaseEstimateError,
+		map[string]string{sc.AttrGenAIRequestModel: "m", sc.AttrServerRegion: "us", sc.AttrPhaseName: "queue"}, 0.30)
+}
+
+func TestAutoHoldLeavesOtherModelsAlone(t *testing.T) {
+	cfg := testConfig()
+	cfg.ServerSpans.AutoHold = 10 * time.Second
+	h := newHarness(t, cfg)
+	g := &ids{}
+	td := ptrace.NewTraces()
+	app, server := newBatch(td, "app"), newBatch(td, "vllm")
+	traceID, callID := joinCall(app, g)
+	vllmSpan(server, g, traceID, callID, fixtureEpoch)
+	h.feed(td)
+	h.flush()
+	// A call of another model is recorded at once (nothing held, nothing delayed).
+	td = ptrace.NewTraces()
+	newBatch(td, "app").call(g, callSpec{provider: "openai", model: "hosted", region: "us", input: 10, output: 11, ttft: 0.5, phases: joinPhases})
+	h.feed(td)
+	md := h.conn.collect(false)
+	_, ok := histPoint(t, md, sc.MetricSLITimeToFirstToken, map[string]string{sc.AttrGenAIRequestModel: "hosted"})
+	assert.True(t, ok, "a model without server spans is not held")
+}
+
 func TestServerJoinIsBounded(t *testing.T) {
 	cfg := testConfig()
 	cfg.ServerSpans.MaxPending = 2
