@@ -95,6 +95,15 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("conversation", "1 slot, 1 caller; multi-turn chats: each turn resends the chat so far (a cache "
              "hit of 0-4,000 tokens) plus a 20-300-token user message; a chat restarts past 4,000 tokens",
              conversation=4000, tokens=(20, 300)),
+    # Combinations of the above, so that no part of the estimator is only checked where it was tuned.
+    Workload("one_slot_4_callers_non_streaming", "1 slot, 4 concurrent callers, non-streaming calls only",
+             callers=4, stream=False),
+    Workload("two_slots_4_callers_early", "as two_slots_4_callers with stream headers on arrival", slots=2, callers=4,
+             headers="early"),
+    Workload("prefix_cache_2_callers", "as prefix_cache with 2 concurrent callers on the one slot", prefix=True,
+             tokens=(20, 400), callers=2),
+    Workload("one_prompt_size", "1 slot, 2 concurrent callers, every prompt ~800 tokens (one size: overhead and "
+             "per-token prefill cannot be told apart)", callers=2, tokens=(800, 800)),
 )
 
 
