@@ -19,6 +19,7 @@ import ctypes
 import gc
 import glob
 import inspect
+import itertools
 import re
 import sys
 from collections.abc import Callable
@@ -203,8 +204,9 @@ def main() -> None:
                 call.attempt_answered(200, headers)
                 if stream:
                     hooked = _hook(streams, iter(events), call)
-                    for _ in range(len(events)):
-                        next(hooked)
+                    # As the SDK's Stream.__iter__ takes them (``for item in self._iterator``), all but the end.
+                    for _ in itertools.islice(iter(hooked), len(events)):
+                        pass
                     _detach(hooked)
                 else:
                     call.read_result(obj["plain"], call.response, settings)
@@ -247,6 +249,31 @@ def main() -> None:
                 call.finished = True
                 call.span.end()
 
+            def span_bare(q: Any = request, c: Any = finished_cap) -> None:
+                start_span(q, c).end()
+
+            def span_children(
+                q: Any = request, c: Any = finished_cap, r: Any = finished_response, o: Any = out
+            ) -> None:
+                span = start_span(q, c)
+                spans._phase_spans(span, o.phases, c, r, settings)
+                span.end()
+
+            def span_attributes(
+                q: Any = request, c: Any = finished_cap, r: Any = finished_response, o: Any = out
+            ) -> None:
+                """The parent's end attributes built and set, as spans._finish does before its children."""
+                span = start_span(q, c)
+                attrs: dict[str, Any] = {}
+                names = getattr(spans, "_STABLE_NAMES", None)
+                spans._usage_attrs(r.usage, names, attrs)
+                spans._response_attrs(r, c, o, names, attrs)
+                if o.energy is not None:
+                    attrs.update(spans._energy_attrs(o.energy))
+                setter = getattr(span, "set_own_attributes", span.set_attributes)
+                setter(attrs)
+                span.end()
+
             cases |= {
                 f"{cell}|whole call, no I/O": whole,
                 f"{cell}|up to the end (request, span start, headers, body/events; span ended bare)": fed_only,
@@ -254,6 +281,9 @@ def main() -> None:
                 f"{cell}|request read + capture": request_only,
                 f"{cell}|request read + span start + bare end": span_start,
                 f"{cell}|context attach/detach + ACTIVE": context,
+                f"{cell}|span start + bare end (the parent alone)": span_bare,
+                f"{cell}|span start + phase children + bare end": span_children,
+                f"{cell}|span start + end attributes built and set + bare end": span_attributes,
                 f"{cell}|outcome: server timing": lambda r=finished_response: server_timing.parse(
                     r.headers, r.body_timing
                 ),

@@ -255,9 +255,22 @@ def _estimate(model: str, region: str, usage: Usage, server_time_s: float | None
     server_s = server_time_s if server_time_s is not None and 0 <= server_time_s < math.inf else None
 
     pue = grid.pue
-    low = _it_wh(coeffs.low, uncached, output_tokens, server_s) * pue
-    mid = _it_wh(coeffs.mid, uncached, output_tokens, server_s) * pue
-    high = _it_wh(coeffs.high, uncached, output_tokens, server_s) * pue
+    # _it_wh for the three bounds, inlined (same expression, same floats): this runs on every call.
+    b = coeffs.low
+    seconds = output_tokens * b.latency_s_per_token if server_s is None else server_s
+    low = (
+        uncached * b.prefill_wh_per_token + output_tokens * b.decode_wh_per_token + seconds * b.server_wh_per_s
+    ) * pue
+    b = coeffs.mid
+    seconds = output_tokens * b.latency_s_per_token if server_s is None else server_s
+    mid = (
+        uncached * b.prefill_wh_per_token + output_tokens * b.decode_wh_per_token + seconds * b.server_wh_per_s
+    ) * pue
+    b = coeffs.high
+    seconds = output_tokens * b.latency_s_per_token if server_s is None else server_s
+    high = (
+        uncached * b.prefill_wh_per_token + output_tokens * b.decode_wh_per_token + seconds * b.server_wh_per_s
+    ) * pue
     wh_min, wh_max = min(low, mid, high), max(low, mid, high)
     intensity = grid.intensity
     kwh_factor = None if intensity is None else intensity / 1000.0

@@ -61,46 +61,74 @@ def _on_chunk(call: Call, event: Any, now: int) -> None:
 class HookedIterator:
     """Stands in the SDK stream's ``_iterator``: forwards every item of the original, observing it on the way.
 
-    Holds what the hot path reads in slots (no attribute chains per chunk). Ends the call on exhaustion or on the
-    stream's error; ``__del__`` ends an unfinished call as collected (the stream, which owns it, was dropped).
+    The per-event work runs in a generator (``_observe``): the SDK's ``__iter__`` (``for item in self._iterator``)
+    takes it from ``__iter__`` and resumes it per event, which costs about a third of calling a Python ``__next__``
+    method per event; ``__next__`` (``next(stream)``) draws from the same generator. Ends the call on exhaustion or
+    on the stream's error; ``__del__`` ends an unfinished call as collected (the stream, which owns it, was dropped).
     """
 
-    __slots__ = ("_next", "call", "capture", "reader", "response", "stall_ns")
+    __slots__ = ("_gen", "_next", "call")
 
     def __init__(self, inner: Iterator[Any], call: Call) -> None:
-        self._next = inner.__next__
         self.call = call
-        self.reader = call.read_event
-        self.response = call.response
-        self.capture = call.capture
-        self.stall_ns = call.stall_ns
+        self._gen = _observe(inner, call)
+        self._next = self._gen.__next__
 
-    def __iter__(self) -> HookedIterator:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return self._gen
 
     def __next__(self) -> Any:
-        try:
-            event = self._next()
-        except StopIteration:
-            self.call.finish()
-            raise
-        except BaseException as exc:
-            self.call.finish(error=exc)
-            raise
-        now = _now()
-        content = False
-        reader = self.reader
-        if reader is not None:
-            try:
-                content = reader(event, self.response)
-            except Exception:
-                _log.debug("llmotel could not read a stream event", exc_info=True)
-        _chunk(self.capture, now, content, self.stall_ns)
-        return event
+        return self._next()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.call.collected()
+
+
+def _observe(inner: Iterator[Any], call: Call) -> Iterator[Any]:
+    """Yield every item of ``inner``; per item one clock read, the provider's reader and the capture's counters
+    (``capture.chunk``, inlined: a call frame per event is most of what is left to cut). Ends ``call`` when
+    ``inner`` ends or raises; a close (``GeneratorExit``) ends nothing: the owner's ``__del__`` does."""
+    cap = call.capture
+    reader = call.read_event
+    response = call.response
+    stall_ns = call.stall_ns
+    keep_gaps = cap.gaps is not None
+    try:
+        for event in inner:
+            now = _now()
+            content = False
+            if reader is not None:
+                try:
+                    content = reader(event, response)
+                except Exception:
+                    _log.debug("llmotel could not read a stream event", exc_info=True)
+            if keep_gaps:  # per-chunk metrics opted into: the general bookkeeping
+                _chunk(cap, now, content, stall_ns)
+                yield event
+                continue
+            last = cap.last_chunk_ns
+            if last:
+                gap = now - last
+                if gap > cap.max_gap_ns:
+                    cap.max_gap_ns = gap
+                if gap > stall_ns:
+                    cap.stall_count += 1
+            cap.last_chunk_ns = now
+            count = cap.chunk_count + 1
+            cap.chunk_count = count
+            if content:
+                cap.content_chunk_count += 1
+                if not cap.first_content_ns:
+                    cap.first_content_ns = now
+                    cap.first_content_chunk = count
+            yield event
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        call.finish(error=exc)
+        raise
+    call.finish()
 
 
 class AsyncHookedIterator:

@@ -146,9 +146,28 @@ class Provider:
     helper_closers: tuple[tuple[str, str, bool], ...] = ()
 
 
+# The names llmotel keeps, as the lower-case bytes httpx holds them (all ASCII, so the same in any header encoding).
+_KEEP_RAW: frozenset[bytes] = frozenset(name.encode("ascii") for name in call_mod.KEEP_HEADERS)
+
+
 def read_httpx_response(response: Any) -> tuple[int, Iterable[tuple[str, str]]]:
-    """(status, header items) of an httpx / httpx2 response (the Stainless SDKs' transport)."""
-    return int(response.status_code), response.headers.items()
+    """(status, header items) of an httpx / httpx2 response (the Stainless SDKs' transport): the items
+    ``headers.items()`` gives (lower-case names, values decoded in the headers' encoding, a repeated name's values
+    joined with ", ") for the names llmotel keeps (``call.KEEP_HEADERS``) only. ``items()`` decodes every header
+    of the response, most of this hook's cost per attempt; here only the kept ones are decoded."""
+    headers = response.headers
+    try:
+        encoding = headers.encoding
+        kept: dict[str, str] = {}
+        for raw_key, raw_value in headers.raw:
+            key = raw_key.lower()
+            if key in _KEEP_RAW:
+                name, value = key.decode("ascii"), raw_value.decode(encoding)
+                kept[name] = f"{kept[name]}, {value}" if name in kept else value
+        items: Iterable[tuple[str, str]] = kept.items()
+    except Exception:  # not the headers type this expects: all of them, as they come
+        items = headers.items()
+    return int(response.status_code), items
 
 
 # Hosts (suffixes) of hosted LLM APIs: they export no server spans to the caller, so under the default

@@ -38,11 +38,33 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3}
 
 
+def _decimal(text: str) -> bool:
+    """Whether ``text`` is ``\\d+(\\.\\d+)?`` (what the duration pattern and ``float`` both read the same way)."""
+    head, dot, tail = text.partition(".")
+    return head.isdecimal() and (not dot or tail.isdecimal())
+
+
+# RFC 3339 reset values already read -> their POSIX time (None: not a time with a zone). A reset time stays the
+# same for every call until the window resets, so each distinct value is parsed once. Bounded: emptied when full.
+_RESET_AT: dict[str, float | None] = {}
+_RESET_AT_MAX = 64
+
+
 def parse_reset(value: str, now_s: float | None = None) -> float | None:
     """Seconds until reset from "6m0s" / "1.5s" / "20ms" / "12" / RFC 3339. None when unparsable."""
     v = value.strip()
     if not v:
         return None
+    # The common shapes first, without raising (each gives what the general path below gives for it).
+    if _decimal(v):
+        return float(v)
+    if v[-1] == "s":
+        if v[-2:] == "ms" and _decimal(v[:-2]):
+            return float(v[:-2]) * _UNIT_S["ms"]
+        if _decimal(v[:-1]):
+            return float(v[:-1])
+    elif v in _RESET_AT:
+        return _until(_RESET_AT[v], now_s)
     try:
         return max(0.0, float(v))
     except ValueError:
@@ -52,11 +74,19 @@ def parse_reset(value: str, now_s: float | None = None) -> float | None:
         return sum(float(n) * _UNIT_S[u] for n, u in parts)
     try:
         when = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        at = when.timestamp() if when.tzinfo is not None else None
     except ValueError:
         return None
-    if when.tzinfo is None:
+    if len(_RESET_AT) >= _RESET_AT_MAX:
+        _RESET_AT.clear()
+    _RESET_AT[v] = at
+    return _until(at, now_s)
+
+
+def _until(at: float | None, now_s: float | None) -> float | None:
+    if at is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now_s is None else now_s))
+    return max(0.0, at - (time.time() if now_s is None else now_s))
 
 
 def attributes(headers: Mapping[str, str]) -> dict[str, int | float]:
@@ -70,7 +100,8 @@ def attributes(headers: Mapping[str, str]) -> dict[str, int | float]:
             continue
         try:
             if kind == "int":
-                out[attr] = int(float(raw))
+                # int(float(raw)) is exact for decimal strings up to 15 digits: read those directly.
+                out[attr] = int(raw) if len(raw) <= 15 and raw.isdecimal() else int(float(raw))
             else:
                 reset = parse_reset(raw)
                 if reset is not None:

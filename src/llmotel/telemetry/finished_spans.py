@@ -29,6 +29,7 @@ tracer that is not the OpenTelemetry SDK's, a parent that is not a sampled SDK s
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -41,10 +42,87 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace import _Span as SdkSpanImpl
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util.types import AttributeValue
 
 # emit(name, attributes, start_ns, end_ns): the attribute dict is owned by the span afterwards.
 Emit = Callable[[str, dict[str, AttributeValue], int, int], None]
+Sink = Callable[[ReadableSpan], None]
+
+# ---- building a finished span as the SDK's constructors would, without their call overhead -----------------------
+#
+# ``ReadableSpan(...)`` and ``SpanContext(...)`` are Python-level constructors taking keywords (about 8 k and 9 k
+# instructions each under callgrind), for objects whose every field is known here. The finished spans are built
+# field for field instead: the instance dict ``ReadableSpan.__init__`` fills, in its order (checked below against the
+# installed SDK: any other set of fields turns the shortcut off, and the constructor is used), and the tuple
+# ``SpanContext.__new__`` builds, with its validity computed the same way (``_context``). Spans handed to the SDK's
+# BatchSpanProcessor go straight to its queue (``_sink``).
+
+_SPAN_ID_MAX = 2**64 - 1
+_new_tuple = tuple.__new__
+_new_object = object.__new__
+_DEFAULT_STATUS = inspect.signature(ReadableSpan.__init__).parameters["status"].default
+_READABLE_FIELDS = (
+    "_name", "_context", "_kind", "_instrumentation_info", "_instrumentation_scope", "_parent", "_start_time",
+    "_end_time", "_attributes", "_events", "_links", "_resource", "_status",
+)  # fmt: skip
+
+
+def _readable_fields_match() -> bool:
+    try:
+        probe = ReadableSpan(
+            name="", context=None, parent=None, resource=object(), attributes={}, events=(), links=(),  # type: ignore[arg-type]
+            kind=SpanKind.INTERNAL, instrumentation_info=None, status=_DEFAULT_STATUS, start_time=0, end_time=0,
+            instrumentation_scope=None,
+        )  # fmt: skip
+        return tuple(vars(probe)) == _READABLE_FIELDS and "__slots__" not in vars(ReadableSpan)
+    except Exception:
+        return False
+
+
+_FAST_READABLE = _readable_fields_match()
+
+
+_SAMPLED_BIT = int(TraceFlags.SAMPLED)
+
+
+def _context(trace_id: int, span_id: int, flags: TraceFlags, state: Any) -> SpanContext:
+    """``SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=state)``, as its ``__new__``
+    builds it (a None state is the default one, validity computed the same way)."""
+    if state is None:
+        state = DEFAULT_TRACE_STATE
+    valid = 0 < trace_id <= 2**128 - 1 and 0 < span_id <= _SPAN_ID_MAX
+    return _new_tuple(SpanContext, (trace_id, span_id, False, flags, state, valid))
+
+
+def _sink(sdk: SdkTracer) -> Sink:
+    """What the tracer's span processor does with a finished, sampled span: ``on_end`` of each processor; for the
+    SDK's BatchSpanProcessor, its own ``on_end`` minus the sampled check (the caller's spans are sampled): the
+    queue's ``emit``."""
+    multi = sdk.span_processor
+    if type(multi) is not SynchronousMultiSpanProcessor:
+        return multi.on_end
+    processors = multi._span_processors
+    cached = _SINKS.get(id(multi))
+    if cached is not None and cached[0] is processors:
+        return cached[1]
+    sink: Sink = multi.on_end
+    if len(processors) == 1:
+        only = processors[0]
+        sink = only.on_end
+        queue = getattr(only, "_batch_processor", None)
+        if (
+            type(only) is BatchSpanProcessor
+            and type(only).on_end is _BSP_ON_END
+            and callable(getattr(queue, "emit", None))
+        ):
+            sink = queue.emit  # type: ignore[union-attr]
+    _SINKS[id(multi)] = (processors, sink)
+    return sink
+
+
+_BSP_ON_END = BatchSpanProcessor.on_end
+_SINKS: dict[int, tuple[tuple[object, ...], Sink]] = {}
 
 
 def sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:
@@ -58,15 +136,42 @@ def sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:
 def emitter(tracer: trace.Tracer, parent: trace.Span) -> Emit | None:
     """A function that emits finished INTERNAL children of ``parent``; None when the direct path does not apply."""
     sdk = sdk_tracer(tracer)
-    if sdk is None or not isinstance(parent, (SdkSpan, DirectSpan)) or not parent.is_recording():
+    if sdk is None or not (type(parent) is DirectSpan or isinstance(parent, SdkSpan)) or not parent.is_recording():
         return None
     parent_ctx = parent.get_span_context()
-    if not parent_ctx.trace_flags.sampled:
+    if not parent_ctx.trace_flags & _SAMPLED_BIT:
         return None  # record-only parents: only the sampler knows what their children should be
     trace_id, flags, state = parent_ctx.trace_id, parent_ctx.trace_flags, parent_ctx.trace_state
     new_span_id = sdk.id_generator.generate_span_id
-    on_end = sdk.span_processor.on_end
     resource, scope, info = parent.resource, parent.instrumentation_scope, sdk.instrumentation_info
+    if _FAST_READABLE:
+        sink = _sink(sdk)
+        new_object, new_tuple, internal, status = _new_object, _new_tuple, SpanKind.INTERNAL, _DEFAULT_STATUS
+        trace_valid = 0 < trace_id <= 2**128 - 1
+
+        def emit_fast(name: str, attributes: dict[str, AttributeValue], start_ns: int, end_ns: int) -> None:
+            span_id = new_span_id()
+            span = new_object(ReadableSpan)
+            # ReadableSpan.__init__'s fields in its order (the same instance dict); the context as SpanContext makes it.
+            span._name = name
+            span._context = new_tuple(
+                SpanContext, (trace_id, span_id, False, flags, state, trace_valid and 0 < span_id <= _SPAN_ID_MAX)
+            )
+            span._kind = internal
+            span._instrumentation_info = info
+            span._instrumentation_scope = scope
+            span._parent = parent_ctx
+            span._start_time = start_ns
+            span._end_time = end_ns
+            span._attributes = attributes
+            span._events = ()
+            span._links = ()
+            span._resource = resource
+            span._status = status
+            sink(span)
+
+        return emit_fast
+    on_end = sdk.span_processor.on_end
 
     def emit(name: str, attributes: dict[str, AttributeValue], start_ns: int, end_ns: int) -> None:
         on_end(
@@ -155,13 +260,7 @@ def start_parent(
     random_flag = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
     if random_id and random_flag:
         flags |= random_flag
-    context = SpanContext(
-        trace_id,
-        sdk.id_generator.generate_span_id(),
-        is_remote=False,
-        trace_flags=TraceFlags(flags),
-        trace_state=result.trace_state,
-    )
+    context = _context(trace_id, sdk.id_generator.generate_span_id(), TraceFlags(flags), result.trace_state)
     if not result.decision.is_recording():  # type: ignore[no-untyped-call]
         return trace.NonRecordingSpan(context)
     kept = dict(result.attributes or {})  # the SDK's samplers hand back the attributes they were given
@@ -246,6 +345,24 @@ class DirectSpan(trace.Span):
             self._materialise().end(end_time)
             return
         self._ended = True
+        end_ns = end_time if end_time is not None else time.time_ns()
+        if _FAST_READABLE and self._context.trace_flags & _SAMPLED_BIT:
+            span = _new_object(ReadableSpan)
+            span._name = self.name  # the fields in ReadableSpan.__init__'s order, as emitter() builds its children
+            span._context = self._context
+            span._kind = self.kind
+            span._instrumentation_info = self._tracer.instrumentation_info
+            span._instrumentation_scope = self.instrumentation_scope
+            span._parent = self.parent
+            span._start_time = self.start_time
+            span._end_time = end_ns
+            span._attributes = self._attributes
+            span._events = ()
+            span._links = ()
+            span._resource = self.resource
+            span._status = self._status
+            _sink(self._tracer)(span)
+            return
         self._tracer.span_processor.on_end(
             ReadableSpan(
                 name=self.name,
@@ -256,7 +373,7 @@ class DirectSpan(trace.Span):
                 kind=self.kind,
                 status=self._status,
                 start_time=self.start_time,
-                end_time=end_time if end_time is not None else time.time_ns(),
+                end_time=end_ns,
                 instrumentation_info=self._tracer.instrumentation_info,
                 instrumentation_scope=self.instrumentation_scope,
             )

@@ -27,15 +27,16 @@ from llmotel import _semconv as sc
 from llmotel.config import Settings
 from llmotel.record import CallCapture, CallOutcome, EnergyEstimate, LLMRequest, LLMResponse, Phase, Usage
 from llmotel.telemetry import finished_spans
-from llmotel.telemetry.metrics import Instruments
+from llmotel.telemetry.metrics import Instruments, Series
 
 _log = logging.getLogger(__name__)
 # (phase name, source) -> metric attributes, built once (at most 5 x 3 entries).
-_PHASE_METRIC_ATTRS: dict[tuple[str, str], dict[str, AttributeValue]] = {}
+_PHASE_METRIC_ATTRS: dict[tuple[str, str], Series] = {}
 # (operation, provider, request model, response model, server, error type) -> (call attributes, input-token
 # attributes, output-token attributes) of the call metrics: built once per distinct key instead of three dicts
-# per call. Bounded: emptied when full (distinct keys are few in practice; a flood only costs a rebuild).
-_MetricAttrs = tuple[dict[str, AttributeValue], dict[str, AttributeValue], dict[str, AttributeValue]]
+# per call, with their SDK keys (``metrics.Series``). Bounded: emptied when full (distinct keys are few in
+# practice; a flood only costs a rebuild).
+_MetricAttrs = tuple[Series, Series, Series]
 _METRIC_ATTRS: dict[tuple[str, str, str, str, str, str], _MetricAttrs] = {}
 _METRIC_ATTRS_MAX = 256
 
@@ -227,7 +228,7 @@ def _phase_spans(
         key = (phase.name, phase.source)
         metric_attrs = _PHASE_METRIC_ATTRS.get(key)
         if metric_attrs is None:
-            metric_attrs = {sc.LLMOTEL_PHASE_NAME: phase.name, sc.LLMOTEL_PHASE_SOURCE: phase.source}
+            metric_attrs = Series({sc.LLMOTEL_PHASE_NAME: phase.name, sc.LLMOTEL_PHASE_SOURCE: phase.source})
             _PHASE_METRIC_ATTRS[key] = metric_attrs
         hist.record((phase.end_ns - phase.start_ns) / 1e9, metric_attrs)
 
@@ -377,9 +378,9 @@ def _metric_attrs(key: tuple[str, str, str, str, str, str]) -> _MetricAttrs:
     if error_type:
         attrs[sc.ERROR_TYPE] = error_type
     built = (
-        attrs,
-        {**attrs, sc.GEN_AI_TOKEN_TYPE: "input"},
-        {**attrs, sc.GEN_AI_TOKEN_TYPE: "output"},
+        Series(attrs),
+        Series({**attrs, sc.GEN_AI_TOKEN_TYPE: "input"}),
+        Series({**attrs, sc.GEN_AI_TOKEN_TYPE: "output"}),
     )
     if len(_METRIC_ATTRS) >= _METRIC_ATTRS_MAX:
         _METRIC_ATTRS.clear()
