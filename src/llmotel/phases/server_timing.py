@@ -247,8 +247,20 @@ def parse(headers: Mapping[str, str], body_timing: Mapping[str, object]) -> Serv
     ``body_timing`` maps the top-level names of ``BODY_KEYS`` (and ``USAGE_KEY``) to the objects found
     under them; a whole parsed JSON body works as well. Never raises.
     """
-    if not body_timing and HEADER_NAMES.isdisjoint(headers):
-        return ServerTiming()  # the hosted-API case, decided without walking the table
+    if not body_timing:
+        # Headers only (most calls): walk just the header formats whose names came, in the table's order.
+        present = HEADER_NAMES.intersection(headers)
+        if not present:
+            return ServerTiming()  # the hosted-API case, decided without walking the table
+        try:
+            for fmt, names in _HEADER_FORMATS:
+                if not names.isdisjoint(present):
+                    found = _apply(fmt, headers)
+                    if found is not None:
+                        return found
+        except Exception:  # a malformed report never breaks the call
+            pass
+        return ServerTiming()
     try:
         timing: ServerTiming | None = None
         for fmt in FORMATS:
@@ -270,3 +282,7 @@ HEADER_NAMES: frozenset[str] = frozenset(
     key for f in FORMATS if not f.path for _, keys, _ in f.fields for key in keys
 )
 """Response headers the timing parsers read (the provider keeps only these and the other readers' names)."""
+
+_HEADER_FORMATS: tuple[tuple[TimingFormat, frozenset[str]], ...] = tuple(
+    (f, frozenset(key for _, keys, _ in f.fields for key in keys)) for f in FORMATS if not f.path
+)
