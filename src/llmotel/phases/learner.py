@@ -209,7 +209,7 @@ class _Envelope:
     def add(self, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
         self.count += 1
         seq = self.count
-        key = tuple(_log_bin(v, p) for v, p in zip(x, self._per_octave, strict=True))
+        key = tuple([_log_bin(v, p) for v, p in zip(x, self._per_octave, strict=True)])
         points = self._bins.get(key)
         self._counts[key] = self._counts.get(key, 0) + 1
         if points is None:
@@ -227,9 +227,12 @@ class _Envelope:
             points.append((x, t, seq, aux))
             self._dirty = True
             return
-        r_new = self._residual(x, t)
-        worst = max(range(len(points)), key=lambda i: self._residual(points[i][0], points[i][1]))
-        if r_new < self._residual(points[worst][0], points[worst][1]):
+        worst, r_worst = 0, -math.inf
+        for i, point in enumerate(points):
+            r = self._residual(point[0], point[1])
+            if r > r_worst:
+                worst, r_worst = i, r
+        if self._residual(x, t) < r_worst:
             points[worst] = (x, t, seq, aux)
             self._dirty = True
 
