@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GO ?= go
 COLLECTOR := collector
 
-.PHONY: setup semconv semconv-check mdatagen lint typecheck pytest unit old-sdk bench-real go-check go-fuzz fuzz collector-build collector-validate ocb-example ocb-example-release test demo clean prometheus
+.PHONY: setup semconv semconv-check mdatagen lint typecheck pytest unit test-tier old-sdk bench-real go-check go-fuzz fuzz collector-build collector-validate ocb-example ocb-example-release test demo clean prometheus
 
 # The collector distribution (ocb-built, see collector/README.md). Rebuilt only when its inputs change.
 COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
@@ -51,6 +51,12 @@ pytest: setup collector-build prometheus
 # Every test that needs neither the collector build nor Prometheus (markers set by directory in tests/conftest.py).
 unit: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile -m 'not collector and not prometheus'
+
+# The gateway tier under faults (tests/tier, docs/reliability.md): agent tier -> 3 gateways + a reference, the real
+# binaries on loopback, one case at a time (each starts six processes and needs both cores); 7 cases, ~5.5 minutes here.
+# LLMOTEL_TIER_RESULTS=FILE appends each case's figures to FILE (JSON lines).
+test-tier: setup collector-build prometheus
+	LLMOTEL_TIER=1 $(PY) -m pytest -q -p no:cacheprovider -s tests/tier
 
 # The oldest clients pyproject.toml promises (the lower bounds of the openai / anthropic extras, installed exactly),
 # in their own venv next to the SDK and the simulator: tests/providers/*/old_sdk_smoke.py must pass on them.
@@ -132,7 +138,7 @@ ocb-example-release:
 	  $(OCB_EXAMPLE)/build/$(OCB_RELEASE)/otelcol-llm-example
 	$(OCB_EXAMPLE)/build/$(OCB_RELEASE)/otelcol-llm-example validate --config $(OCB_EXAMPLE)/config.yaml
 
-test: semconv-check lint typecheck go-check go-fuzz collector-validate ocb-example pytest old-sdk
+test: semconv-check lint typecheck go-check go-fuzz collector-validate ocb-example pytest test-tier old-sdk
 
 demo: setup collector-build prometheus
 	$(PY) examples/demo.py $(ARGS)

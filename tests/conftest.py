@@ -24,7 +24,8 @@ SimFactory = Callable[..., SimServer]
 
 TESTS = Path(__file__).resolve().parent
 # What each top-level test directory needs beyond the Python venv (markers registered in pyproject.toml).
-NEEDS = {"collector": ("collector",), "e2e": ("collector", "prometheus")}
+NEEDS = {"collector": ("collector",), "e2e": ("collector", "prometheus"), "fairness": ("collector", "prometheus"),
+         "tier": ("collector", "prometheus", "tier")}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects

@@ -175,3 +175,171 @@ func TestToolWithoutKnownAgentAncestorGoesToOutermostAgent(t *testing.T) {
 	assert.Equal(t, [2]float64{1, 1}, got["outer"])
 	assert.Equal(t, [2]float64{1, 1}, got["inner"])
 }
+
+// recordOnRoot puts on a root span what the SDK records about the whole run (run.py, _finish).
+func recordOnRoot(s ptrace.Span, executed []string, planned bool, replans int64) {
+	sl := s.Attributes().PutEmptySlice(sc.AttrAgentExecutedTools)
+	for _, name := range executed {
+		sl.AppendEmpty().SetStr(name)
+	}
+	if planned {
+		s.Attributes().PutEmptySlice(sc.AttrAgentPlannedTools)
+		s.Attributes().PutInt(sc.AttrAgentReplans, replans)
+	}
+}
+
+// rootSpan appends an invoke_agent span and returns it (agentTrace.agent does not).
+func (a *agentTrace) root(id pcommon.SpanID, name string) ptrace.Span {
+	s := a.span(id, pcommon.SpanID{}, opInvokeAgent)
+	s.Attributes().PutStr(sc.AttrGenAIAgentName, name)
+	return s
+}
+
+// splitCounts returns split.part -> count of llmotel.sli.agent.runs.split (agent name "" for fragments).
+func splitCounts(md pmetric.Metrics) map[string]int64 {
+	out := map[string]int64{}
+	m, ok := metricByName(md, sc.MetricSLIAgentRunsSplit)
+	if !ok {
+		return out
+	}
+	dps := m.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		part, _ := dps.At(i).Attributes().Get(sc.AttrSLISplitPart)
+		agent, _ := dps.At(i).Attributes().Get(sc.AttrGenAIAgentName)
+		out[agent.Str()+"/"+part.Str()] += dps.At(i).IntValue()
+	}
+	return out
+}
+
+func adherenceRuns(t *testing.T, md pmetric.Metrics) map[string][2]float64 {
+	t.Helper()
+	if _, ok := metricByName(md, sc.MetricSLIPlanAdherence); !ok {
+		return map[string][2]float64{}
+	}
+	return runScores(t, md, sc.MetricSLIPlanAdherence)
+}
+
+// A load-balancing tier re-routed the trace mid-run: this collector got the root, the plan and one of
+// the three tools; the others (one of them unplanned) went to another collector. Scored from this part,
+// the run would show "book" skipped and no extra step: wrong both ways. It is counted as split instead.
+func TestRunMissingToolsIsSplitNotScored(t *testing.T) {
+	h := newHarness(t, testConfig())
+	td := ptrace.NewTraces()
+	a := newAgentTrace(td)
+	root := a.id()
+	a.plan(root, "search", "book")
+	a.tool(a.id(), root, "search")
+	// "send_email" (unplanned) and "book" ran, but their spans reached another gateway.
+	recordOnRoot(a.root(root, "travel"), []string{"search", "send_email", "book"}, true, 0)
+	h.feed(td)
+	md := h.flush()
+	assert.Empty(t, adherenceRuns(t, md), "a part of a run is not scored")
+	assert.Equal(t, map[string]int64{"travel/root": 1}, splitCounts(md))
+	_, steps := metricByName(md, sc.MetricSLIPlanSteps)
+	assert.False(t, steps, "no skipped steps reported for the tools that went elsewhere")
+}
+
+// The root recorded a plan, but the plan span went to another collector: not a run without a plan
+// (which would silently drop out of adherence), a split run.
+func TestRunWhosePlanWentElsewhereIsSplit(t *testing.T) {
+	h := newHarness(t, testConfig())
+	td := ptrace.NewTraces()
+	a := newAgentTrace(td)
+	root := a.id()
+	a.tool(a.id(), root, "search")
+	recordOnRoot(a.root(root, "travel"), []string{"search"}, true, 0)
+	h.feed(td)
+	md := h.flush()
+	assert.Equal(t, map[string]int64{"travel/root": 1}, splitCounts(md))
+
+	// Without the SDK's record, a tool naming a plan revision that never arrived says the same.
+	td = ptrace.NewTraces()
+	a = newAgentTrace(td)
+	a.trace = pcommon.TraceID{0xa9, 2}
+	root = a.id()
+	a.span(a.id(), root, opExecuteTool).Attributes().PutStr(sc.AttrGenAIToolName, "search")
+	a.spans.At(a.spans.Len()-1).Attributes().PutInt(sc.AttrPlanRevision, 1)
+	a.plan(root, "search") // revision 0 only: the re-plan (revision 1) is elsewhere
+	a.agent(root, pcommon.SpanID{}, "travel", fixtureEpoch)
+	h.feed(td)
+	md = h.flush()
+	assert.Equal(t, map[string]int64{"travel/root": 2}, splitCounts(md), "cumulative")
+	assert.Empty(t, adherenceRuns(t, md))
+}
+
+// The same run whole: scored as before, nothing split. A tool span that arrives twice (a retried
+// export) is more than the root recorded, not fewer: not a split.
+func TestWholeRunWithRecordIsScored(t *testing.T) {
+	h := newHarness(t, testConfig())
+	td := ptrace.NewTraces()
+	a := newAgentTrace(td)
+	root, tool := a.id(), a.id()
+	a.plan(root, "search", "book")
+	a.tool(tool, root, "search")
+	a.tool(a.id(), root, "book")
+	recordOnRoot(a.root(root, "travel"), []string{"search", "book"}, true, 0)
+	h.feed(td)
+	md := h.flush()
+	assert.Equal(t, [2]float64{1, 1}, adherenceRuns(t, md)["travel"])
+	assert.Empty(t, splitCounts(md))
+
+	// A root with no record (another SDK) and a plan that arrived: scored as before.
+	td = ptrace.NewTraces()
+	a = newAgentTrace(td)
+	a.trace = pcommon.TraceID{0xa9, 3}
+	root = a.id()
+	a.plan(root, "search")
+	a.tool(a.id(), root, "search")
+	a.agent(root, pcommon.SpanID{}, "other", fixtureEpoch)
+	h.feed(td)
+	md = h.flush()
+	assert.Equal(t, [2]float64{1, 1}, adherenceRuns(t, md)["other"])
+	assert.Empty(t, splitCounts(md))
+}
+
+// The other collector's side of a split: a plan and a planned tool whose root never arrives are
+// counted as a split fragment once they expire (max_age); a tool outside any run is not.
+func TestFragmentWithoutRootIsCountedWhenItExpires(t *testing.T) {
+	cfg := testConfig()
+	cfg.TraceBuffer.MaxAge = time.Minute
+	h := newHarness(t, cfg)
+	td := ptrace.NewTraces()
+	a := newAgentTrace(td)
+	root := a.id()
+	a.plan(root, "search")
+	b := newAgentTrace(td)
+	b.trace = pcommon.TraceID{0xa9, 4}
+	b.tool(b.id(), pcommon.SpanID{}, "lookup") // no revision: a tool outside any run
+	h.feed(td)
+	assert.Empty(t, splitCounts(h.flush()), "not before max_age")
+	h.clock.Advance(time.Minute)
+	md := h.flush()
+	assert.Equal(t, map[string]int64{"/fragment": 1}, splitCounts(md))
+}
+
+// An at-least-once tier re-sends a batch (the agent tier killed with exports in flight): a tool span that
+// arrives twice counts once (not a repeated, extra step), and the whole run sent again after it was
+// scored is dropped, not scored twice or counted split.
+func TestResentSpansCountOnce(t *testing.T) {
+	h := newHarness(t, testConfig())
+	build := func() ptrace.Traces {
+		td := ptrace.NewTraces()
+		a := newAgentTrace(td)
+		root, tool := a.id(), a.id()
+		a.plan(root, "search", "book")
+		a.tool(tool, root, "search")
+		a.tool(tool, root, "search") // the same span id again
+		a.tool(a.id(), root, "book")
+		recordOnRoot(a.root(root, "travel"), []string{"search", "book"}, true, 0)
+		return td
+	}
+	h.feed(build())
+	md := h.flush()
+	assert.Equal(t, [2]float64{1, 1}, adherenceRuns(t, md)["travel"], "the duplicate tool is not an extra step")
+	_, steps := metricByName(md, sc.MetricSLIPlanSteps)
+	assert.False(t, steps)
+	h.feed(build()) // the whole run re-sent after it was scored
+	md = h.flush()
+	assert.Equal(t, [2]float64{1, 1}, adherenceRuns(t, md)["travel"], "still one run")
+	assert.Empty(t, splitCounts(md))
+}

@@ -36,6 +36,11 @@ func (r *reader) require(key string) {
 
 func (r *reader) str(key string) string {
 	v, ok := r.attrs.Get(key)
+	return r.strOf(v, ok)
+}
+
+// strOf, countOf, amountOf and booleanOf judge a value already looked up (ok: it is present).
+func (r *reader) strOf(v pcommon.Value, ok bool) string {
 	if !ok {
 		return ""
 	}
@@ -49,6 +54,10 @@ func (r *reader) str(key string) string {
 // count reads a non-negative integer.
 func (r *reader) count(key string) (int64, bool) {
 	v, ok := r.attrs.Get(key)
+	return r.countOf(v, ok)
+}
+
+func (r *reader) countOf(v pcommon.Value, ok bool) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
@@ -67,6 +76,10 @@ func (r *reader) count(key string) (int64, bool) {
 // amount reads a finite non-negative number (int or double).
 func (r *reader) amount(key string) (float64, bool) {
 	v, ok := r.attrs.Get(key)
+	return r.amountOf(v, ok)
+}
+
+func (r *reader) amountOf(v pcommon.Value, ok bool) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
@@ -89,6 +102,10 @@ func (r *reader) amount(key string) (float64, bool) {
 
 func (r *reader) boolean(key string) (value, present bool) {
 	v, ok := r.attrs.Get(key)
+	return r.booleanOf(v, ok)
+}
+
+func (r *reader) booleanOf(v pcommon.Value, ok bool) (value, present bool) {
 	if !ok {
 		return false, false
 	}
@@ -122,9 +139,8 @@ func (r *reader) strs(key string) ([]string, bool) {
 	return out, true
 }
 
-// containsStr reports whether a string-array attribute holds one of the wanted values (no allocation).
-func containsStr(attrs pcommon.Map, key string, wanted ...string) bool {
-	v, ok := attrs.Get(key)
+// containsStrOf reports whether a string-array attribute (ok: present) holds one of the wanted values (no allocation).
+func containsStrOf(v pcommon.Value, ok bool, wanted ...string) bool {
 	if !ok || v.Type() != pcommon.ValueTypeSlice {
 		return false
 	}

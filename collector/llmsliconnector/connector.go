@@ -182,10 +182,17 @@ func (c *llmSLI) expire(now time.Time, final bool) {
 		runs = c.agents.Expire(now)
 	}
 	for _, r := range runs {
+		if r.Split {
+			c.recordSplit(r.Agent, splitRoot, 1, now)
+			continue
+		}
 		c.recordRun(r, now)
 	}
 	if n := c.agents.TakeEvicted(); n > 0 {
 		c.st.evicted.Add(nil, float64(n), now)
+	}
+	if n := c.agents.TakeFragments(); n > 0 {
+		c.recordSplit("", splitFragment, n, now)
 	}
 	if n := c.phases.expire(now, final); n > 0 {
 		c.reject(reasonOrphanPhase, now, float64(n))

@@ -44,9 +44,10 @@ func (c *llmSLI) ingest(td ptrace.Traces, now time.Time) {
 	for i := 0; i < rss.Len(); i++ {
 		sss := rss.At(i).ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
+			peer := sss.At(j).Scope().Name() != llmotelScope // another instrumentation's spans (peerattrs.go)
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
-				c.ingestSpan(spans.At(k), now)
+				c.ingestSpan(spans.At(k), peer, now)
 			}
 		}
 	}
@@ -100,10 +101,15 @@ func spanTimes(span ptrace.Span) (time.Time, float64, bool) {
 	return start.AsTime(), float64(end-start) / 1e9, true
 }
 
-func (c *llmSLI) ingestSpan(span ptrace.Span, now time.Time) {
+// ingestSpan routes one span by gen_ai.operation.name. peer: the span is not from llmotel's scope, so it
+// is a call only with an inference operation (or the markers of instrumentations that set no operation).
+func (c *llmSLI) ingestSpan(span ptrace.Span, peer bool, now time.Time) {
 	attrs := span.Attributes()
 	opVal, ok := attrs.Get(sc.AttrGenAIOperationName)
 	if !ok {
+		if peer && isPeerCall(span) {
+			c.ingestCall(span, now)
+		}
 		return // not a GenAI span (phase spans were handled in the first pass)
 	}
 	if opVal.Type() != pcommon.ValueTypeStr {
@@ -118,13 +124,13 @@ func (c *llmSLI) ingestSpan(span ptrace.Span, now time.Time) {
 			c.reject(r.bad, now, 1)
 			return
 		}
-		c.agents.AddAgent(span.TraceID(), span.SpanID(), span.ParentSpanID(), name, span.StartTimestamp().AsTime(), now)
+		c.addAgent(span, name, now) // agents.go: with the run's own record, to tell split runs
 	case opPlan:
 		c.ingestPlan(span, now)
 	case opExecuteTool:
 		c.ingestTool(span, now)
 	default:
-		if span.Kind() == ptrace.SpanKindClient {
+		if span.Kind() == ptrace.SpanKindClient && (!peer || peerInferenceOps[op]) {
 			c.ingestCall(span, now)
 		}
 	}
@@ -164,7 +170,7 @@ func (c *llmSLI) ingestTool(span ptrace.Span, now time.Time) {
 		c.reject(r.bad, now, 1)
 		return
 	}
-	c.agents.AddTool(span.TraceID(), span.ParentSpanID(), name, int(revision), span.StartTimestamp().AsTime(), now)
+	c.agents.AddToolSpan(span.TraceID(), span.SpanID(), span.ParentSpanID(), name, int(revision), span.StartTimestamp().AsTime(), now) // a re-sent span counts once
 }
 
 func hasAny(attrs pcommon.Map, keys ...string) bool {
@@ -188,33 +194,44 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 	if c.holdCall(span, now) { // waits for its server span (serverspan.go)
 		return
 	}
+	var a callAttrs // every attribute read below, in one pass (callattrs.go)
+	a.fill(span)
 	r := reader{attrs: span.Attributes()}
-	r.require(sc.AttrGenAIRequestModel)
+	if !a.has[aModel] && !a.has[aPeerModel] {
+		r.fail(reasonMissingAttribute)
+	}
+	// Where another instrumentation names a value otherwise, llmotel's name is read first (peerattrs.go).
 	d := callDims{
-		model:    r.str(sc.AttrGenAIRequestModel),
-		revision: r.str(sc.AttrModelRevision),
-		region:   r.str(sc.AttrServerRegion),
-		tenant:   r.str(sc.AttrTenantID),
+		model:    r.strOf(a.first(aModel, aPeerModel)),
+		revision: r.strOf(a.get(aRevision)),
+		region:   r.strOf(a.get(aRegion)),
+		tenant:   r.strOf(a.get(aTenant)),
 	}
 	if d.revision == "" {
-		d.revision = r.str(sc.AttrGenAIResponseModel)
+		d.revision = r.strOf(a.get(aResponseModel))
 	}
-	provider := r.str(sc.AttrGenAIProviderName)
-	errorType := r.str(sc.AttrErrorType)
-	status, hasStatus := r.count(sc.AttrHTTPResponseStatusCode)
-	truncated, hasTruncated := r.boolean(sc.AttrResponseTruncated)
-	input, hasInput := r.count(sc.AttrGenAIUsageInputTokens)
-	d.outputTokens, d.hasOutput = r.count(sc.AttrGenAIUsageOutputTokens)
-	cacheRead, _ := r.count(sc.AttrGenAIUsageCacheReadInputTokens)
-	d.cacheState = r.str(sc.AttrCacheState)
-	ttftAttr, hasTTFTAttr := r.amount(sc.AttrGenAIResponseTimeToFirstChunk)
-	tpotAttr, hasTPOTAttr := r.amount(sc.AttrDecodeTimePerOutputToken)
-	stalls, _ := r.count(sc.AttrDecodeStallCount)
-	energy, hasEnergy := r.amount(sc.AttrEnergyWh)
-	carbon, hasCarbon := r.amount(sc.AttrCarbonGCO2e)
-	cost, hasCost := r.amount(sc.AttrCostUsd)
-	fingerprint := r.str(sc.AttrPromptPrefixFingerprint)
-	server := r.str(sc.AttrServerAddress)
+	if d.tenant == "" {
+		d.tenant = r.firstStr(c.cfg.TenantAttributes)
+	}
+	provider := r.strOf(a.first(aProvider, aPeerSystem, aPeerLlmProvider, aPeerLlmSystem))
+	errorType := r.strOf(a.get(aErrorType))
+	status, hasStatus := r.countOf(a.get(aStatus))
+	truncated, hasTruncated := r.booleanOf(a.get(aTruncated))
+	input, hasInput := r.countOf(a.first(aInput, aPeerPromptTokens, aPeerLlmPrompt))
+	d.outputTokens, d.hasOutput = r.countOf(a.first(aOutput, aPeerCompletionTokens, aPeerLlmCompletion))
+	cacheRead, _ := r.countOf(a.first(aCacheRead, aPeerLlmCacheRead))
+	d.cacheState = r.strOf(a.get(aCacheState))
+	ttftAttr, hasTTFTAttr := r.amountOf(a.get(aTTFT))
+	if !hasTTFTAttr {
+		ttftAttr, hasTTFTAttr = firstChunkTime(span)
+	}
+	tpotAttr, hasTPOTAttr := r.amountOf(a.get(aTPOT))
+	stalls, _ := r.countOf(a.get(aStalls))
+	energy, hasEnergy := r.amountOf(a.get(aEnergy))
+	carbon, hasCarbon := r.amountOf(a.get(aCarbon))
+	cost, hasCost := r.amountOf(a.get(aCost))
+	fingerprint := r.strOf(a.get(aFingerprint))
+	server := r.strOf(a.get(aServer))
 	start, duration, okTimes := spanTimes(span)
 	if r.bad == "" && !okTimes {
 		r.fail(reasonBadTimestamps)
@@ -233,7 +250,8 @@ func (c *llmSLI) ingestCall(span ptrace.Span, now time.Time) {
 		errorType = "_OTHER" // the semantic conventions' fallback value
 	}
 	if !hasTruncated {
-		truncated = containsStr(span.Attributes(), sc.AttrGenAIResponseFinishReasons, truncatingFinishReasons...)
+		v, ok := a.get(aFinishReasons)
+		truncated = containsStrOf(v, ok, truncatingFinishReasons...)
 	}
 	traceID, spanID := span.TraceID(), span.SpanID()
 

@@ -19,6 +19,7 @@ type stores struct {
 	cost                                        *aggregate.Sum
 	service, demand, planSteps                  *aggregate.Sum
 	rejected, evicted, overflowed               *aggregate.Sum
+	runsSplit                                   *aggregate.Sum
 	histograms                                  []*aggregate.Histogram
 	sums                                        []*aggregate.Sum
 }
@@ -58,6 +59,7 @@ func newStores(lim *aggregate.Limiter, exemplars bool) *stores {
 		planSteps:       s(sc.CounterSLIPlanSteps),
 		rejected:        sum(sc.CounterSLISpansRejected, own),
 		evicted:         sum(sc.CounterSLITracesEvicted, own),
+		runsSplit:       sum(sc.CounterSLIAgentRunsSplit, own),
 		overflowed:      sum(sc.CounterSLISeriesOverflowed, own),
 	}
 	st.histograms = []*aggregate.Histogram{st.ttft, st.phase, st.tpot, st.duration, st.adherence, st.precision, st.recall, st.estimateError}
@@ -86,5 +88,6 @@ func (st *stores) appendAll(ms pmetric.MetricSlice, t aggregate.Temporality, las
 	}
 	st.rejected.AppendTo(ms, t, lastFlush, now)
 	st.evicted.AppendTo(ms, t, lastFlush, now)
+	st.runsSplit.AppendTo(ms, t, lastFlush, now)
 	st.overflowed.AppendTo(ms, t, lastFlush, now)
 }

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
+ENDUSER_ID: Final = "enduser.id"
 ERROR_TYPE: Final = "error.type"
 GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_CONTENT_COMPLETION_CHUNK: Final = "gen_ai.content.completion.chunk"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_LATENCY_E2E: Final = "gen_ai.latency.e2e"
 GEN_AI_LATENCY_TIME_IN_MODEL_DECODE: Final = "gen_ai.latency.time_in_model_decode"
@@ -29,6 +31,7 @@ GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_SYSTEM: Final = "gen_ai.system"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
@@ -42,8 +45,16 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_USER: Final = "gen_ai.user"
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+LLM_MODEL_NAME: Final = "llm.model_name"
+LLM_PROVIDER: Final = "llm.provider"
+LLM_REQUEST_TYPE: Final = "llm.request.type"
+LLM_SYSTEM: Final = "llm.system"
+LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
 LLMOTEL_AGENT_ADHERENCE_ORDERED: Final = "llmotel.agent.adherence.ordered"
 LLMOTEL_AGENT_ADHERENCE_PRECISION: Final = "llmotel.agent.adherence.precision"
 LLMOTEL_AGENT_ADHERENCE_RECALL: Final = "llmotel.agent.adherence.recall"
@@ -110,6 +121,7 @@ LLMOTEL_SERVER_TIMING_FORMAT: Final = "llmotel.server.timing.format"
 LLMOTEL_SLI_METRIC: Final = "llmotel.sli.metric"
 LLMOTEL_SLI_QUEUE_SOURCE: Final = "llmotel.sli.queue.source"
 LLMOTEL_SLI_REASON: Final = "llmotel.sli.reason"
+LLMOTEL_SLI_SPLIT_PART: Final = "llmotel.sli.split.part"
 LLMOTEL_SLI_STEP_KIND: Final = "llmotel.sli.step.kind"
 LLMOTEL_STREAM_ABANDONED: Final = "llmotel.stream.abandoned"
 LLMOTEL_TENANT_ID: Final = "llmotel.tenant.id"
@@ -120,14 +132,18 @@ LLMOTEL_USAGE_INPUT_TOKENS_ESTIMATED: Final = "llmotel.usage.input_tokens.estima
 LLMOTEL_USAGE_SOURCE: Final = "llmotel.usage.source"
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
+USER_ID: Final = "user.id"
 
 AttributeName = Literal[
+    "enduser.id",
     "error.type",
     "gen_ai.agent.id",
     "gen_ai.agent.name",
+    "gen_ai.content.completion.chunk",
     "gen_ai.input.messages",
     "gen_ai.latency.e2e",
     "gen_ai.latency.time_in_model_decode",
@@ -149,6 +165,7 @@ AttributeName = Literal[
     "gen_ai.response.id",
     "gen_ai.response.model",
     "gen_ai.response.time_to_first_chunk",
+    "gen_ai.system",
     "gen_ai.system_instructions",
     "gen_ai.token.type",
     "gen_ai.tool.call.id",
@@ -162,8 +179,16 @@ AttributeName = Literal[
     "gen_ai.usage.output_tokens",
     "gen_ai.usage.prompt_tokens",
     "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.user",
     "http.request.resend_count",
     "http.response.status_code",
+    "llm.model_name",
+    "llm.provider",
+    "llm.request.type",
+    "llm.system",
+    "llm.token_count.completion",
+    "llm.token_count.prompt",
+    "llm.token_count.prompt_details.cache_read",
     "llmotel.agent.adherence.ordered",
     "llmotel.agent.adherence.precision",
     "llmotel.agent.adherence.recall",
@@ -230,6 +255,7 @@ AttributeName = Literal[
     "llmotel.sli.metric",
     "llmotel.sli.queue.source",
     "llmotel.sli.reason",
+    "llmotel.sli.split.part",
     "llmotel.sli.step.kind",
     "llmotel.stream.abandoned",
     "llmotel.tenant.id",
@@ -240,9 +266,11 @@ AttributeName = Literal[
     "llmotel.usage.source",
     "openai.response.service_tier",
     "openai.response.system_fingerprint",
+    "openinference.span.kind",
     "otel.metric.overflow",
     "server.address",
     "server.port",
+    "user.id",
 ]
 """Every attribute name llmotel may emit: a misspelled name is a type error."""
 
@@ -288,6 +316,7 @@ METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.opera
 METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_LLMOTEL_PHASE_DURATION: Final = "llmotel.phase.duration"
 METRIC_LLMOTEL_PHASE_MODEL_PREFILL_TIME_PER_TOKEN: Final = "llmotel.phase_model.prefill_time_per_token"
+METRIC_LLMOTEL_SLI_AGENT_RUNS_SPLIT: Final = "llmotel.sli.agent.runs.split"
 METRIC_LLMOTEL_SLI_CACHE_HIT_RATIO: Final = "llmotel.sli.cache.hit_ratio"
 METRIC_LLMOTEL_SLI_CACHE_READ_TOKENS: Final = "llmotel.sli.cache_read_tokens"
 METRIC_LLMOTEL_SLI_CARBON: Final = "llmotel.sli.carbon"

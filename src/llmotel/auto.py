@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 from importlib.metadata import entry_points
@@ -153,6 +154,31 @@ def _shutdown_at_exit(providers: list[Any]) -> None:
             time.sleep(0.02)  # let the thread that logged the failure finish writing its line
 
     atexit.register(shutdown)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=lambda: _flush_in_forked_workers(shutdown))
+
+
+_fork_hook_set = False
+
+
+class _ForkHook:
+    """The (weak-referenceable) owner of the after-fork hook in multiprocessing's registry."""
+
+
+_fork_hook = _ForkHook()
+
+
+def _flush_in_forked_workers(shutdown: Any) -> None:
+    """Before a fork: a multiprocessing worker (the 'fork' start method) ends with ``os._exit``, so no atexit hook
+    runs and its last spans would stay in the batch queue. multiprocessing runs its own finalizers at that exit:
+    register the bounded shutdown there, in the worker (its after-fork hooks run after it clears the parent's
+    finalizers). A plain ``os.fork`` child that exits normally (gunicorn's workers) uses the atexit hook."""
+    global _fork_hook_set
+    util = sys.modules.get("multiprocessing.util")
+    if _fork_hook_set or util is None:  # no multiprocessing imported: a plain os.fork
+        return
+    _fork_hook_set = True
+    util.register_after_fork(_fork_hook, lambda _: util.Finalize(None, shutdown, exitpriority=0))
 
 
 def configure_sdk() -> list[Any]:

@@ -27,7 +27,8 @@ def run(e2e_stack: Stack) -> Run:
     require_stack()
     config = load_scenario(SCENARIO)
     otlp_http, otlp_grpc, exporter = free_port(), free_port(), free_port()
-    env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window="2m", slots=60)
+    # 1 s slots: the noisy-neighbour test permutes only the slots in which the pool was busy (~15 in this run).
+    env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window="2m", slots=120)
     e2e_stack.collector("sidecar", SIDECAR_CONFIG, env, ready_url=f"http://127.0.0.1:{exporter}/metrics")
     prom = e2e_stack.prometheus([f"127.0.0.1:{exporter}"])
     with SimServer(config, speed=config.speed) as sim:
@@ -151,6 +152,8 @@ def test_every_dashboard_query_runs_on_the_real_prometheus(run: Run) -> None:
         expr = t["expr"].replace("$__rate_interval", "1m").replace("$tenant", ".*")
         if not run.prom.query(expr):  # raises on a query Prometheus rejects
             empty.append(expr)
-    # Stalls, errors, overflow, evictions and revision changes may rightly be empty in this scenario; the rest not.
-    allowed = ("stalls", "!=\"200\"", "overflowed", "evicted", "rejected", "revision_changes", "truncated=\"true\"")
+    # Stalls, errors, overflow, evictions, revision changes and the estimator's error (no server spans here) may
+    # rightly be empty in this scenario; the rest not.
+    allowed = ("stalls", "!=\"200\"", "overflowed", "evicted", "rejected", "revision_changes", "truncated=\"true\"",
+               "estimate_error")
     assert [e for e in empty if not any(a in e for a in allowed)] == [], empty

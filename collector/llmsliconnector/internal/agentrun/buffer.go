@@ -1,6 +1,12 @@
 // Package agentrun buffers the agent spans of a trace (invoke_agent, plan, execute_tool) until the
 // run is complete, then scores plan adherence with the shared adherence package. The buffer is
 // bounded in traces and bytes; traces pushed out before they complete are counted as evicted.
+//
+// Split runs: behind a load-balancing tier a run's spans can reach two collectors (the ring changed while
+// the run was in flight), and each sees part of it. Scoring a part would be silently wrong (adherence
+// 1.00 from a run whose deviating tool went elsewhere, or a run without its plan passing as one that
+// announced none), so a run found incomplete is reported as split instead of scored (Run.Split), and a
+// part whose root never arrives is counted as a split fragment when it expires (TakeFragments).
 package agentrun
 
 import (
@@ -23,11 +29,25 @@ type Limits struct {
 // NoRevision marks a tool that carried no llmotel.plan.revision.
 const NoRevision = -1
 
+// MaxRecordedNames is how many tool names the SDK records at most on a run's root span
+// (llmotel.agent.executed_tools, MAX_RECORDED_NAMES in src/llmotel/agent/run.py).
+const MaxRecordedNames = 256
+
+// Recorded is what the SDK wrote on a run's root span about the whole run, so that the collector can
+// tell a run it saw only part of. Known is false when the root carries none of it (another SDK, or a
+// run that did not finish normally): then only the plan revisions can reveal a split.
+type Recorded struct {
+	Known    bool
+	Executed int // tools the run executed (len of llmotel.agent.executed_tools, capped at MaxRecordedNames)
+	Plans    int // plans it announced (llmotel.agent.replans + 1 when it planned, else 0)
+}
+
 type agentSpan struct {
 	spanID pcommon.SpanID
 	parent pcommon.SpanID
 	name   string
 	start  time.Time
+	rec    Recorded
 }
 
 // link is one span's parent link, kept so that score can find a tool's nearest agent ancestor
@@ -44,6 +64,7 @@ type planSpan struct {
 }
 
 type toolSpan struct {
+	spanID   pcommon.SpanID // empty when the caller did not give it (no de-duplication)
 	parent   pcommon.SpanID
 	name     string
 	revision int
@@ -61,22 +82,33 @@ type trace struct {
 	bytes   int
 }
 
-// Run is one scored agent run.
+// Run is one scored agent run, or one found split (Split: Result is unset and must not be recorded).
 type Run struct {
 	Agent   string
 	TraceID pcommon.TraceID
 	SpanID  pcommon.SpanID
 	Result  adherence.Result
+	Split   bool
 }
 
 // Buffer holds incomplete agent traces. Not safe for concurrent use.
 type Buffer struct {
-	lim     Limits
-	traces  map[pcommon.TraceID]*trace
-	queue   []*trace // arrival order; entries already removed from traces are skipped
-	bytes   int
-	evicted int64
+	lim       Limits
+	traces    map[pcommon.TraceID]*trace
+	queue     []*trace // arrival order; entries already removed from traces are skipped
+	bytes     int
+	evicted   int64
+	fragments int64
+	// Traces scored recently (a bounded ring): spans of theirs that arrive later are duplicates (an
+	// at-least-once tier re-sent them) or too late; the run was judged from its root's record already,
+	// so they are dropped instead of opening a fragment (or, for a re-sent root, a second run).
+	scored     map[pcommon.TraceID]struct{}
+	scoredRing []pcommon.TraceID
+	scoredNext int
 }
+
+// recentScored bounds the set of recently scored traces (16 bytes and a map entry each).
+const recentScored = 4096
 
 // NewBuffer returns an empty buffer.
 func NewBuffer(lim Limits) *Buffer {
@@ -94,10 +126,43 @@ func (b *Buffer) TakeEvicted() int64 {
 	return n
 }
 
+// TakeFragments returns how many split fragments expired since the last call: traces that held a plan,
+// or a tool inside a planned run (it names a plan revision), whose run's root never arrived here.
+func (b *Buffer) TakeFragments() int64 {
+	n := b.fragments
+	b.fragments = 0
+	return n
+}
+
 const overhead = 96 // rough per-span bookkeeping bytes
 
 // linkBytes is what one parent link costs: the two IDs plus its share of the maps score builds.
 const linkBytes = 48
+
+// late reports whether the trace was scored recently here: its spans now are duplicates or too late.
+func (b *Buffer) late(id pcommon.TraceID) bool {
+	if _, held := b.traces[id]; held {
+		return false
+	}
+	_, ok := b.scored[id]
+	return ok
+}
+
+// markScored remembers a scored trace in the bounded ring.
+func (b *Buffer) markScored(id pcommon.TraceID) {
+	if b.scored == nil {
+		b.scored = make(map[pcommon.TraceID]struct{}, recentScored)
+		b.scoredRing = make([]pcommon.TraceID, 0, recentScored)
+	}
+	if len(b.scoredRing) < recentScored {
+		b.scoredRing = append(b.scoredRing, id)
+	} else {
+		delete(b.scored, b.scoredRing[b.scoredNext])
+		b.scoredRing[b.scoredNext] = id
+		b.scoredNext = (b.scoredNext + 1) % recentScored
+	}
+	b.scored[id] = struct{}{}
+}
 
 func (b *Buffer) traceFor(id pcommon.TraceID, now time.Time, grow int) *trace {
 	t, ok := b.traces[id]
@@ -126,8 +191,23 @@ func (b *Buffer) grow(t *trace, n int) {
 
 // AddAgent records an invoke_agent span; the run is scored Wait after the last one arrives.
 func (b *Buffer) AddAgent(traceID pcommon.TraceID, spanID, parent pcommon.SpanID, name string, start, now time.Time) {
+	b.AddAgentRecorded(traceID, spanID, parent, name, start, now, Recorded{})
+}
+
+// AddAgentRecorded is AddAgent with what the SDK recorded on the root about the whole run.
+func (b *Buffer) AddAgentRecorded(traceID pcommon.TraceID, spanID, parent pcommon.SpanID, name string, start, now time.Time, rec Recorded) {
+	if b.late(traceID) {
+		return
+	}
+	if t, ok := b.traces[traceID]; ok {
+		for _, a := range t.agents {
+			if a.spanID == spanID {
+				return // the same root sent twice: one run
+			}
+		}
+	}
 	t := b.traceFor(traceID, now, overhead+len(name))
-	t.agents = append(t.agents, agentSpan{spanID: spanID, parent: parent, name: name, start: start})
+	t.agents = append(t.agents, agentSpan{spanID: spanID, parent: parent, name: name, start: start, rec: rec})
 	t.readyAt = now.Add(b.lim.Wait)
 }
 
@@ -154,6 +234,16 @@ func (b *Buffer) AddLink(traceID pcommon.TraceID, spanID, parent pcommon.SpanID)
 
 // AddPlan records a plan span (its tools, or its steps when no tools were given).
 func (b *Buffer) AddPlan(traceID pcommon.TraceID, parent pcommon.SpanID, revision int, start time.Time, tools []string, now time.Time) {
+	if b.late(traceID) {
+		return
+	}
+	if t, ok := b.traces[traceID]; ok {
+		for _, p := range t.plans {
+			if p.parent == parent && p.revision == revision && p.start.Equal(start) {
+				return // the same plan span sent twice (same run, revision and start)
+			}
+		}
+	}
 	size := overhead
 	for _, s := range tools {
 		size += len(s) + 16
@@ -164,8 +254,24 @@ func (b *Buffer) AddPlan(traceID pcommon.TraceID, parent pcommon.SpanID, revisio
 
 // AddTool records an execute_tool span; revision is NoRevision when the span carried none.
 func (b *Buffer) AddTool(traceID pcommon.TraceID, parent pcommon.SpanID, name string, revision int, start, now time.Time) {
+	b.AddToolSpan(traceID, pcommon.SpanID{}, parent, name, revision, start, now)
+}
+
+// AddToolSpan is AddTool with the tool span's own id: a span sent twice (an at-least-once tier's retry)
+// counts once, instead of as a repeated, extra step that would lower the run's adherence.
+func (b *Buffer) AddToolSpan(traceID pcommon.TraceID, spanID, parent pcommon.SpanID, name string, revision int, start, now time.Time) {
+	if b.late(traceID) {
+		return
+	}
+	if t, ok := b.traces[traceID]; ok && !spanID.IsEmpty() {
+		for _, tl := range t.tools {
+			if tl.spanID == spanID {
+				return
+			}
+		}
+	}
 	t := b.traceFor(traceID, now, overhead+len(name))
-	t.tools = append(t.tools, toolSpan{parent: parent, name: name, revision: revision, start: start})
+	t.tools = append(t.tools, toolSpan{spanID: spanID, parent: parent, name: name, revision: revision, start: start})
 }
 
 // Expire scores the runs whose wait is over and evicts traces older than MaxAge that never completed.
@@ -180,10 +286,14 @@ func (b *Buffer) Expire(now time.Time) []Run {
 		case !t.readyAt.IsZero() && !now.Before(t.readyAt):
 			runs = append(runs, score(t)...)
 			b.remove(t)
+			b.markScored(t.id)
 		case t.readyAt.IsZero() && b.lim.MaxAge > 0 && now.Sub(t.first) >= b.lim.MaxAge:
 			b.remove(t)
 			if len(t.plans) > 0 { // a plan without its run is lost data; tools outside any run are not
 				b.evicted++
+			}
+			if t.inPlannedRun() {
+				b.fragments++
 			}
 		default:
 			kept = append(kept, t)
@@ -211,6 +321,20 @@ func (b *Buffer) Flush() []Run {
 	}
 	b.queue = nil
 	return runs
+}
+
+// inPlannedRun: the trace holds a plan, or a tool that names a plan revision (it ran inside a run
+// that announced a plan): part of an agent run, not a tool used outside any run.
+func (t *trace) inPlannedRun() bool {
+	if len(t.plans) > 0 {
+		return true
+	}
+	for _, tl := range t.tools {
+		if tl.revision != NoRevision {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Buffer) remove(t *trace) {
@@ -250,6 +374,10 @@ func score(t *trace) []Run {
 	}
 	runs := make([]Run, 0, len(t.agents))
 	for i, a := range t.agents {
+		if split(a.rec, plans[i], tools[i]) {
+			runs = append(runs, Run{Agent: a.name, TraceID: t.id, SpanID: a.spanID, Split: true})
+			continue
+		}
 		if len(plans[i]) == 0 {
 			continue // nothing was announced: no adherence to measure
 		}
@@ -257,6 +385,25 @@ func score(t *trace) []Run {
 		runs = append(runs, Run{Agent: a.name, TraceID: t.id, SpanID: a.spanID, Result: adherence.Score(unplanned, revisions)})
 	}
 	return runs
+}
+
+// split reports whether a run's spans are missing here: a tool names a plan revision that did not
+// arrive, or the root's record says the run executed more tools or announced more plans than arrived.
+// More tools than recorded is not a split (a span sent twice); a cap-sized record only bounds below.
+func split(rec Recorded, plans []planSpan, tools []toolSpan) bool {
+	seen := make(map[int]bool, len(plans))
+	for _, p := range plans {
+		seen[p.revision] = true
+	}
+	for _, tl := range tools {
+		if tl.revision != NoRevision && !seen[tl.revision] {
+			return true
+		}
+	}
+	if !rec.Known {
+		return false
+	}
+	return len(tools) < min(rec.Executed, MaxRecordedNames) || len(seen) < rec.Plans
 }
 
 // Results of a walk up the parent links that found no agent.

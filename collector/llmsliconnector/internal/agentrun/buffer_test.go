@@ -108,3 +108,29 @@ func TestCyclicLinksDoNotHang(t *testing.T) {
 	require.Len(t, runs, 1, "unattributable spans fall back to the only agent")
 	assert.Equal(t, 1.0, runs[0].Result.Recall)
 }
+
+// The SDK records at most MaxRecordedNames tool names on the root: a run with more tools than that is
+// whole when at least the cap arrived, split when fewer did. A re-plan recorded on the root but not
+// arrived splits the run too.
+func TestSplitAgainstTheRootsRecord(t *testing.T) {
+	lim := Limits{MaxTraces: 10, MaxBytes: 1 << 22, Wait: time.Second, MaxAge: time.Minute}
+	run := func(tools int, rec Recorded, plans int) Run {
+		b := NewBuffer(lim)
+		for r := 0; r < plans; r++ {
+			b.AddPlan(tid(1), sid(9), r, t0, []string{"a"}, t0)
+		}
+		for i := 0; i < tools; i++ {
+			b.AddTool(tid(1), sid(9), "a", 0, t0.Add(time.Duration(i)*time.Millisecond), t0)
+		}
+		b.AddAgentRecorded(tid(1), sid(9), pcommon.SpanID{}, "agent", t0, t0, rec)
+		runs := b.Expire(t0.Add(2 * time.Second))
+		require.Len(t, runs, 1)
+		return runs[0]
+	}
+	assert.False(t, run(MaxRecordedNames, Recorded{Known: true, Executed: MaxRecordedNames, Plans: 1}, 1).Split,
+		"a capped record is met by the cap")
+	assert.True(t, run(10, Recorded{Known: true, Executed: MaxRecordedNames, Plans: 1}, 1).Split)
+	assert.False(t, run(3, Recorded{Known: true, Executed: 2, Plans: 1}, 1).Split, "a duplicate is not a split")
+	assert.True(t, run(2, Recorded{Known: true, Executed: 2, Plans: 2}, 1).Split, "the re-plan went elsewhere")
+	assert.False(t, run(1, Recorded{}, 1).Split, "no record, nothing missing that the spans show")
+}

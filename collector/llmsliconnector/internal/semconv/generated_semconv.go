@@ -5,9 +5,11 @@ package semconv
 
 // Attribute names.
 const (
+	AttrEnduserID                            = "enduser.id"
 	AttrErrorType                            = "error.type"
 	AttrGenAIAgentID                         = "gen_ai.agent.id"
 	AttrGenAIAgentName                       = "gen_ai.agent.name"
+	AttrGenAIContentCompletionChunk          = "gen_ai.content.completion.chunk"
 	AttrGenAIInputMessages                   = "gen_ai.input.messages"
 	AttrGenAILatencyE2e                      = "gen_ai.latency.e2e"
 	AttrGenAILatencyTimeInModelDecode        = "gen_ai.latency.time_in_model_decode"
@@ -29,6 +31,7 @@ const (
 	AttrGenAIResponseID                      = "gen_ai.response.id"
 	AttrGenAIResponseModel                   = "gen_ai.response.model"
 	AttrGenAIResponseTimeToFirstChunk        = "gen_ai.response.time_to_first_chunk"
+	AttrGenAISystem                          = "gen_ai.system"
 	AttrGenAISystemInstructions              = "gen_ai.system_instructions"
 	AttrGenAITokenType                       = "gen_ai.token.type"
 	AttrGenAIToolCallID                      = "gen_ai.tool.call.id"
@@ -42,8 +45,16 @@ const (
 	AttrGenAIUsageOutputTokens               = "gen_ai.usage.output_tokens"
 	AttrGenAIUsagePromptTokens               = "gen_ai.usage.prompt_tokens"
 	AttrGenAIUsageReasoningOutputTokens      = "gen_ai.usage.reasoning.output_tokens"
+	AttrGenAIUser                            = "gen_ai.user"
 	AttrHTTPRequestResendCount               = "http.request.resend_count"
 	AttrHTTPResponseStatusCode               = "http.response.status_code"
+	AttrLlmModelName                         = "llm.model_name"
+	AttrLlmProvider                          = "llm.provider"
+	AttrLlmRequestType                       = "llm.request.type"
+	AttrLlmSystem                            = "llm.system"
+	AttrLlmTokenCountCompletion              = "llm.token_count.completion"
+	AttrLlmTokenCountPrompt                  = "llm.token_count.prompt"
+	AttrLlmTokenCountPromptDetailsCacheRead  = "llm.token_count.prompt_details.cache_read"
 	AttrAgentAdherenceOrdered                = "llmotel.agent.adherence.ordered"
 	AttrAgentAdherencePrecision              = "llmotel.agent.adherence.precision"
 	AttrAgentAdherenceRecall                 = "llmotel.agent.adherence.recall"
@@ -110,6 +121,7 @@ const (
 	AttrSLIMetric                            = "llmotel.sli.metric"
 	AttrSLIQueueSource                       = "llmotel.sli.queue.source"
 	AttrSLIReason                            = "llmotel.sli.reason"
+	AttrSLISplitPart                         = "llmotel.sli.split.part"
 	AttrSLIStepKind                          = "llmotel.sli.step.kind"
 	AttrStreamAbandoned                      = "llmotel.stream.abandoned"
 	AttrTenantID                             = "llmotel.tenant.id"
@@ -120,9 +132,11 @@ const (
 	AttrUsageSource                          = "llmotel.usage.source"
 	AttrOpenaiResponseServiceTier            = "openai.response.service_tier"
 	AttrOpenaiResponseSystemFingerprint      = "openai.response.system_fingerprint"
+	AttrOpeninferenceSpanKind                = "openinference.span.kind"
 	AttrOtelMetricOverflow                   = "otel.metric.overflow"
 	AttrServerAddress                        = "server.address"
 	AttrServerPort                           = "server.port"
+	AttrUserID                               = "user.id"
 )
 
 // Enum values of attributes.
@@ -163,6 +177,7 @@ const (
 	MetricGenAIClientTokenUsage                  = "gen_ai.client.token.usage"
 	MetricPhaseDuration                          = "llmotel.phase.duration"
 	MetricPhaseModelPrefillTimePerToken          = "llmotel.phase_model.prefill_time_per_token"
+	MetricSLIAgentRunsSplit                      = "llmotel.sli.agent.runs.split"
 	MetricSLICacheHitRatio                       = "llmotel.sli.cache.hit_ratio"
 	MetricSLICacheReadTokens                     = "llmotel.sli.cache_read_tokens"
 	MetricSLICarbon                              = "llmotel.sli.carbon"
@@ -267,6 +282,13 @@ type GaugeDescriptor struct {
 
 // Descriptors of the metrics the llm_sli connector emits.
 var (
+	CounterSLIAgentRunsSplit = CounterDescriptor{
+		Name:        MetricSLIAgentRunsSplit,
+		Unit:        "{run}",
+		Description: "Agent runs split across collectors, not scored.",
+		Dims:        []string{AttrGenAIAgentName, AttrSLISplitPart},
+		IsInt:       true,
+	}
 	GaugeSLICacheHitRatio = GaugeDescriptor{
 		Name:        MetricSLICacheHitRatio,
 		Unit:        "1",
