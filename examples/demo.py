@@ -70,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
     with Stack(keep_workdir=args.keep) as stack, SimServer(config, speed=speed) as sim:
         say(f"[1/5] fleet simulator  {sim.base_url}  scenario {config.name!r} at {speed:g}x real time")
         otlp_http, otlp_grpc, exporter = free_port(), free_port(), free_port()
-        env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="2s", window="3m", slots=60)
+        # 1 s slots: the noisy-neighbour test needs several busy slots while the bully runs (~15 s of the demo).
+        env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="2s", window="3m", slots=180)
         stack.collector("collector", SIDECAR_CONFIG, env, ready_url=f"http://127.0.0.1:{exporter}/metrics")
         say(f"[2/5] otelcol-llmotel  OTLP http://127.0.0.1:{otlp_http}  SLIs http://127.0.0.1:{exporter}/metrics")
-        prom = stack.prometheus([f"127.0.0.1:{exporter}"])
+        prom = stack.demo_prometheus([f"127.0.0.1:{exporter}"])
         say(f"[3/5] prometheus       {prom.url}")
         duration_wall = float(config.load["duration_s"]) / speed
         say(f"[4/5] multi-tenant app (examples/multi_tenant_app.py): ~{duration_wall:.0f}s of traffic")

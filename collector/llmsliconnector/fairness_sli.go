@@ -10,16 +10,19 @@ import (
 )
 
 // waitPhases collects what the fairness tracker needs from a call's phase spans: when its queue
-// wait began (after client retries), how long it lasted, and whether that was measured.
+// wait began (after client retries), how long it lasted, whether that was measured, and how long the
+// prefill after it took (where the input tokens' service goes).
 type waitPhases struct {
-	retries, queue     float64
-	hasQueue, measured bool
+	retries, queue, prefill float64
+	hasQueue, measured      bool
 }
 
 func (w *waitPhases) add(name, source string, duration float64) {
 	switch name {
 	case sc.AttrPhaseNameRetries:
 		w.retries += duration
+	case sc.AttrPhaseNamePrefill:
+		w.prefill += duration
 	case sc.AttrPhaseNameQueue:
 		w.queue += duration
 		w.hasQueue = true
@@ -31,6 +34,11 @@ func (w *waitPhases) add(name, source string, duration float64) {
 // call completes c with the wait; a call without a queue phase has no known wait.
 func (w *waitPhases) call(c fairness.Call) fairness.Call {
 	c.WaitOffset, c.Wait, c.HasWait, c.WaitMeasured = w.retries, w.queue, w.hasQueue, w.measured
+	if w.measured {
+		// An estimated split of TTFT between queue and prefill can book a huge prompt's own prefill as its wait;
+		// placing the input tokens over that estimate would move its service away from when it ran.
+		c.Prefill = w.prefill
+	}
 	return c
 }
 

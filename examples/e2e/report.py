@@ -148,7 +148,7 @@ def collect_alerts(prom: PromQL) -> dict[str, Any]:
                                 "for_s": for_s}
     for alert in firing + pending:
         alert.update(details.get((alert["alertname"], _label_key(alert["labels"])), {}))
-    return {"firing": firing, "pending": pending, "rules": rules}
+    return {"firing": firing, "pending": pending, "rules": rules, "rules_note": getattr(prom, "rules_note", "")}
 
 
 def _alert_labels(labels: dict[str, str]) -> dict[str, Any]:
@@ -306,7 +306,8 @@ def _duration(seconds: float) -> str:
 def _render_alerts(w: Any, data: dict[str, Any]) -> None:
     alerts = data.get("alerts") or {}
     firing, pending = alerts.get("firing", []), alerts.get("pending", [])
-    w("\nAlerts (examples/prometheus/alerts.yaml, unchanged, evaluated every second by this Prometheus)")
+    w(f"\nAlerts ({alerts.get('rules_note') or 'examples/prometheus/alerts.yaml'}, evaluated every second by this"
+      " Prometheus)")
     if not firing:
         w("  firing: none")
     for a in firing:

@@ -244,6 +244,7 @@ class Replica:
         # A replica that never served is cold if cold starts are modelled at all.
         self.last_busy_v = float("-inf")
         self.steps = 0
+        self.in_pass = 0  # requests admitted into the prefill pass now running (neither waiting nor running)
 
     @property
     def load(self) -> int:
@@ -331,7 +332,9 @@ class Replica:
                 work += req.prefill_work_s
             start_v, start_w = self.v, now_w
             # Batching interference: the running sequences' decode tokens share the pass and stretch it.
+            self.in_pass = len(admitted)
             await self._advance(work * (1 + spec.prefill_batch_factor * len(self.running)))
+            self.in_pass = 0
             self._occupy(start_v, _shares(admitted, lambda r: r.prefill_work_s))
             now_w = time.perf_counter()
             for req in admitted:
@@ -451,6 +454,8 @@ class Fleet:
             if best > 0:
                 candidates = [r for r, s in zip(reps, scores, strict=False) if s == best]
                 return min(candidates, key=lambda r: r.load)
+        if mode == "least_busy":  # least_loaded that also sees a replica busy with a prefill pass
+            return min(reps, key=lambda r: r.load + r.in_pass)
         return min(reps, key=lambda r: r.load)
 
     def cache_lookup(self, cache: PrefixCache, req: SimRequest) -> CacheResult:

@@ -35,6 +35,9 @@ class TenantLoad:
     stop_s: float | None = None
     windows: list[list[float]] = field(default_factory=list)  # [[start, stop], ...] overrides start/stop
     input_tokens: int = 0  # extra uncacheable prompt tokens per request (declared with x-sim-input-tokens)
+    # When above input_tokens: each request's extra tokens are drawn log-uniformly in [input_tokens,
+    # input_tokens_max] from the plan's seeded randomness (requests of one tenant that differ in size).
+    input_tokens_max: int = 0
     system_prompt_tokens: int = 0  # a shared, cacheable system prompt
     sessions: int = 1  # conversations served round-robin
     prefix_growth_tokens: int = 0  # each turn appends this much history to its session
@@ -57,6 +60,9 @@ class LoadSpec:
     tenants: list[TenantLoad] = field(default_factory=list)
     diurnal_period_s: float = 0.0  # 0 = flat load
     diurnal_amplitude: float = 0.0  # rate multiplier 1 + A*sin(2*pi*t/period)
+    # Exercise every tenant's client once before the plan (LoadGenerator.warm_up); off for plans with hundreds of
+    # tenants, where it would cost more than the run.
+    warm_up: bool = True
 
     @staticmethod
     def from_config(cfg: SimConfig) -> LoadSpec:
@@ -83,6 +89,7 @@ class Arrival:
     tenant: TenantLoad
     session: int
     turn: int
+    input_tokens: int | None = None  # this request's own size (TenantLoad.input_tokens_max); None: the tenant's
 
 
 @dataclass(slots=True)
@@ -136,7 +143,11 @@ def plan(spec: LoadSpec, seed: int) -> list[Arrival]:
             if rng.random() * peak > factor or not tenant.active(t):
                 continue
             session = count % max(1, tenant.sessions)
-            out.append(Arrival(t, tenant, session, count // max(1, tenant.sessions)))
+            size = None
+            if tenant.input_tokens_max > tenant.input_tokens > 0:
+                low, high = math.log(tenant.input_tokens), math.log(tenant.input_tokens_max)
+                size = round(math.exp(rng.uniform(low, high)))
+            out.append(Arrival(t, tenant, session, count // max(1, tenant.sessions), size))
             count += 1
     out.sort(key=lambda a: a.at_s)
     return out
@@ -237,7 +248,8 @@ class LoadGenerator:
                 await self._call(arrival, {"x-sim-dry-run": "1"})
 
     async def run(self) -> list[Result]:
-        await self.warm_up()
+        if self.spec.warm_up:
+            await self.warm_up()
         arrivals = plan(self.spec, self.seed)
         progress = _Progress(len(arrivals), self.progress_out)
         limits = {t.name: asyncio.Semaphore(max(1, t.max_inflight)) for t in self.spec.tenants}
@@ -290,9 +302,10 @@ class LoadGenerator:
         question = f"question {a.turn} for session {a.session} of {t.name}"
         headers = self._headers(t)
         headers.update(extra_headers or {})
-        if t.input_tokens:
+        extra = t.input_tokens if a.input_tokens is None else a.input_tokens
+        if extra:
             real = (len(system) + len(history) + len(question)) // 4 + 8
-            headers["x-sim-input-tokens"] = str(real + t.input_tokens)
+            headers["x-sim-input-tokens"] = str(real + extra)
         ctx = _tenant_context(t.name)
         try:
             with ctx:

@@ -57,9 +57,9 @@ def test_every_call_of_every_tenant_reaches_prometheus(run: Run) -> None:
 
 def test_the_noisy_tenant_is_named(run: Run) -> None:
     # Blame (collector/README.md, Fairness): the others' waiting goes to the tenants served above their fair
-    # share while they waited; the aggressor carries the largest share and is named (gauge 1). A first-come
-    # first-served server also serves its heaviest regular tenant above the water-filling fair share while others
-    # wait, so that tenant may be named too (acme in this scenario); it must carry less blame than the aggressor.
+    # share while they waited; the aggressor carries the largest share and is named (gauge 1). Another tenant is
+    # named only if it too was served above its fair share over the others' waits, with significant blame over the
+    # pool's busy slots (the heaviest regular tenant, acme, no longer is: testdata/fairness.md, Example 3).
     samples = run.prom.query(f"topk(1, {report.QUERIES['blame_share']})")
     assert samples, "no blame share in Prometheus"
     assert samples[0].labels["llmotel_tenant_id"] == run.scenario.expected["aggressor"]

@@ -15,10 +15,11 @@
 //     for measured and estimated queue times.
 //   - Blame: each waiting call's queue time is split among the other tenants in proportion to the
 //     service they received above their water-filling share while it waited (interval overlap).
-//     A tenant is named noisy neighbour only when it exceeded its share, its blame is significant
-//     (permutation test over slots, Bonferroni-corrected for the pool's tenants), the others'
-//     p95 slowdown is abnormal, and all of this persists over consecutive slots (the shape of
-//     CPI2's rule, Zhang et al., EuroSys 2013).
+//     A tenant is named noisy neighbour only when, summed over the others' waits, it received more
+//     than its water-filling share of what was served during them, its blame is significant
+//     (permutation test over the slots in which the pool was busy, Bonferroni-corrected for the
+//     pool's tenants), the others' p95 slowdown is abnormal, and all of this persists over
+//     consecutive slots (the shape of CPI2's rule, Zhang et al., EuroSys 2013).
 package fairness
 
 import (
@@ -56,8 +57,12 @@ type Call struct {
 	// or client measured it (false: estimated).
 	WaitOffset, Wait      float64
 	HasWait, WaitMeasured bool
-	TTFT                  float64
-	HasTTFT               bool
+	// Prefill is how long the call's prefill phase lasted after its wait, in seconds (0: unknown). When known, the
+	// input tokens' service is placed over the prefill and the output tokens' over the rest of the call, as a
+	// server spends them; otherwise all of it is spread evenly from the end of the wait to the end.
+	Prefill float64
+	TTFT    float64
+	HasTTFT bool
 }
 
 // Options bound and tune the tracker; zero values take the defaults in DefaultOptions.
@@ -67,6 +72,9 @@ type Options struct {
 	Weights
 	MaxTenants int // distinct tenants in the window (0: unlimited)
 	MaxCalls   int // calls held in the window; past it calls are dropped and counted
+	// MinWait: a queue wait shorter than this counts as no wait (scheduling latency, not backlog): it makes no
+	// tenant backlogged, blames nobody and gives a slowdown of 1.
+	MinWait time.Duration
 	// Permutations of the permutation test, Alpha its family-wise level (Bonferroni over the
 	// pool's tenants), AbnormalSlowdown the others' p95 slowdown that counts as abnormal waiting,
 	// Persist the consecutive evaluations, at least one slot apart, a verdict must hold.
@@ -79,14 +87,16 @@ type Options struct {
 // DefaultOptions are the documented defaults.
 func DefaultOptions() Options {
 	return Options{Window: 5 * time.Minute, Slots: 10, Weights: Weights{Input: 1, Output: 2},
-		MaxTenants: 1000, MaxCalls: 100000, Permutations: 999, Alpha: 0.05, AbnormalSlowdown: 1.5, Persist: 2}
+		MaxTenants: 1000, MaxCalls: 100000, MinWait: 10 * time.Millisecond,
+		Permutations: 999, Alpha: 0.05, AbnormalSlowdown: 1.5, Persist: 2}
 }
 
 type call struct {
 	tenant                string
 	pool                  Pool
 	start, ws, we, end    float64 // unix seconds; [ws, we) is the wait, [we, end) the service
-	work                  float64
+	pe                    float64 // end of the prefill (we when unknown)
+	work, inWork          float64 // all of its service, and the input tokens' part
 	wait, ttft            float64
 	hasWait, measured, ok bool // ok: TTFT known
 }
@@ -127,6 +137,9 @@ func NewTracker(opt Options) *Tracker {
 	}
 	if opt.MaxCalls <= 0 {
 		opt.MaxCalls = def.MaxCalls
+	}
+	if opt.MinWait <= 0 {
+		opt.MinWait = def.MinWait
 	}
 	if opt.Permutations <= 0 {
 		opt.Permutations = def.Permutations
@@ -172,14 +185,20 @@ func (t *Tracker) Observe(now time.Time, c Call) {
 	}
 	start, end := secs(c.Start), secs(c.End)
 	wait := 0.0
-	if c.HasWait && c.Wait > 0 && !math.IsInf(c.Wait, 0) {
+	if c.HasWait && c.Wait > 0 && c.Wait >= t.opt.MinWait.Seconds() && !math.IsInf(c.Wait, 0) {
 		wait = c.Wait
 	}
 	ws := start + math.Max(0, c.WaitOffset)
 	we := math.Min(ws+wait, math.Max(end, ws))
+	end = math.Max(end, we)
+	pe := we
+	if c.Prefill > 0 && !math.IsInf(c.Prefill, 0) {
+		pe = math.Min(we+c.Prefill, end)
+	}
+	in := math.Max(0, t.opt.Input*c.UncachedInput)
 	t.slots[i] = append(t.slots[i], call{
-		tenant: c.Tenant, pool: c.Pool, start: start, ws: ws, we: we, end: math.Max(end, we),
-		work: math.Max(0, t.opt.Input*c.UncachedInput) + math.Max(0, t.opt.Output*c.Output),
+		tenant: c.Tenant, pool: c.Pool, start: start, ws: ws, we: we, end: end, pe: pe,
+		work: in + math.Max(0, t.opt.Output*c.Output), inWork: in,
 		wait: we - ws, ttft: c.TTFT, hasWait: c.HasWait, measured: c.WaitMeasured,
 		ok: c.HasTTFT && c.TTFT >= 0 && !math.IsInf(c.TTFT, 0),
 	})
@@ -207,8 +226,9 @@ type TenantReport struct {
 	// HasBlame: others waited). PValue is its permutation test's p-value (1 when not tested).
 	BlameShare, PValue float64
 	HasBlame           bool
-	Excess             bool // received more than its water-filling share while others waited
-	Named              bool // the noisy neighbour rule held (see the package doc)
+	// Excess: summed over the others' waits, it received more than its water-filling share of the service during them.
+	Excess bool
+	Named  bool // the noisy neighbour rule held (see the package doc)
 }
 
 // PoolReport is one pool's picture.
@@ -328,7 +348,9 @@ type tenantState struct {
 	service, bService, fair   float64
 	slow                      [2][]float64 // [0] measured, [1] estimated
 	blame, othersWait         float64
-	excess                    float64
+	// Over the other tenants' waits: the service it received during them (occupied) and its water-filling share of
+	// that (fairOccupied); above its fair share when occupied > fairOccupied.
+	occupied, fairOccupied float64
 }
 
 func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen map[poolTenant]bool) PoolReport {
@@ -344,7 +366,12 @@ func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen m
 	}
 	for _, c := range calls {
 		s := get(c.tenant)
-		spread(c.we, c.end, c.work, begin, slotLen, s.svc)
+		if c.pe > c.we {
+			spread(c.we, c.pe, c.inWork, begin, slotLen, s.svc)
+			spread(c.pe, c.end, c.work-c.inWork, begin, slotLen, s.svc)
+		} else {
+			spread(c.we, c.end, c.work, begin, slotLen, s.svc)
+		}
 		if c.wait > 0 {
 			for k := 0; k < n; k++ {
 				a := begin + float64(k)*slotLen
@@ -395,7 +422,8 @@ func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen m
 	var xs []float64
 	for _, name := range names {
 		s := ts[name]
-		tr := TenantReport{Tenant: name, BackloggedService: s.bService, FairShare: s.fair, PValue: 1, Excess: s.excess > 0}
+		tr := TenantReport{Tenant: name, BackloggedService: s.bService, FairShare: s.fair, PValue: 1,
+			Excess: s.occupied > s.fairOccupied*(1+1e-9)}
 		for _, v := range s.svc {
 			tr.Service += v
 		}
@@ -440,6 +468,29 @@ func spread(from, to, work, begin, slotLen float64, into []float64) {
 	}
 }
 
+// served is the service c received during [a, b): the input tokens' over its prefill and the output tokens'
+// over the rest when the prefill is known, else all of it evenly over its service interval.
+func (c *call) served(a, b float64) float64 {
+	if c.pe > c.we {
+		return placed(c.inWork, c.we, c.pe, a, b) + placed(c.work-c.inWork, c.pe, c.end, a, b)
+	}
+	return placed(c.work, c.we, c.end, a, b)
+}
+
+// placed is the part of work spread evenly over [from, to) that falls in [a, b); an instant interval puts all
+// of it at its point.
+func placed(work, from, to, a, b float64) float64 {
+	switch {
+	case work == 0:
+		return 0
+	case to > from:
+		return work * overlap(from, to, a, b) / (to - from)
+	case to >= a && to < b:
+		return work
+	}
+	return 0
+}
+
 // blame splits each waiting call's queue time among the other tenants by their service above
 // their water-filling share during the wait (the waiting tenant's demand is unbounded: it waited).
 func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
@@ -465,13 +516,7 @@ func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
 			if o.work == 0 || oi == vi {
 				continue
 			}
-			var part float64
-			if o.end > o.we {
-				part = o.work * overlap(o.we, o.end, v.ws, v.we) / (o.end - o.we)
-			} else if o.end >= v.ws {
-				part = o.work
-			}
-			if part > 0 {
+			if part := o.served(v.ws, v.we); part > 0 {
 				occ[o.tenant] += part
 			}
 		}
@@ -493,9 +538,11 @@ func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
 		shares := waterfill(capacity, append(demands, math.Inf(1)))
 		totalExcess := 0.0
 		excess := make([]float64, len(others))
-		for i := range others {
+		for i, name := range others {
 			excess[i] = math.Max(0, demands[i]-shares[i])
 			totalExcess += excess[i]
+			ts[name].occupied += demands[i]
+			ts[name].fairOccupied += shares[i]
 		}
 		for name, s := range ts {
 			if name != v.tenant {
@@ -507,7 +554,6 @@ func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
 		}
 		for i, name := range others {
 			ts[name].blame += v.wait * excess[i] / totalExcess
-			ts[name].excess += excess[i]
 		}
 	}
 }
@@ -515,6 +561,16 @@ func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
 // name applies the noisy-neighbour rule to every tenant of a pool and updates its streak.
 func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []string, now, slotLen float64, seen map[poolTenant]bool) {
 	m := float64(len(names))
+	var active []int
+	// The newest slot is still filling (its calls' spans are still arriving): it joins the test once complete.
+	for k := 0; k < t.ring.Slots()-1; k++ {
+		for _, name := range names {
+			if ts[name].svc[k] > 0 || ts[name].waitSec[k] > 0 {
+				active = append(active, k)
+				break
+			}
+		}
+	}
 	for i := range pr.Tenants {
 		tr := &pr.Tenants[i]
 		key := poolTenant{pr.Pool, tr.Tenant}
@@ -530,14 +586,18 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 		}
 		sort.Float64s(victims)
 		abnormal := len(victims) > 0 && nearestRank(victims, 0.95) >= t.opt.AbnormalSlowdown
-		x := ts[tr.Tenant].svc
-		y := make([]float64, len(x))
-		for _, other := range names {
-			if other != tr.Tenant {
-				for k, w := range ts[other].waitSec {
-					y[k] += w
+		// Only the slots in which the pool was busy (someone served or waiting) are exchangeable: over idle slots
+		// every tenant's load "correlates" with the others' waiting merely because both are zero there.
+		var x, y []float64
+		for _, k := range active {
+			x = append(x, ts[tr.Tenant].svc[k])
+			w := 0.0
+			for _, other := range names {
+				if other != tr.Tenant {
+					w += ts[other].waitSec[k]
 				}
 			}
+			y = append(y, w)
 		}
 		tr.PValue = permutationP(x, y, t.opt.Permutations, seed(pr.Pool, tr.Tenant))
 		if !abnormal || tr.PValue > t.opt.Alpha/m {

@@ -111,7 +111,7 @@ func TestBurstyTenantNamedAfterPersisting(t *testing.T) {
 	n, v := tenant(t, pr, "N"), tenant(t, pr, "V")
 	assert.InDelta(t, 1.0, n.BlameShare, 1e-9)
 	assert.True(t, n.Excess)
-	assert.Less(t, n.PValue, 0.05/2, "about 1/120 < alpha / 2 tenants")
+	assert.Less(t, n.PValue, 0.05/2, "about 1/84 < alpha / 2 tenants")
 	assert.False(t, n.Named, "first evaluation: not yet persistent")
 	assert.Equal(t, 9.0, v.Slowdowns[0].P95)
 	assert.Equal(t, 1.0, n.Slowdowns[0].P95, "the victim's slowdown exceeds the culprit's")
@@ -159,4 +159,51 @@ func TestHeavyTenantWithinFairShareNotNamed(t *testing.T) {
 		assert.InDelta(t, 0.0, n.BlameShare, 1e-12)
 		assert.False(t, n.Named)
 	}
+}
+
+// Example 3 of fairness.md: the pool is busy only in slots 7-9 of the window, where A serves steadily and B waits.
+// Over all ten slots A's service and B's waiting are both zero in the idle slots, which alone gave p = 1/120; over
+// the complete busy slots A's service is constant and the test has nothing to go on (p = 1): nobody is named.
+func TestSteadyTenantOverIdleSlotsNotSignificant(t *testing.T) {
+	tr := NewTracker(Options{Window: 100 * time.Second, Slots: 10})
+	for _, at := range []float64{99, 109} {
+		now := sec(at)
+		if at == 99 {
+			for s := 7; s <= 9; s++ {
+				b := float64(s) * 10
+				tr.Observe(now, mk("A", poolP, b, 0, b+8, 10000, 0, 0.5, true))
+				tr.Observe(now, mk("B", poolP, b, 6, b+8, 100, 0, 7, true))
+			}
+		}
+		pr := tr.Snapshot(now).Pools[0]
+		a := tenant(t, pr, "A")
+		assert.InDelta(t, 1.0, a.BlameShare, 1e-9)
+		assert.True(t, a.Excess, "22 500 occupied against a fair 11 250")
+		assert.InDelta(t, 1.0, a.PValue, 0)
+		assert.False(t, a.Named)
+	}
+}
+
+// "Short waits" of fairness.md: a 5 ms queue is scheduling latency, not backlog.
+func TestWaitBelowMinWaitIsNoWait(t *testing.T) {
+	tr := NewTracker(Options{Window: 10 * time.Second, Slots: 1})
+	now := sec(9)
+	tr.Observe(now, mk("A", poolP, 0, 0.005, 1, 100, 10, 0.02, true))
+	tr.Observe(now, mk("B", poolP, 0, 0, 2, 20000, 100, 0.5, true))
+	pr := tr.Snapshot(now).Pools[0]
+	assert.InDelta(t, 1.0, pr.Jain, 0)
+	a := tenant(t, pr, "A")
+	assert.False(t, a.Backlogged)
+	require.Len(t, a.Slowdowns, 1)
+	assert.InDelta(t, 1.0, a.Slowdowns[0].P95, 0)
+	assert.False(t, tenant(t, pr, "B").HasBlame)
+}
+
+// "Prefill placement" of fairness.md: 20 000 input tokens over the 0.1 s prefill, 2 x 20 output over the 0.1 s after.
+func TestInputServiceIsPlacedOverThePrefill(t *testing.T) {
+	c := call{we: 0, pe: 0.1, end: 0.2, work: 20040, inWork: 20000}
+	assert.InDelta(t, 20000, c.served(0, 0.1), 1e-9)
+	assert.InDelta(t, 40, c.served(0.1, 0.2), 1e-9)
+	even := call{we: 0, pe: 0, end: 0.2, work: 20040, inWork: 20000}
+	assert.InDelta(t, 10020, even.served(0, 0.1), 1e-9)
 }

@@ -1,0 +1,116 @@
+"""Issue #18, acceptance: the fairness SLIs of llm_sli, through the real SDK, the real collector binary and Prometheus,
+against the simulator's truth (tests/fairness/scenarios.yaml: one shared pool per property, all in one run).
+
+Definitions: collector/README.md ("Fairness"); hand-computed examples: collector/llmsliconnector/testdata/fairness.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import stack as e2e
+from fairness_support import (
+    FairnessRun,
+    by_tenant,
+    quantile,
+    run_scenarios,
+    sim_slowdown,
+    true_blame,
+    true_excess_blame,
+    waited,
+)
+
+# The module fixture starts the stack and runs ~20 s of load (80 simulated seconds at 4x), then waits for the SLIs.
+pytestmark = pytest.mark.timeout(240)
+
+NEVER_WAIT = ("a-short", "a-long")
+AGGRESSOR, VICTIMS = "c-bully", ("c-victim", "c-victim2")
+APART = "b-apart"
+WITHIN_SHARE, BUSY = "d-heavy", "d-busy"
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[FairnessRun]:
+    with e2e.Stack() as stack:
+        yield run_scenarios(stack)
+
+
+def never_named(run: FairnessRun, region: str) -> dict[str, float]:
+    """Tenants of the pool named at any flush during the run (the gauge's max over the run)."""
+    return {t: v for t, v in run.gauge("llmotel_sli_noisy_neighbor_ratio", region, "max").items() if v == 1}
+
+
+def test_a_tenants_that_never_wait_read_fair_whatever_their_sizes(run: FairnessRun) -> None:
+    calls = run.of("calm")
+    tenants = by_tenant(calls)
+    assert set(tenants) == set(NEVER_WAIT), tenants.keys()
+    # Truth: the two tenants' prompts differ 1000x, and no call ever waited.
+    sizes = {name: max(t["input_tokens"] for t in ts) for name, ts in tenants.items()}
+    assert sizes["a-long"] > 500 * sizes["a-short"], sizes
+    assert not [t["request_id"] for t in calls if waited(t)], "a call of the calm pool waited: scenario broken"
+    # llm_sli: Jain's index is 1 at every flush of the run, and nobody is named.
+    assert run.pool_jain("calm", "min") == pytest.approx(1.0), run.pool_jain("calm", "min")
+    assert never_named(run, "calm") == {}
+    blame = run.gauge("llmotel_sli_tenant_blame_share_ratio", "calm", "max")
+    assert all(v == 0 for v in blame.values()), blame
+
+
+def test_b_a_tenant_that_shares_no_pool_with_the_victims_is_never_named(run: FairnessRun) -> None:
+    # Truth: its bursts came at the moments the victims of the shared pool waited (same windows of the plan)...
+    apart = [t["sim"] for t in run.of("apart")]
+    assert apart, "no calls from the isolated tenant"
+    victims_waited = [t for t in run.of("shared") if t["tenant"] in VICTIMS and waited(t)]
+    assert victims_waited
+    # ...but it shares no replica with them: it occupied none of their waiting.
+    assert all(APART not in t["occupied_while_waiting_s"] for t in victims_waited)
+    assert never_named(run, "apart") == {}
+    assert never_named(run, "shared").keys() <= {AGGRESSOR}
+    # Its pool has nobody else to blame it for.
+    assert run.gauge("llmotel_sli_tenant_blame_share_ratio", "apart", "max") == {}
+
+
+def test_c_a_tenant_bursting_huge_prompts_is_named_and_its_victims_slow_down_more(run: FairnessRun) -> None:
+    calls = run.of("shared")
+    truth = true_blame(calls)
+    # Truth: most of the victims' waiting was the bully's work, and their slowdown exceeds its own.
+    assert truth[AGGRESSOR][0] > 0.5, truth
+    tenants = by_tenant(calls)
+    sim_p95 = {n: quantile((sim_slowdown(t) for t in ts), 0.95) for n, ts in tenants.items()}
+    assert all(sim_p95[v] > sim_p95[AGGRESSOR] for v in VICTIMS), sim_p95
+    # llm_sli names it (and only it), and reads the same order of slowdowns.
+    assert never_named(run, "shared") == {AGGRESSOR: 1.0}
+    now = run.gauge("llmotel_sli_noisy_neighbor_ratio", "shared")
+    assert now.get(AGGRESSOR) == 1.0, now
+    p95 = run.slowdown("shared", "p95")
+    assert all(p95[v] > p95.get(AGGRESSOR, 1.0) for v in VICTIMS), p95
+
+
+def test_d_a_heavy_tenant_within_its_fair_share_is_not_named(run: FairnessRun) -> None:
+    calls = run.of("heavy")
+    truth = true_blame(calls)
+    tenants = by_tenant(calls)
+    work = {n: sum(t["input_tokens"] for t in ts) / len(ts) for n, ts in tenants.items()}
+    # Truth: it sends prompts as heavy as the other tenant's, in bursts while that tenant waits, but the other
+    # tenant's own concurrent work occupies most of that waiting: the heavy tenant took less than half of it.
+    assert work[WITHIN_SHARE] >= 0.8 * work[BUSY], work
+    assert any(waited(t) for t in tenants[BUSY])
+    assert truth[WITHIN_SHARE][0] < 0.5, truth
+    assert never_named(run, "heavy") == {}
+
+
+@pytest.mark.parametrize("region", ["shared", "heavy"])
+def test_blame_shares_agree_with_the_simulators_truth(run: FairnessRun, region: str) -> None:
+    """Each tenant's share of the others' waiting as llm_sli reports it (from span intervals and token counts) is
+    within 0.1 of the truth: the simulator's record of whose work occupied the replica while each call waited
+    (``occupied_while_waiting_s``), summed over the other tenants' calls that waited - both as raw occupancy and
+    with llm_sli's rule (only occupancy above the water-filling share is blamed) applied to it."""
+    calls = run.of(region)
+    occupancy, rule = true_blame(calls), true_excess_blame(calls)
+    reported = run.gauge("llmotel_sli_tenant_blame_share_ratio", region)
+    assert occupancy, "nobody waited: nothing to compare"
+    print(f"{region}: llm_sli {reported}; truth (occupancy, median per call) {occupancy}; truth under the rule {rule}")
+    for tenant, (share, _median) in occupancy.items():
+        got = reported.get(tenant, 0.0)
+        assert abs(got - share) <= 0.1, (tenant, got, share, reported, occupancy)
+        assert abs(got - rule[tenant]) <= 0.1, (tenant, got, rule, reported)
