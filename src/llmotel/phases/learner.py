@@ -10,7 +10,7 @@ Method (docs/phases.md has the long form):
 - The envelope is kept as binned minima (bins on a log scale of each token count, the few points with
   the smallest residual kept per bin; a full bin contributes its second-lowest) and fitted by a
   low-quantile regression (tau = 0.3, the intercept pulled toward 0) weighted by how often each bin was seen.
-  Coefficients are kept non-negative, a cache read never costs more than an uncached token, and a slope the
+  Coefficients are kept non-negative, a cache read costs at most 5 % of an uncached token, and a slope the
   data cannot tell apart from the overhead (one prompt size, one cached size) stays at its cold-start prior.
 - Decode: streams give time per output token directly; an exponentially weighted mean (recent load) is
   kept for non-streaming calls of the same key, and the second-lowest of the last few streams (the step
@@ -63,6 +63,12 @@ _SPARSE_BIN = 4.0
 # the pull moves it by well under a millisecond. Chosen on bench/real's eleven workloads in two runs (0.03-0.3
 # all met the targets; prefix_cache's queue p90 41 % of TTFT without it, 9-18 % with it).
 _INTERCEPT_PULL = 0.3
+# A cached token costs at most this share of an uncached one (the cache-read slope is capped at it). Reading a
+# cached prefix skips the token's weight matmuls; what remains is cheap (llama.cpp restoring its prompt cache on a
+# CPU: ~5 %, bench/real prefix_sizes; on GPUs with paged KV, ~0). Without the cap, two callers sharing one slot made
+# the hits' floor hold their waits and the fit booked it as cache-read cost, hence prefill (queue p90 63 % of TTFT
+# in bench/real's prefix_cache_2_callers; 14 % with the cap, every other workload unchanged within 1 point).
+_CACHE_READ_MAX_SHARE = 0.05
 _PRIOR_WEIGHT = 1e-6  # numerical only: coefficients the data cannot tell apart are pinned to the prior
 _PER_BIN = 3
 _MAX_BINS = 48
@@ -175,7 +181,7 @@ class _Envelope:
     """Binned minima of t against features x, and the low-quantile line through them.
 
     Features are non-negative token counts; ``theta`` = [intercept, slope per feature]. Every
-    coefficient is kept >= 0; ``cap`` pairs (i, j) keep theta[i] <= theta[j] (cache read <= uncached).
+    coefficient is kept >= 0; ``cap`` pairs (i, j) keep theta[i] <= _CACHE_READ_MAX_SHARE * theta[j] (cache read).
     """
 
     __slots__ = (
@@ -394,7 +400,7 @@ class _Envelope:
             if not negative:
                 if self._cap is not None:
                     lo, hi = self._cap
-                    theta[lo] = min(theta[lo], theta[hi])
+                    theta[lo] = min(theta[lo], _CACHE_READ_MAX_SHARE * theta[hi])
                 return theta
             fixed.update(dict.fromkeys(negative, 0.0))
         return None
