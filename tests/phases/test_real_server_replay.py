@@ -36,7 +36,13 @@ TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # makes its test XPASS: then remove it. None today: every workload of every run meets it (docs/phases.md).
 KNOWN_MISSES: dict[str, str] = {}
 # Interval coverage below the floor (the target is 75-90 %), the same way.
-KNOWN_COVERAGE_MISSES: dict[str, str] = {}
+KNOWN_COVERAGE_MISSES: dict[str, str] = {
+    "run-2026-12-06-seed3/one_slot_4_callers_non_streaming": "queue coverage 62 % (prefill 98 %): a key that never "
+    "streams takes its decode from the total-time envelope, whose output slope soaks up part of the queue; the "
+    "error is systematic, the interval scales with the floor's scatter",
+    "run-2026-12-06-seed3/prefix_cache_2_callers": "coverage 60 / 57 %: the hits' floor holds part of a wait "
+    "behind the other caller, booked partly as cache-read cost (capped at 5 % of an uncached token)",
+}
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 
 pytestmark = pytest.mark.skipif(not PATHS, reason="no recordings in tests/data/real_server")
