@@ -48,7 +48,9 @@ def test_a_tenants_that_never_wait_read_fair_whatever_their_sizes(run: FairnessR
     # Truth: the two tenants' prompts differ 1000x, and no call ever waited.
     sizes = {name: max(t["input_tokens"] for t in ts) for name, ts in tenants.items()}
     assert sizes["a-long"] > 500 * sizes["a-short"], sizes
-    assert not [t["request_id"] for t in calls if waited(t)], "a call of the calm pool waited: scenario broken"
+    # (Under 10 ms is no wait, as llm_sli counts it: on a loaded CI machine the simulator's wall-clock pass can end a
+    # few ms after the next request arrived.)
+    assert not [t["request_id"] for t in calls if t["sim"]["queue_s"] > 0.010], "a calm call waited: scenario broken"
     # llm_sli: Jain's index is 1 at every flush of the run, and nobody is named.
     assert run.pool_jain("calm", "min") == pytest.approx(1.0), run.pool_jain("calm", "min")
     assert never_named(run, "calm") == {}
