@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GO ?= go
 COLLECTOR := collector
 
-.PHONY: setup semconv semconv-check mdatagen lint typecheck pytest unit test-tier old-sdk bench-real go-check go-fuzz fuzz collector-build collector-validate ocb-example ocb-example-release test demo clean prometheus
+.PHONY: setup semconv semconv-check mdatagen lint typecheck pytest unit test-fairness test-tier old-sdk bench-real go-check go-fuzz fuzz collector-build collector-validate ocb-example ocb-example-release test demo clean prometheus
 
 # The collector distribution (ocb-built, see collector/README.md). Rebuilt only when its inputs change.
 COLLECTOR_BIN := $(COLLECTOR)/build/otelcol-llmotel
@@ -57,6 +57,11 @@ unit: setup
 # LLMOTEL_TIER_RESULTS=FILE appends each case's figures to FILE (JSON lines).
 test-tier: setup collector-build prometheus
 	LLMOTEL_TIER=1 $(PY) -m pytest -q -p no:cacheprovider -s tests/tier
+
+# Fairness scenarios (tests/fairness, issue 18): the SDK, the real binary, Prometheus and the simulator's truth, run
+# alone (~2.5 minutes here) for the reason in tests/fairness/conftest.py.
+test-fairness: setup collector-build prometheus
+	LLMOTEL_FAIRNESS=1 $(PY) -m pytest -q -p no:cacheprovider tests/fairness
 
 # The oldest clients pyproject.toml promises (the lower bounds of the openai / anthropic extras, installed exactly),
 # in their own venv next to the SDK and the simulator: tests/providers/*/old_sdk_smoke.py must pass on them.
@@ -138,7 +143,7 @@ ocb-example-release:
 	  $(OCB_EXAMPLE)/build/$(OCB_RELEASE)/otelcol-llm-example
 	$(OCB_EXAMPLE)/build/$(OCB_RELEASE)/otelcol-llm-example validate --config $(OCB_EXAMPLE)/config.yaml
 
-test: semconv-check lint typecheck go-check go-fuzz collector-validate ocb-example pytest test-tier old-sdk
+test: semconv-check lint typecheck go-check go-fuzz collector-validate ocb-example pytest test-fairness test-tier old-sdk
 
 demo: setup collector-build prometheus
 	$(PY) examples/demo.py $(ARGS)

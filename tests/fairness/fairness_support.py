@@ -104,6 +104,9 @@ def run_scenarios(stack: e2e.Stack, scenario: Path = SCENARIOS, window: str = "1
 # -- the simulator's truth ---------------------------------------------------------------------------------------
 
 
+WAIT_FLOOR_S = 0.010  # llm_sli's: a wait shorter than this is none (collector/README.md, Fairness)
+
+
 def waited(t: Truth) -> bool:
     return bool(t["sim"]["queue_s"] > 0)
 
@@ -129,7 +132,8 @@ def true_blame(truths: list[Truth]) -> dict[str, tuple[float, float]]:
     tenants = {t["tenant"] for t in truths}
     out: dict[str, tuple[float, float]] = {}
     for k in sorted(tenants):
-        victims = [t for t in truths if t["tenant"] != k and waited(t)]
+        # A wait under 10 ms is none, as llm_sli counts it (scheduling latency: it backlogs and blames nobody).
+        victims = [t for t in truths if t["tenant"] != k and t["sim"]["queue_s"] > WAIT_FLOOR_S]
         if not victims:
             continue
         occ = [t["occupied_while_waiting_s"].get(k, 0.0) for t in victims]
