@@ -7,6 +7,7 @@ dashboard (examples/grafana) and alerts (examples/prometheus) use ``rate(...[5m]
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 TENANT = "llmotel_tenant_id"
@@ -129,12 +130,19 @@ def collect(prom: PromQL, speed: float = 1.0) -> dict[str, Any]:
     return data
 
 
-def collect_alerts(prom: PromQL) -> dict[str, Any]:
+def collect_alerts(prom: PromQL, settle_s: float = 10.0) -> dict[str, Any]:
     """Which alerts fire and which are pending, from ALERTS (PromQL), with why: each alert's value and summary from
-    the rules API when the client has it (stack.Prometheus.rules), and each rule's ``for``."""
+    the rules API when the client has it (stack.Prometheus.rules), and each rule's ``for``. An alert pending on a
+    rule whose ``for`` is at most ``settle_s`` (the demo's shortened copy of the rules) is given that long plus
+    two evaluations to fire before the report is taken; the shipped rules (minutes) are never waited for."""
+    rules_of = getattr(prom, "rules", None)
+    if callable(rules_of):
+        holds = [float(r.get("duration", 0)) for r in rules_of()
+                 if r.get("state") == "pending" and 0 < float(r.get("duration", 0)) <= settle_s]
+        if holds:
+            time.sleep(max(holds) + 2.5)
     firing = [_alert_labels(s.labels) for s in prom.query(QUERIES["alerts_firing"])]
     pending = [_alert_labels(s.labels) for s in prom.query(QUERIES["alerts_pending"])]
-    rules_of = getattr(prom, "rules", None)
     details: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
     rules: list[dict[str, Any]] = []
     if callable(rules_of):
