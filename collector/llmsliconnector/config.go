@@ -81,6 +81,11 @@ type FairnessConfig struct {
 	MaxTenants        int     `mapstructure:"max_tenants"`
 	// MaxCalls bounds the calls held in the window for blame and slowdown [100000].
 	MaxCalls int `mapstructure:"max_calls"`
+	// SlowdownFloor is tau of the per-call bounded slowdown max(1, TTFT / max(TTFT - queue, tau)) (Feitelson et
+	// al., JSSPP 1997) [50ms]: about one short prefill plus the first decode step on a typical GPU server, so a
+	// call whose TTFT - queue is a millisecond (mostly the queue's measurement or estimation error) cannot read
+	// a slowdown of thousands. Between 0 and 10s.
+	SlowdownFloor time.Duration `mapstructure:"slowdown_floor"`
 	// Permutations of the blame significance test [999]; Alpha its family-wise level, Bonferroni
 	// over the pool's tenants [0.05]; AbnormalSlowdown the victims' p95 slowdown that counts as
 	// abnormal [1.5]; PersistEvaluations the consecutive evaluations, a slot apart, it must hold [2].
@@ -89,6 +94,11 @@ type FairnessConfig struct {
 	AbnormalSlowdown   float64 `mapstructure:"abnormal_slowdown"`
 	PersistEvaluations int     `mapstructure:"persist_evaluations"`
 }
+
+// maxSlowdownFloor bounds fairness.slowdown_floor: 10 s is the threshold of the parallel job scheduling literature
+// (Feitelson et al.) for jobs of minutes to hours; a floor that long for LLM calls would read every call's
+// slowdown as TTFT / floor and hide real waiting.
+const maxSlowdownFloor = 10 * time.Second
 
 // Validate checks the configuration; each error names the key and how to fix it.
 func (c *Config) Validate() error {
@@ -148,6 +158,10 @@ func (c *Config) Validate() error {
 	nonNegative("fairness.persist_evaluations", c.Fairness.PersistEvaluations)
 	if c.Fairness.Alpha < 0 || c.Fairness.Alpha >= 1 {
 		errs = append(errs, fmt.Errorf("fairness.alpha: must be in [0, 1) (0 takes 0.05), got %v", c.Fairness.Alpha))
+	}
+	if c.Fairness.SlowdownFloor < 0 || c.Fairness.SlowdownFloor > maxSlowdownFloor {
+		errs = append(errs, fmt.Errorf("fairness.slowdown_floor: must be between 0 and %v (0 takes 50ms, about one short prefill and first decode step), got %v; e.g. 50ms",
+			maxSlowdownFloor, c.Fairness.SlowdownFloor))
 	}
 	if c.Fairness.AbnormalSlowdown != 0 && c.Fairness.AbnormalSlowdown < 1 {
 		errs = append(errs, fmt.Errorf("fairness.abnormal_slowdown: must be >= 1 (a slowdown of 1 is no wait; 0 takes 1.5), got %v", c.Fairness.AbnormalSlowdown))

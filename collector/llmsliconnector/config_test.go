@@ -13,6 +13,10 @@ import (
 
 func TestDefaultConfigIsValid(t *testing.T) {
 	require.NoError(t, confmap.Validate(createDefaultConfig()))
+	assert.Equal(t, 50*time.Millisecond, createDefaultConfig().(*Config).Fairness.SlowdownFloor)
+	floor := createDefaultConfig().(*Config)
+	floor.Fairness.SlowdownFloor = 0 // 0 takes the tracker's default
+	require.NoError(t, floor.Validate())
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -25,6 +29,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "delta", cfg.AggregationTemporality)
 	assert.Equal(t, 200, cfg.Cardinality.MaxSeriesPerMetric)
 	assert.Equal(t, 3.0, cfg.Fairness.OutputTokenWeight)
+	assert.Equal(t, 100*time.Millisecond, cfg.Fairness.SlowdownFloor)
 	assert.Equal(t, 100, cfg.TraceBuffer.MaxTraces)
 	assert.Equal(t, 10*time.Minute, cfg.Window.Duration)
 	assert.Equal(t, 1000, cfg.Cardinality.MaxValuesPerDimension, "unset keys keep their default")
@@ -47,6 +52,8 @@ func TestValidateNamesKeyAndFix(t *testing.T) {
 		{"bytes", func(c *Config) { c.TraceBuffer.MaxBytes = 10 }, []string{"trace_buffer.max_bytes", "MiB"}},
 		{"age", func(c *Config) { c.TraceBuffer.MaxAge = time.Second }, []string{"trace_buffer.max_age", "raise max_age"}},
 		{"weights", func(c *Config) { c.Fairness.InputTokenWeight = 0; c.Fairness.OutputTokenWeight = 0 }, []string{"fairness.input_token_weight", "1 / 2"}},
+		{"negative floor", func(c *Config) { c.Fairness.SlowdownFloor = -time.Millisecond }, []string{"fairness.slowdown_floor", "-1ms", "50ms"}},
+		{"huge floor", func(c *Config) { c.Fairness.SlowdownFloor = time.Minute }, []string{"fairness.slowdown_floor", "10s", "1m0s", "50ms"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

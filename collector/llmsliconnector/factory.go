@@ -36,7 +36,7 @@ func createDefaultConfig() component.Config {
 		TraceBuffer: TraceBufferConfig{
 			MaxTraces: 10000, MaxBytes: 64 << 20, Wait: 5 * time.Second, MaxAge: 5 * time.Minute, MaxPendingPhases: 50000,
 		},
-		Fairness:         FairnessConfig{InputTokenWeight: 1, OutputTokenWeight: 2, MaxTenants: 1000},
+		Fairness:         FairnessConfig{InputTokenWeight: 1, OutputTokenWeight: 2, MaxTenants: 1000, SlowdownFloor: 50 * time.Millisecond},
 		ServerSpans:      ServerSpansConfig{Wait: 10 * time.Second, AutoHold: 10 * time.Second, MaxPending: 10000},
 		TenantAttributes: []string{sc.AttrUserID, sc.AttrEnduserID},
 	}

@@ -51,7 +51,7 @@ const (
 func (f FairnessConfig) trackerOptions(win time.Duration, slots int) fairness.Options {
 	return fairness.Options{Window: win, Slots: slots,
 		Weights:    fairness.Weights{Input: f.InputTokenWeight, Output: f.OutputTokenWeight},
-		MaxTenants: f.MaxTenants, MaxCalls: f.MaxCalls, Permutations: f.Permutations, Alpha: f.Alpha,
+		MaxTenants: f.MaxTenants, MaxCalls: f.MaxCalls, SlowdownFloor: f.SlowdownFloor, Permutations: f.Permutations, Alpha: f.Alpha,
 		AbnormalSlowdown: f.AbnormalSlowdown, Persist: f.PersistEvaluations}
 }
 

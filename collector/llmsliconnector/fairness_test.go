@@ -77,3 +77,10 @@ func scenarioFairnessExample1() ptrace.Traces {
 	b.call(g, spec("B", 60, 0, 10, 8*s, sc.AttrPhaseSourceServer, 2*s))      // b1: waits [0, 8), served [8, 10)
 	return td
 }
+
+// fairness.slowdown_floor reaches the tracker (its arithmetic: "Bounded slowdown" in testdata/fairness.md).
+func TestSlowdownFloorReachesTracker(t *testing.T) {
+	opt := FairnessConfig{SlowdownFloor: 100 * time.Millisecond}.trackerOptions(time.Minute, 10)
+	assert.Equal(t, 100*time.Millisecond, opt.SlowdownFloor)
+	assert.Equal(t, 50*time.Millisecond, testConfig().Fairness.SlowdownFloor, "the default config carries 50ms")
+}

@@ -11,8 +11,11 @@
 //     the slot plus the work of their calls still waiting); summed over the window.
 //   - Fairness index: Jain's index (Jain, Chiu, Hawe 1984) over x_k = service_k / fair_share_k of
 //     the backlogged tenants; 1 when nobody waited.
-//   - Slowdown per call: TTFT / (TTFT - queue); per tenant the p50 and p95 of those ratios, apart
-//     for measured and estimated queue times.
+//   - Slowdown per call: the bounded slowdown of parallel job scheduling (Feitelson, Rudolph,
+//     Schwiegelshohn, Sevcik, Wong, JSSPP 1997), max(1, (wait + run) / max(run, tau)) with wait = the
+//     queue time, run = TTFT - queue and tau = SlowdownFloor, i.e. max(1, TTFT / max(TTFT - queue, tau)),
+//     so a call whose run is a millisecond does not read thousands; per tenant the p50 and p95 of those
+//     per-call values, apart for measured and estimated queue times.
 //   - Blame: each waiting call's queue time is split among the other tenants in proportion to the
 //     service they received above their water-filling share while it waited (interval overlap).
 //     A tenant is named noisy neighbour only when, summed over the others' waits, it received more
@@ -75,6 +78,11 @@ type Options struct {
 	// MinWait: a queue wait shorter than this counts as no wait (scheduling latency, not backlog): it makes no
 	// tenant backlogged, blames nobody and gives a slowdown of 1.
 	MinWait time.Duration
+	// SlowdownFloor is tau of the bounded slowdown max(1, TTFT / max(TTFT - queue, tau)): a call's time to
+	// first token without its wait (TTFT - queue) is taken as at least this long. Default 50 ms: about one short
+	// prefill plus the first decode step on a typical GPU server; below it TTFT - queue is mostly the error of
+	// the queue's measurement or estimate (an estimated prefill of 1 ms made one call's slowdown read 3,152).
+	SlowdownFloor time.Duration
 	// Permutations of the permutation test, Alpha its family-wise level (Bonferroni over the
 	// pool's tenants), AbnormalSlowdown the others' p95 slowdown that counts as abnormal waiting,
 	// Persist the consecutive evaluations, at least one slot apart, a verdict must hold.
@@ -87,7 +95,7 @@ type Options struct {
 // DefaultOptions are the documented defaults.
 func DefaultOptions() Options {
 	return Options{Window: 5 * time.Minute, Slots: 10, Weights: Weights{Input: 1, Output: 2},
-		MaxTenants: 1000, MaxCalls: 100000, MinWait: 10 * time.Millisecond,
+		MaxTenants: 1000, MaxCalls: 100000, MinWait: 10 * time.Millisecond, SlowdownFloor: 50 * time.Millisecond,
 		Permutations: 999, Alpha: 0.05, AbnormalSlowdown: 1.5, Persist: 2}
 }
 
@@ -141,6 +149,9 @@ func NewTracker(opt Options) *Tracker {
 	if opt.MinWait <= 0 {
 		opt.MinWait = def.MinWait
 	}
+	if opt.SlowdownFloor <= 0 {
+		opt.SlowdownFloor = def.SlowdownFloor
+	}
 	if opt.Permutations <= 0 {
 		opt.Permutations = def.Permutations
 	}
@@ -183,6 +194,14 @@ func (t *Tracker) Observe(now time.Time, c Call) {
 		t.Dropped++
 		return
 	}
+	t.slots[i] = append(t.slots[i], t.convert(c))
+	t.calls++
+	t.tenantCalls[c.Tenant]++
+}
+
+// convert turns c into the tracker's call: unix seconds, its wait (none below MinWait) clipped to the call, its
+// service weighted.
+func (t *Tracker) convert(c Call) call {
 	start, end := secs(c.Start), secs(c.End)
 	wait := 0.0
 	if c.HasWait && c.Wait > 0 && c.Wait >= t.opt.MinWait.Seconds() && !math.IsInf(c.Wait, 0) {
@@ -196,14 +215,12 @@ func (t *Tracker) Observe(now time.Time, c Call) {
 		pe = math.Min(we+c.Prefill, end)
 	}
 	in := math.Max(0, t.opt.Input*c.UncachedInput)
-	t.slots[i] = append(t.slots[i], call{
+	return call{
 		tenant: c.Tenant, pool: c.Pool, start: start, ws: ws, we: we, end: end, pe: pe,
 		work: in + math.Max(0, t.opt.Output*c.Output), inWork: in,
 		wait: we - ws, ttft: c.TTFT, hasWait: c.HasWait, measured: c.WaitMeasured,
 		ok: c.HasTTFT && c.TTFT >= 0 && !math.IsInf(c.TTFT, 0),
-	})
-	t.calls++
-	t.tenantCalls[c.Tenant]++
+	}
 }
 
 // Slowdown is one tenant's per-call slowdown quantiles for calls whose queue time was measured
@@ -382,12 +399,15 @@ func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen m
 				}
 			}
 		}
-		if c.hasWait && c.ok && c.ttft > c.wait {
+		// A queue longer than the TTFT it is part of is inconsistent: no slowdown. A queue equal to it (an estimate
+		// that left no prefill) has a bounded slowdown like any other (1 µs of slack: the wait is a difference of
+		// wall-clock float seconds, which resolve about 0.24 µs).
+		if c.hasWait && c.ok && c.ttft >= c.wait-1e-6 {
 			idx := 1
 			if c.measured {
 				idx = 0
 			}
-			s.slow[idx] = append(s.slow[idx], c.ttft/(c.ttft-c.wait))
+			s.slow[idx] = append(s.slow[idx], boundedSlowdown(c.ttft, c.wait, t.opt.SlowdownFloor.Seconds()))
 		}
 	}
 	names := make([]string, 0, len(ts))
@@ -448,6 +468,14 @@ func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen m
 	return pr
 }
 
+// boundedSlowdown is the bounded slowdown (Feitelson et al., JSSPP 1997) of a call with time to first token
+// ttft of which wait was queue: max(1, (wait + run) / max(run, floor)) with run = ttft - wait, its time to first
+// token had it not waited. 1 when it did not wait (wait 0: ttft / max(ttft, floor) <= 1); equal to the plain
+// ttft / (ttft - wait) whenever run >= floor; ttft / floor when run is shorter.
+func boundedSlowdown(ttft, wait, floor float64) float64 {
+	return math.Max(1, ttft/math.Max(ttft-wait, floor))
+}
+
 // spread adds work to the slots overlapping [from, to), in proportion to the overlap; an instant
 // interval puts it all in its slot.
 func spread(from, to, work, begin, slotLen float64, into []float64) {
@@ -491,9 +519,18 @@ func placed(work, from, to, a, b float64) float64 {
 	return 0
 }
 
-// blame splits each waiting call's queue time among the other tenants by their service above
-// their water-filling share during the wait (the waiting tenant's demand is unbounded: it waited).
-func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
+// waitSplit is what was served during one waiting call's wait: per other tenant (sorted) the service it received
+// (occ) and its water-filling share of all that was served (share; the waiting tenant's demand is unbounded: it
+// waited), and the waiting tenant's own service during it (own).
+type waitSplit struct {
+	others     []string
+	occ, share []float64
+	own        float64
+}
+
+// eachWait calls fn for every waiting call of a pool (by index) with what was served during its wait (interval
+// overlap of the other calls' service).
+func eachWait(calls []call, fn func(vi int, w waitSplit)) {
 	byStart := make([]int, len(calls)) // indices of calls by service start
 	maxLen := 0.0
 	for i, c := range calls {
@@ -521,28 +558,36 @@ func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
 			}
 		}
 		capacity := 0.0
-		var others []string
-		var demands []float64
+		var w waitSplit
 		for name, o := range occ {
 			capacity += o
 			if name != v.tenant {
-				others = append(others, name)
-				demands = append(demands, o)
+				w.others = append(w.others, name)
 			}
 		}
-		sort.Strings(others) // deterministic sums
-		demands = demands[:0]
-		for _, name := range others {
-			demands = append(demands, occ[name])
+		sort.Strings(w.others) // deterministic sums
+		w.occ = make([]float64, len(w.others))
+		for i, name := range w.others {
+			w.occ[i] = occ[name]
 		}
-		shares := waterfill(capacity, append(demands, math.Inf(1)))
+		w.own = occ[v.tenant]
+		w.share = waterfill(capacity, append(append([]float64(nil), w.occ...), math.Inf(1)))[:len(w.others)]
+		fn(vi, w)
+	}
+}
+
+// blame splits each waiting call's queue time among the other tenants by their service above
+// their water-filling share during the wait (the waiting tenant's demand is unbounded: it waited).
+func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
+	eachWait(calls, func(vi int, w waitSplit) {
+		v := calls[vi]
 		totalExcess := 0.0
-		excess := make([]float64, len(others))
-		for i, name := range others {
-			excess[i] = math.Max(0, demands[i]-shares[i])
+		excess := make([]float64, len(w.others))
+		for i, name := range w.others {
+			excess[i] = math.Max(0, w.occ[i]-w.share[i])
 			totalExcess += excess[i]
-			ts[name].occupied += demands[i]
-			ts[name].fairOccupied += shares[i]
+			ts[name].occupied += w.occ[i]
+			ts[name].fairOccupied += w.share[i]
 		}
 		for name, s := range ts {
 			if name != v.tenant {
@@ -550,12 +595,12 @@ func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
 			}
 		}
 		if totalExcess == 0 {
-			continue // nobody took more than its share: the wait is nobody's fault
+			return // nobody took more than its share: the wait is nobody's fault
 		}
-		for i, name := range others {
+		for i, name := range w.others {
 			ts[name].blame += v.wait * excess[i] / totalExcess
 		}
-	}
+	})
 }
 
 // name applies the noisy-neighbour rule to every tenant of a pool and updates its streak.

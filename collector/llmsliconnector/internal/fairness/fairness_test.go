@@ -124,6 +124,41 @@ func TestBurstyTenantNamedAfterPersisting(t *testing.T) {
 	assert.False(t, tenant(t, rep.Pools[0], "Z").HasBlame)
 }
 
+// "Bounded slowdown" of fairness.md: one tenant, estimated queues, tau = 50 ms (the default), then tau = 1 ms.
+func TestBoundedSlowdown(t *testing.T) {
+	calls := []Call{
+		mk("E", poolP, 0, 3.151, 5, 10, 5, 3.152, false), // e1: run 1 ms -> 3.152 / 0.05 = 63.04 (plain: 3152)
+		mk("E", poolP, 0, 0.6, 5, 10, 5, 0.8, false),     // e2: run 0.2 s >= tau -> 0.8 / 0.2 = 4 (as plain)
+		mk("E", poolP, 0, 0.02, 5, 10, 5, 0.04, false),   // e3: 0.04 / 0.05 = 0.8 -> 1 (plain: 2)
+		mk("E", poolP, 0, 0.5, 5, 10, 5, 0.5, false),     // e4: run 0 -> 0.5 / 0.05 = 10 (plain: undefined)
+		mk("E", poolP, 0, 0.7, 5, 10, 5, 0.6, false),     // e5: queue > TTFT, inconsistent: no slowdown
+	}
+	slowdowns := func(floor time.Duration) []Slowdown {
+		tr := NewTracker(Options{Window: 10 * time.Second, Slots: 1, SlowdownFloor: floor})
+		for _, c := range calls {
+			tr.Observe(sec(9), c)
+		}
+		return tenant(t, tr.Snapshot(sec(9)).Pools[0], "E").Slowdowns
+	}
+	// tau 50 ms: sorted (1, 4, 10, 63.04); p50 at rank ceil(0.5 x 4) = 2, p95 at rank ceil(0.95 x 4) = 4.
+	got := slowdowns(0) // 0 takes the default, 50 ms
+	require.Len(t, got, 1)
+	assert.False(t, got[0].Measured)
+	assert.Equal(t, 4, got[0].Calls)
+	assert.InDelta(t, 4, got[0].P50, 1e-4)
+	assert.InDelta(t, 63.04, got[0].P95, 1e-9)
+	// tau 1 ms: sorted (2, 4, 500, 3152); the tiny denominators come back.
+	got = slowdowns(time.Millisecond)
+	require.Len(t, got, 1)
+	assert.InDelta(t, 4, got[0].P50, 1e-4)
+	assert.InDelta(t, 3152, got[0].P95, 1, "run = 1 ms up to the ~0.24 µs of float wall-clock seconds")
+	// The function itself: no wait is 1 whatever the TTFT; at or above tau it is the plain ratio.
+	assert.Equal(t, 1.0, boundedSlowdown(0.02, 0, 0.05))
+	assert.Equal(t, 1.0, boundedSlowdown(9, 0, 0.05))
+	assert.InDelta(t, 9.0, boundedSlowdown(9, 8, 0.05), 1e-12)
+	assert.InDelta(t, 63.04, boundedSlowdown(3.152, 3.151, 0.05), 1e-12)
+}
+
 func TestBoundsAndLate(t *testing.T) {
 	tr := NewTracker(Options{Window: 10 * time.Second, Slots: 1, MaxCalls: 2, MaxTenants: 1})
 	now := sec(9)

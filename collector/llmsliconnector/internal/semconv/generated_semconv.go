@@ -487,13 +487,13 @@ var (
 	GaugeSLITenantSlowdownP50 = GaugeDescriptor{
 		Name:        MetricSLITenantSlowdownP50,
 		Unit:        "1",
-		Description: "Median per-call slowdown TTFT / (TTFT - queue) per tenant and pool.",
+		Description: "Median per-call bounded slowdown max(1, TTFT / max(TTFT - queue, tau)) per tenant and pool.",
 		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID, AttrSLIQueueSource},
 	}
 	GaugeSLITenantSlowdownP95 = GaugeDescriptor{
 		Name:        MetricSLITenantSlowdownP95,
 		Unit:        "1",
-		Description: "p95 per-call slowdown TTFT / (TTFT - queue) per tenant and pool.",
+		Description: "p95 per-call bounded slowdown max(1, TTFT / max(TTFT - queue, tau)) per tenant and pool.",
 		Dims:        []string{AttrServerAddress, AttrGenAIRequestModel, AttrServerRegion, AttrTenantID, AttrSLIQueueSource},
 	}
 	HistogramSLITimePerOutputToken = HistogramDescriptor{
