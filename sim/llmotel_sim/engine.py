@@ -1,10 +1,11 @@
 """The fleet: regions of replicas, each running continuous batching over a simulated clock paced to real time.
 
 A replica loops over steps. At each step boundary it admits waiting requests up to ``max_batch`` and prefills
-them (the whole replica stalls meanwhile: head-of-line blocking), then runs one decode step that emits one token
-for every running sequence, the newly admitted included: together, the forward pass a real continuous-batching
-server runs over the new prompts and one token of every running sequence, whose end is the new requests' first
-token. A prefill's cost is a linear term in its uncached tokens plus an attention term in the token pairs it
+them (the whole replica stalls meanwhile: head-of-line blocking). The pass samples each admitted request's first
+token from its prompt's last position, as a real server's prefill does (vLLM's prefill step returns it;
+llama.cpp's ``prompt_ms`` ends with it), so a request's first token leaves at the end of its pass. Then the
+replica runs one decode step that emits one token for every running sequence, the newly admitted included (their
+second). A prefill's cost is a linear term in its uncached tokens plus an attention term in the token pairs it
 scores (``prefill_cost_s``), stretched by the decodes sharing the pass; the pass stretches their step in turn.
 Every step's cost comes from the ReplicaSpec; the loop sleeps until the wall-clock instant that the simulated
 clock maps to (``speed`` simulated seconds per wall second), so jitter never accumulates. Given the same
@@ -346,7 +347,12 @@ class Replica:
                 req.wall.prefill_own_start = now_w - (now_w - start_w) * share
                 req.pass_requests, req.pass_uncached_tokens = len(admitted), uncached
                 if req.decode_tokens > 0:
-                    self.running.append(req)
+                    # The pass samples the first token from the prompt's last position, as real servers do
+                    # (vLLM's prefill step returns it; llama.cpp's prompt_ms ends with it): the next decode step
+                    # makes the second token.
+                    self._produce(req, self.v, now_w)
+                    if not req.done:
+                        self.running.append(req)
                 else:  # embeddings: prefill only
                     req.sim.first_token = req.sim.first_visible = req.sim.last_token = self.v
                     req.wall.first_token = req.wall.first_visible = req.wall.last_token = now_w
@@ -364,19 +370,24 @@ class Replica:
         for req in self.running:
             if req.cancelled:
                 continue
-            if req.produced == 0:
-                req.sim.first_token, req.wall.first_token = self.v, now_w
-            req.produced += 1
-            if req.produced == req.reasoning_tokens + 1:
-                req.sim.first_visible, req.wall.first_visible = self.v, now_w
-            if req.produced >= req.decode_tokens:
-                req.sim.last_token, req.wall.last_token = self.v, now_w
-                req.done = True
-            else:
+            self._produce(req, self.v, now_w)
+            if not req.done:
                 still.append(req)
-            req.notify()
         self.running = still
         self.last_busy_v = self.v
+
+    @staticmethod
+    def _produce(req: SimRequest, v: float, now_w: float) -> None:
+        """One more token of ``req`` exists at simulated ``v`` / wall ``now_w``."""
+        if req.produced == 0:
+            req.sim.first_token, req.wall.first_token = v, now_w
+        req.produced += 1
+        if req.produced == req.reasoning_tokens + 1:
+            req.sim.first_visible, req.wall.first_visible = v, now_w
+        if req.produced >= req.decode_tokens:
+            req.sim.last_token, req.wall.last_token = v, now_w
+            req.done = True
+        req.notify()
 
 
 def _shares(reqs: list[SimRequest], weight: Any) -> dict[str, float]:
