@@ -322,7 +322,10 @@ class Runner:
             content = f"{prefix}question {worker}-{i}-{rng.random()}"
             headers = {"x-sim-output-tokens": str(rng.randint(*sc.output_tokens))}
             if not prefix:
-                headers["x-sim-input-tokens"] = str(pad)
+                # The prompt's text, not a token-count header: like a real prompt its characters say its size
+                # (4 per token, tokens.py), which the SDK uses where usage is missing or not yet known (a stream
+                # that shared a prefill pass with this one).
+                content += " details" * max((pad * 4 - len(content)) // 8, 0)
             else:
                 content += " details" * pad
             with self._lock:

@@ -455,9 +455,11 @@ def _usage(u: Any) -> dict[str, int]:
 # ---- truth and records -------------------------------------------------------------------------------
 
 
-def record(wl: Workload, c: Call, order: int) -> dict[str, Any] | None:
+def record(wl: Workload, c: Call, order: int, origin_ns: int = 0) -> dict[str, Any] | None:
     """One call as committed test data: request facts, the client-side capture, what the client was told,
-    the server's truth on the client's timeline, and llmotel's live estimate. None if unusable."""
+    the server's truth on the client's timeline, and llmotel's live estimate. None if unusable. ``start_ns``
+    places the call on the run's monotonic clock (``origin_ns``: the first call's t0), so a replay sees which
+    calls overlapped (format 2; own streams that shared a prefill pass, phases/passes.py)."""
     p, s = c.proxy, c.spans
     timings = p.get("timings") or {}
     first_timings = p.get("first_timings") or timings
@@ -509,6 +511,7 @@ def record(wl: Workload, c: Call, order: int) -> dict[str, Any] | None:
             for name, ph in phases.items()}
     return {
         "call": c.call, "index": c.index, "order": order, "worker": c.worker, "offset_ns": offset,
+        "start_ns": c.t0_ns + offset - origin_ns,
         "request": {"stream": c.stream, "include_usage": c.include_usage, "max_tokens": c.max_tokens,
                     "prompt_chars": c.prompt_chars, "messages": c.messages, "target_tokens": c.target_tokens},
         "capture_ns": capture,
@@ -603,7 +606,8 @@ def main() -> None:
                 calls = runner.run()
                 meta_args = server.args
             calls.sort(key=lambda c: c.t0_ns + c.end_rel)  # the order llmotel learned from them
-            records = [r for r in (record(wl, c, k) for k, c in enumerate(calls)) if r is not None]
+            origin = min((c.t0_ns for c in calls), default=0)
+            records = [r for r in (record(wl, c, k, origin) for k, c in enumerate(calls)) if r is not None]
             errors = [c.error for c in calls if c.error]
             row = score_workload(wl.name, records, warmup)
             rows.extend(row)
@@ -620,7 +624,7 @@ def main() -> None:
                               "n_ff": dims.n_ff, "n_head": dims.n_head, "n_vocab": dims.n_vocab,
                               "weights": "random f16"},
                     "server_address": host, "proxy_headers": wl.headers, "slots": wl.slots, "callers": wl.callers,
-                    "llmotel_src_sha256": src_hash, "format": 1,
+                    "llmotel_src_sha256": src_hash, "format": 2,
                 }
                 write_recording(args.record_dir / f"{wl.name}.json", meta, records)
     finally:

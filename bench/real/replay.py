@@ -64,8 +64,15 @@ def replay(recording: dict[str, Any]) -> list[dict[str, Any]]:
     meta = recording["meta"]
     model = _phase_model()
     out = []
-    clock = 10**12  # arbitrary perf_counter origin; calls are laid end to end in the order they were learned
-    for rec in sorted(recording["calls"], key=lambda r: r["order"]):
+    calls = sorted(recording["calls"], key=lambda r: r["order"])
+    # Format 2 places every call on the run's clock (start_ns): streams are noted as they began, so calls that
+    # shared a prefill pass find each other as they did live (phases/passes.py). Format 1 lays the calls end to
+    # end in the order they were learned: no call overlaps another.
+    timed = all("start_ns" in r for r in calls)
+    origin = 10**12  # arbitrary perf_counter origin
+    built = []
+    clock = origin
+    for rec in calls:
         req, cap, resp = rec["request"], rec["capture_ns"], rec["response"]
         request = LLMRequest(provider="openai", operation="chat", request_model=meta["model"]["alias"],
                              server_address=meta["server_address"], stream=req["stream"],
@@ -78,22 +85,32 @@ def replay(recording: dict[str, Any]) -> list[dict[str, Any]]:
             # As llmotel's span code does for a stream without usage: output tokens counted from chunks.
             usage = Usage(output_tokens=cap["content_chunk_count"], source="estimated")
         response = LLMResponse(response_model=resp.get("model") or "", usage=usage, status_code=200)
+        base = origin + rec["start_ns"] if timed else clock
 
-        def at(rel: int, origin: int = clock) -> int:
-            return origin + rel if rel else 0  # 0 stays "not observed"
+        def at(rel: int, b: int = base) -> int:
+            return b + rel if rel else 0  # 0 stays "not observed"
 
         capture = CallCapture(
-            start_wall_ns=clock, start_ns=clock, attempt_start_ns=clock + cap["attempt_start"],
+            start_wall_ns=base, start_ns=base, attempt_start_ns=base + cap["attempt_start"],
             headers_ns=at(cap["headers"]), first_content_ns=at(cap["first_content"]),
-            last_chunk_ns=at(cap["last_chunk"]), end_ns=clock + cap["end"], chunk_count=cap["chunk_count"],
+            last_chunk_ns=at(cap["last_chunk"]), end_ns=base + cap["end"], chunk_count=cap["chunk_count"],
             content_chunk_count=cap["content_chunk_count"],
         )
+        built.append((rec, request, response, capture))
+        clock += cap["end"] + 1_000_000
+    began = sorted(range(len(built)), key=lambda i: built[i][3].start_ns) if timed else []
+    noted = 0
+    for rec, request, response, capture in built:
+        while timed and noted < len(began) and built[began[noted]][3].start_ns <= capture.end_ns:
+            _, r, _, c = built[began[noted]]
+            if r.stream and hasattr(model, "passes"):
+                model.passes.began(r, c)
+            noted += 1
         phases = model.split(request, response, capture, ServerTiming())
         est = {p.name: {"s": (p.end_ns - p.start_ns) / 1e9, "source": p.source, "confidence": p.confidence,
                         **({"interval": {"low": p.low_s, "high": p.high_s}} if p.low_s is not None else {})}
                for p in phases}
         out.append({**rec, "replay": est})
-        clock += cap["end"] + 1_000_000
     return out
 
 

@@ -19,16 +19,18 @@ from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, ServerTi
 
 NS = 1_000_000_000
 ORDER = ["queue", "prefill", "first_token", "decode"]
-KEY = ("openai", "127.0.0.1", "llama-3.1-8b-x", "")
+# A model whose size its name does not tell (priors: unknown size): the first token's sampling is one decode step
+# (model._sampling_share), as the hand-built timelines below assume.
+KEY = ("openai", "127.0.0.1", "test-lm-x", "")
 
 
 def _request(stream: bool = True) -> LLMRequest:
-    return LLMRequest(provider="openai", operation="chat", request_model="llama-3.1-8b",
+    return LLMRequest(provider="openai", operation="chat", request_model="test-lm",
                       server_address="127.0.0.1", stream=stream)
 
 
 def _response(inp: int | None, out: int | None, cached: int | None = 0) -> LLMResponse:
-    return LLMResponse(response_model="llama-3.1-8b-x",
+    return LLMResponse(response_model="test-lm-x",
                        usage=Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached))
 
 
@@ -143,14 +145,38 @@ def test_learns_the_floor_and_attributes_the_rest_to_queue() -> None:
     assert co.overhead_s == pytest.approx(0.024, rel=0.15)
     assert co.samples == 300 and co.confidence > 0.7
     # A call that queued 120 ms behind others: the model must find (most of) it. By the servers' definition
-    # (vLLM, llama.cpp: prefill ends when the first token is sampled) the 20 ms step that samples the first
-    # token is prefill; headers come with the first token here, so the 4 ms request path counts as queue.
+    # (vLLM, llama.cpp: prefill ends when the first token is sampled) the first token's sampling is prefill; the
+    # model's size is unknown here, so that is the whole 20 ms step (model._sampling_share); headers come with
+    # the first token here, so the 4 ms request path counts as queue.
     cap = _stream_capture(10**13, 0.004 + 0.02 + 5e-5 * 1500 + 0.120, 0.02, 40)
     phases = model.split(_request(), _response(1500, 40), cap, ServerTiming())
     d = _durations(phases)
     assert d["queue"] == pytest.approx(0.120 + 0.004, abs=0.01)
     assert d["prefill"] == pytest.approx(5e-5 * 1500 + 0.02, abs=0.01)
     assert all(p.samples == 300 for p in phases)
+
+
+def test_an_8b_models_first_token_sampling_is_its_output_layer_not_a_whole_step() -> None:
+    # On an 8B model the first token's sampling is the output layer at one position, 6.6 % of the 20 ms step
+    # (128,256 x 4,096 of 8 B parameters); the rest of the 24 ms intercept (a busy server's wait for the
+    # current step, the request path) is queue.
+    model = PhaseModel()
+    rng = random.Random(7)
+    eight_b = "llama-3.1-8b-instruct"
+    for i in range(300):
+        u = rng.choice([64, 200, 500, 1000, 2000, 4000, 8000])
+        queue = rng.expovariate(1 / 0.05) if rng.random() < 0.5 else 0.0
+        cap = _stream_capture(i * 10 * NS, 0.004 + 0.02 + 5e-5 * u + queue, 0.02, 40)
+        resp = _response(u, 40)
+        resp.response_model = eight_b
+        model.split(_request(), resp, cap, ServerTiming())
+    cap = _stream_capture(10**13, 0.004 + 0.02 + 5e-5 * 1500 + 0.120, 0.02, 40)
+    resp = _response(1500, 40)
+    resp.response_model = eight_b
+    d = _durations(model.split(_request(), resp, cap, ServerTiming()))
+    sampling = 0.066 * 0.02
+    assert d["queue"] == pytest.approx(0.120 + 0.024 - sampling, abs=0.005)
+    assert d["prefill"] == pytest.approx(5e-5 * 1500 + sampling, abs=0.005)
 
 
 def test_early_headers_measure_the_request_path_so_its_floor_counts_as_queue() -> None:
@@ -295,7 +321,7 @@ def test_one_prompt_size_learns_its_prefill_and_keeps_the_overhead_prior() -> No
         ttft = 0.004 + 0.02 + 4e-4 * 800 + queue
         model.split(_request(), _response(800, 40), _stream_capture(i * NS, ttft, 0.02, 40), ServerTiming())
     co = model.calibrator.coefficients(KEY)
-    assert co.overhead_s == pytest.approx(prior("llama-3.1-8b-x", "127.0.0.1").overhead_s)
+    assert co.overhead_s == pytest.approx(prior("test-lm-x", "127.0.0.1").overhead_s)
     cap = _stream_capture(10**13, 0.004 + 0.02 + 4e-4 * 800 + 0.1, 0.02, 40)
     d = _durations(model.split(_request(), _response(800, 40), cap, ServerTiming()))
     assert d["queue"] == pytest.approx(0.1, abs=0.02)

@@ -85,7 +85,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind
 
 from llmotel import _semconv as sc
-from llmotel import config
+from llmotel import config, phases
 from llmotel.config import Settings
 from llmotel.instrument import call as call_mod
 from llmotel.instrument import capture, streams
@@ -219,6 +219,8 @@ def _begin(
         if not request.region and settings.region:
             request.region, request.region_source = settings.region, sc.LLMOTEL_SERVER_REGION_SOURCE_CONFIG
         span = spans.start(request, cap, resolve_tenant(settings, request.user), settings.phase_spans == "direct")
+        if request.stream and request.emit_phases:
+            phases.DEFAULT_MODEL.passes.began(request, cap)  # to find own streams that share a prefill pass
         ctx = otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span))
         token = otel_context.attach(ctx)
         if propagates(settings.propagate_trace_context, request.server_address):

@@ -32,6 +32,7 @@ from typing import Any
 
 from llmotel import config
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
+from llmotel.phases.passes import MAX_TOLERANCE_S, TOLERANCE_STEP_SHARE, PassBook
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
 _log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ _REL_ERROR = 0.0
 _REL_ERROR_COLD = 0.2
 _SCATTER_Z = 0.1
 _STRETCH_SHARE = 0.25
+_SAMPLING_SHARE_8B = 0.066  # the output layer's share of a decode step on Llama-3.1-8B (see _sampling_share)
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -128,6 +130,8 @@ class PhaseModel:
     def __init__(self, calibrator: Calibrator | None = None, *, learn: bool = True) -> None:
         self.calibrator = calibrator if calibrator is not None else Calibrator()
         self.learn = learn
+        # Streams begun (the instrumentors note them): which of this process's calls shared a prefill pass.
+        self.passes = PassBook()
 
     def split(
         self,
@@ -184,8 +188,8 @@ class PhaseModel:
         first = capture.first_content_ns
         if first > 0 and attempt <= first <= end:
             reasoning = usage.reasoning_tokens or 0
-            return self._split_stream(phases, key, co, capture, attempt, first, end, uncached, cached, output,
-                                      reasoning, queue_srv, prefill_srv, inference, bound, estimated_tokens)
+            return self._split_stream(phases, key, co, request, capture, attempt, first, end, uncached, cached,
+                                      output, reasoning, queue_srv, prefill_srv, inference, bound, estimated_tokens)
         return self._split_total(phases, key, co, server, attempt, end, uncached, cached, output,
                                  queue_srv, prefill_srv, inference, bound, estimated_tokens)
 
@@ -211,6 +215,7 @@ class PhaseModel:
         phases: list[Phase],
         key: Key,
         co: Coefficients,
+        request: LLMRequest,
         capture: CallCapture,
         attempt: int,
         first: int,
@@ -241,7 +246,10 @@ class PhaseModel:
         hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
         sampling, way_back = _first_token_parts(co, floor_path, early)
         first_token_est = way_back + hidden_s
-        prefill_est = _prefill(co, uncached, cached) + sampling
+        own = _prefill(co, uncached, cached)
+        # Own streams whose first token came from the same server step shared this call's prefill pass.
+        shared = self._shared_pass(co, request, capture, own) if queue_srv is None and prefill_srv is None else 0.0
+        prefill_est = own + shared + sampling
         conf = _confidence(co.confidence, co, uncached, estimated_tokens)
         if inference is not None:
             # Server inference minus the decode the client watched minus one decode step: measured parts
@@ -258,8 +266,21 @@ class PhaseModel:
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
-            self.calibrator.observe_stream(key, uncached, cached, ttft - hidden_s, tpot, early_now, path)
+            # The envelope learns the call's own work: the pass's other members' work is taken out.
+            self.calibrator.observe_stream(key, uncached, cached, ttft - hidden_s - shared, tpot, early_now, path)
         return phases
+
+    def _shared_pass(self, co: Coefficients, request: LLMRequest, capture: CallCapture, own: float) -> float:
+        """The summed own prefill of the other streams in this call's pass (passes.py), 0 when it had none."""
+        step = co.step_floor_s if co.step_floor_s is not None else co.time_per_output_token_s
+        tolerance = min(MAX_TOLERANCE_S, step * TOLERANCE_STEP_SHARE) if step > 0 else MAX_TOLERANCE_S
+        shared = 0.0
+        for peer in self.passes.peers(request, capture, round(tolerance * _NS), own):
+            if peer.own_s >= 0.0:
+                shared += peer.own_s
+            else:  # not split yet: its prompt's characters, all uncached
+                shared += _prefill(co, _tokens_from_chars(peer.chars, co), 0)
+        return shared
 
     def _split_total(
         self,
@@ -399,8 +420,9 @@ def _first_token_parts(co: Coefficients, floor_path: float, early: bool) -> tupl
 
     Servers define prefill as scheduled -> first token *sampled* (vLLM's time_to_first_token_ms, SGLang,
     llama.cpp's prompt_ms): the pass that reads the prompt also samples the first token, so that work is
-    prefill, and ``first_token`` is only the first chunk's way back to the client. The sampling costs about
-    one decode step (the output layer at the last prompt position); the step is measured apart from TTFT, as
+    prefill, and ``first_token`` is only the first chunk's way back to the client. The sampling is the output
+    layer at the last prompt position, a model-size-dependent share of one decode step (``_sampling_share``:
+    most of a step on a tiny model, a few per cent on an 8B one); the step is measured apart from TTFT, as
     the second-lowest time per output token of recent streams (``step_floor_s``: one without stalls for
     other requests' prefills). The way back is at most the request path where headers come on arrival (a
     round trip, measured per call); where headers come with the first token (hosted APIs) it is not measured
@@ -412,7 +434,23 @@ def _first_token_parts(co: Coefficients, floor_path: float, early: bool) -> tupl
     way_back = floor_path if early else 0.0
     room = max(co.overhead_s - floor_path - way_back, 0.0)
     step = co.step_floor_s if co.step_floor_s is not None else co.time_per_output_token_s
-    return min(max(step, 0.0), room), way_back
+    return min(max(step, 0.0) * _sampling_share(co), room), way_back
+
+
+def _sampling_share(co: Coefficients) -> float:
+    """The first token's sampling as a share of one decode step: the output layer (vocabulary x width) at one
+    position against a step's whole work. Llama-3.1-8B: 128,256 x 4,096 = 0.53 B of 8 B parameters, 6.6 %;
+    70B: 1.5 %; 1B: ~21 %; bench/real's 36 M-parameter model (32,000 x 512 of it): ~45 %, plus llama.cpp's
+    sampling over the vocabulary on a CPU. Scaled from the 8B figure as params^-0.6 (the Llama 3 family's
+    width grows about as params^0.4 at a fixed vocabulary), capped at one step. A model of unknown size keeps
+    one step: the client cannot tell, and a small local model is where it matters (bench/real).
+    Where the model is large, what else the intercept holds is queue: on a busy server, the wait for the
+    current step (the simulator's steady_load and noisy_neighbour booked it as prefill with a whole step)."""
+    prior = co.prior
+    if prior is None or not prior.size_known or prior.params <= 0:
+        return 1.0
+    share: float = _SAMPLING_SHARE_8B * math.pow(8e9 / prior.params, 0.6)
+    return min(1.0, share)
 
 
 def _confidence(base: float, co: Coefficients, uncached: int, estimated_tokens: bool = False) -> float:
