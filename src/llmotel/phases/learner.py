@@ -34,8 +34,11 @@ import math
 import os
 import tempfile
 import threading
+from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Iterable
+from itertools import repeat
+from operator import mul, sub
 from typing import Any, NamedTuple
 
 from llmotel.phases.priors import Prior, prior
@@ -59,10 +62,11 @@ _SPARSE_BIN = 4.0
 # ever found the server idle, the least wait. It is booked as queue, so where the data cannot tell it from a
 # feature (a prefix-cache workload whose hits all share one cached size: intercept + k * cached is one number for
 # them), the fit must not hand the hits' fixed cost to it. An L1 pull toward 0 settles such ties: lowering the
-# intercept by 1 ms costs the fit this many ms of one well-sampled bin's loss. Where the intercept is identified
-# the pull moves it by well under a millisecond. Chosen on bench/real's eleven workloads in two runs (0.03-0.3
-# all met the targets; prefix_cache's queue p90 41 % of TTFT without it, 9-18 % with it).
-_INTERCEPT_PULL = 0.3
+# intercept by 1 ms costs the fit this many ms of one well-sampled bin's loss. Chosen on bench/real's workloads
+# (0.03-0.3 all met the targets; prefix_cache's queue p90 41 % of TTFT without it, 9-18 % with it) and the
+# simulator's prefix_hits_hosted, where three cached sizes identify the intercept and 0.3 still moved it from 22
+# to 8 ms (queue p90 30 % of TTFT; 7 % at 0.1).
+_INTERCEPT_PULL = 0.1
 # A cached token costs at most this share of an uncached one (the cache-read slope is capped at it). Reading a
 # cached prefix skips the token's weight matmuls; what remains is cheap (llama.cpp restoring its prompt cache on a
 # CPU: ~5 %, bench/real prefix_sizes; on GPUs with paged KV, ~0). Without the cap, two callers sharing one slot made
@@ -156,24 +160,46 @@ def _log_bin(value: float, per_octave: int) -> int:
     return 0 if value < 1.0 else 1 + int(per_octave * math.log2(value))
 
 
+# The fit below runs its sums as C-level sum(map(...)) over columns instead of Python loops over points: the
+# same products added in the same order, at a fraction of the interpreter's work (issue #19: the refits were
+# most of the phase model's cost per call). On Python 3.11 sum() adds floats one after another, so the numbers
+# are bit for bit those of the loops it replaced (bench/real's recordings replay identically); 3.12+ compensates
+# float sums, which can move a last bit, as it already did in the fit's other sums.
+
+
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
-    """Gaussian elimination with partial pivoting on a small dense system; None if singular."""
+    """Gaussian elimination with partial pivoting on a small dense system; None if singular. ``matrix`` is
+    eliminated in place (its caller builds a fresh one per solve)."""
     n = len(rhs)
-    m = [[*row, rhs[i]] for i, row in enumerate(matrix)]
+    if n == 1:  # one free coefficient (one prompt size, e.g. a bench's canned calls): what the loops below compute
+        head = matrix[0][0]
+        return None if abs(head) < 1e-300 else [rhs[0] / head]
+    m = matrix
+    for row, value in zip(m, rhs, strict=True):
+        row.append(value)
     for col in range(n):
-        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[pivot][col]) < 1e-300:
+        # The first row with the largest |entry| (what max() with a key picks), without a key call per row.
+        pivot, size = col, abs(m[col][col])
+        for r in range(col + 1, n):
+            v = abs(m[r][col])
+            if v > size:
+                pivot, size = r, v
+        if size < 1e-300:
             return None
         m[col], m[pivot] = m[pivot], m[col]
+        top = m[col]
+        head = top[col]
+        rest = top[col + 1 :]
         for r in range(col + 1, n):
-            f = m[r][col] / m[col][col]
+            row = m[r]
+            f = row[col] / head
             if f:
-                for c in range(col, n + 1):
-                    m[r][c] -= f * m[col][c]
+                # Column ``col`` itself is left as it is: below the diagonal, nothing reads it again.
+                row[col + 1 :] = [a - f * b for a, b in zip(row[col + 1 :], rest, strict=True)]
     out = [0.0] * n
     for r in range(n - 1, -1, -1):
-        s = m[r][n] - sum(m[r][c] * out[c] for c in range(r + 1, n))
-        out[r] = s / m[r][r]
+        row = m[r]
+        out[r] = (row[n] - sum(map(mul, row[r + 1 : n], out[r + 1 : n]))) / row[r]
     return out
 
 
@@ -185,8 +211,8 @@ class _Envelope:
     """
 
     __slots__ = (
-        "_anchor", "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_per_octave", "_prior", "aux_floor", "count",
-        "scatter", "theta",
+        "_anchor", "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_last_key", "_last_x", "_per_octave", "_prior",
+        "_worst", "aux_floor", "count", "scatter", "theta",
     )
 
     def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
@@ -199,6 +225,14 @@ class _Envelope:
         self.aux_floor = 0.0
         self.scatter = 0.0  # how far the floor's points lie from the fitted line (s): see _floor_scatter
         self._counts: dict[tuple[int, ...], int] = {}  # calls seen per bin (while it lives)
+        # Per full bin: (theta, index, residual) of its point farthest above the line, as the last call into the
+        # bin found it. Valid while theta is that same list (a refit makes a new one) and the bin is unchanged:
+        # then the next call into the bin need not recompute its points' residuals.
+        self._worst: dict[tuple[int, ...], tuple[list[float], int, float]] = {}
+        # The last call's features and their bin: a key's calls often repeat a size (one prompt template), and a
+        # tuple comparison is cheaper than the logarithms.
+        self._last_x: tuple[float, ...] = ()
+        self._last_key: tuple[int, ...] = ()
         self._dirty = False
         self._anchor = 0.0
         self._last_fit = 0
@@ -206,70 +240,115 @@ class _Envelope:
         self.theta = list(prior_theta)
 
     def _residual(self, x: tuple[float, ...], t: float) -> float:
-        theta = self.theta
         r = t
-        for i, v in enumerate(x):  # a plain loop: this runs on every call, a generator costs twice as much
-            r -= theta[i + 1] * v
+        for s, v in zip(self.theta[1:], x, strict=True):  # a plain loop: a generator costs twice as much
+            r -= s * v
         return r
 
     def add(self, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
         self.count += 1
         seq = self.count
-        key = tuple([_log_bin(v, p) for v, p in zip(x, self._per_octave, strict=True)])
-        points = self._bins.get(key)
-        self._counts[key] = self._counts.get(key, 0) + 1
+        if x == self._last_x:
+            key = self._last_key
+        else:
+            # _log_bin inlined (this runs on every call); a feature without bins of its own (0 per octave) only
+            # tells sizes below one token from the rest, without a logarithm.
+            key = tuple([
+                0 if v < 1.0 else 1 if not p else 1 + int(p * math.log2(v))
+                for v, p in zip(x, self._per_octave, strict=True)
+            ])
+            self._last_x, self._last_key = x, key
+        bins = self._bins
+        points = bins.get(key)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
         if points is None:
-            if len(self._bins) >= _MAX_BINS:
+            if len(bins) >= _MAX_BINS:
                 # Evict the bin whose newest point is oldest: it describes a size no longer sent.
-                stale = min(self._bins, key=lambda k: max(p[2] for p in self._bins[k]))
-                del self._bins[stale]
-                self._counts.pop(stale, None)
-            self._bins[key] = [(x, t, seq, aux)]
+                stale = min(bins, key=lambda k: max(p[2] for p in bins[k]))
+                del bins[stale]
+                counts.pop(stale, None)
+                self._worst.pop(stale, None)
+            bins[key] = [(x, t, seq, aux)]
             self._dirty = True
             return
         if points and points[0][2] < seq - _MAX_AGE:
             points[:] = [p for p in points if p[2] >= seq - _MAX_AGE]
+            self._worst.pop(key, None)
         if len(points) < _PER_BIN:
             points.append((x, t, seq, aux))
             self._dirty = True
             return
-        worst, r_worst = 0, -math.inf
-        for i, point in enumerate(points):
-            r = self._residual(point[0], point[1])
-            if r > r_worst:
-                worst, r_worst = i, r
-        if self._residual(x, t) < r_worst:
+        theta = self.theta
+        slopes = theta[1:]
+        known = self._worst.get(key)
+        if known is not None and known[0] is theta:
+            _, worst, r_worst = known
+        else:
+            worst, r_worst = 0, -math.inf
+            for i, (px, pt, _, _) in enumerate(points):
+                r = pt
+                for s, v in zip(slopes, px, strict=True):
+                    r -= s * v
+                if r > r_worst:
+                    worst, r_worst = i, r
+            self._worst[key] = (theta, worst, r_worst)
+        r = t
+        for s, v in zip(slopes, x, strict=True):
+            r -= s * v
+        if r < r_worst:
             points[worst] = (x, t, seq, aux)
+            del self._worst[key]
             self._dirty = True
 
-    def refresh(self) -> None:
-        """Refit if the envelope changed (every change while young, then at most every few calls)."""
+    def _residuals(self, ts: list[float], cols: list[list[float]]) -> list[float]:
+        """``_residual`` of every point, column by column (the same subtractions in the same order)."""
+        res = ts
+        for s, col in zip(self.theta[1:], cols, strict=True):
+            res = list(map(sub, res, map(mul, repeat(s), col)))
+        return res
+
+    def refresh(self) -> bool:
+        """Refit if the envelope changed (every change while young, then at most every few calls). True if it
+        refitted (the coefficients may have moved)."""
         if not self._dirty:
-            return
+            return False
         if self.count > _EAGER_FIT_SAMPLES and self.count - self._last_fit < _LAZY_FIT_EVERY:
-            return
+            return False
         self._dirty = False
         self._last_fit = self.count
         # A full bin contributes its second-lowest point: one call that was impossibly fast (a late clock,
         # a burst) cannot pull the floor down, at the price of a floor a little above the very fastest call.
         # A bin seen only a few times has a minimum that still holds some queueing (the luckiest of two
         # calls is rarely unqueued): it weighs n / (n + _SPARSE_BIN) of a well-sampled bin.
-        points: list[tuple[tuple[float, ...], float]] = []
+        xs: list[tuple[float, ...]] = []
+        ts: list[float] = []
         aux: list[float] = []
         trust: list[float] = []
+        counts = self._counts
+        residual = self._residual
         for key, pts in self._bins.items():
-            chosen = [sorted(pts, key=lambda p: self._residual(p[0], p[1]))[1]] if len(pts) >= _PER_BIN else pts
-            n = self._counts.get(key, 1)
+            if len(pts) >= _PER_BIN:
+                ranks = [residual(p[0], p[1]) for p in pts]
+                chosen = [pts[sorted(range(len(pts)), key=ranks.__getitem__)[1]]]
+            else:
+                chosen = pts
+            n = counts.get(key, 1)
+            weight = n / (n + _SPARSE_BIN)
             for x, t, _, a in chosen:
-                points.append((x, t))
+                xs.append(x)
+                ts.append(t)
                 aux.append(a)
-                trust.append(n / (n + _SPARSE_BIN))
+                trust.append(weight)
+        # The features as columns: the fit's sums run over them (see _solve's note).
+        cols = [list(col) for col in zip(*xs, strict=True)] if xs else [[] for _ in self._per_octave]
         # A slope is told apart from the fixed overhead only when its token count varies: with one prompt
         # size the prefill slope stays at its prior, and so does the cache-read cost while every call has the
         # same cached size (hits and misses are two sizes: then the intercept's pull settles the tie).
         pinned: dict[int, float] = {}
-        for i in range(len(self._per_octave)):
-            if len({_log_bin(x[i], 2) for x, _ in points}) < 2:
+        for i, col in enumerate(cols):
+            # Bins are monotone in the count, so the smallest and the largest count tell whether two differ.
+            if not col or _log_bin(min(col), 2) == _log_bin(max(col), 2):
                 if i == 0:
                     # One prompt size: intercept and prefill slope are one number. The overhead's prior (a few
                     # ms on a private address, a public host's round trip) is a far safer guess than a slope
@@ -278,13 +357,16 @@ class _Envelope:
                     pinned[0] = self._prior[0]
                 else:
                     pinned[i + 1] = self._prior[i + 1]
-        fitted = self._fit(points, pinned, trust)
-        if fitted is not None:
-            self.theta = fitted[0]
-            self.aux_floor = self._floor_aux(points, aux)
-            self.scatter = self._floor_scatter(points)
+        fitted = self._fit(ts, cols, pinned, trust)
+        if fitted is None:
+            return False
+        self.theta = fitted[0]
+        residuals = self._residuals(ts, cols)
+        self.aux_floor = self._floor_aux(residuals, aux)
+        self.scatter = self._floor_scatter(residuals)
+        return True
 
-    def _floor_aux(self, points: list[tuple[tuple[float, ...], float]], aux: list[float]) -> float:
+    def _floor_aux(self, residuals: list[float], aux: list[float]) -> float:
         """The lower quartile of ``aux`` over the half of the fitted points nearest the floor.
 
         Calls on the floor did the same work in the same time, so their true request paths are alike and
@@ -292,22 +374,22 @@ class _Envelope:
         while the server already works, so the call still makes the floor). Hence a low quantile, not a
         mean, and not weighted by the fit's weights (which pile onto the one or two points nearest the
         line): late stamps must not move into every call's split. Not the minimum either: a send stamped
-        late shortens it.
+        late shortens it. ``residuals``: each point's ``_residual`` on the fitted line.
         """
-        if not points:
+        if not residuals:
             return 0.0
-        ranked = sorted(range(len(points)), key=lambda i: self._residual(*points[i]))
-        near = sorted(aux[i] for i in ranked[: max(1, (len(ranked) + 1) // 2)])
+        ranked = sorted(range(len(residuals)), key=residuals.__getitem__)
+        near = sorted([aux[i] for i in ranked[: max(1, (len(ranked) + 1) // 2)]])
         return near[len(near) // 4]
 
-    def _floor_scatter(self, points: list[tuple[tuple[float, ...], float]]) -> float:
+    def _floor_scatter(self, residuals: list[float]) -> float:
         """The median distance from the fitted line of the half of the fitted points nearest the floor: what a
         call that did not queue still differs from the line by (timer noise, work the features do not see).
         It sets the absolute part of an estimate's interval."""
-        if len(points) < 4:
+        if len(residuals) < 4:
             return 0.0
-        residuals = sorted(abs(self._residual(*p) - self.theta[0]) for p in points)
-        near = residuals[: max(1, len(residuals) // 2)]
+        distances: list[float] = sorted([abs(r) for r in map(sub, residuals, repeat(self.theta[0]))])
+        near = distances[: max(1, len(distances) // 2)]
         return near[len(near) // 2]
 
     def points(self) -> Iterable[tuple[tuple[float, ...], float]]:
@@ -321,33 +403,41 @@ class _Envelope:
                 yield x, t, a
 
     def _fit(
-        self, points: list[tuple[tuple[float, ...], float]], pinned: dict[int, float], trust: list[float]
+        self, ts: list[float], cols: list[list[float]], pinned: dict[int, float], trust: list[float]
     ) -> tuple[list[float], list[float]] | None:
         """(theta, final weights): a low-quantile regression (tau = _TAU) by iteratively reweighted least
         squares. Absolute, not squared, loss: one call that queued for a second cannot tilt the floor.
-        None if singular."""
-        if not points:
+        ``ts``: the points' times; ``cols``: their features, one list per feature. None if singular."""
+        n = len(ts)
+        if not n:
             return None
-        dims = len(self._prior)
         # Scale of each feature, so the prior's pull is "a fraction of one typical point" whatever the units.
-        scale = [1.0] + [
-            max(1.0, sum(x[i] for x, _ in points) / len(points)) for i in range(dims - 1)
-        ]
+        scale = [1.0] + [max(1.0, sum(col) / n) for col in cols]
+        # The design matrix's columns (a leading 1 for the intercept), raw and divided by their scale: both
+        # stay the same through the reweighting, so they are built once per fit, not once per round and point.
+        raw = [[1.0] * n, *cols]
+        scaled = [raw[0]] + [[v / s for v in col] for col, s in zip(cols, scale[1:], strict=True)]
+        rests: dict[tuple[tuple[int, float], ...], list[float]] = {}
         weights = list(trust)
         theta = list(self._prior)
         previous: list[float] | None = None
+        below = 1.0 - _TAU  # the reweighting's side for points on or below the line (read here: tuning sets _TAU)
         for _ in range(_FIT_ITERATIONS):
             # The intercept's L1 pull, as a pseudo-observation in the reweighting (see _INTERCEPT_PULL).
             self._anchor = _INTERCEPT_PULL / max(abs(theta[0]), 10 * _QUANTILE_EPS_S)
-            solved = self._weighted_solve(points, weights, scale, pinned)
+            solved = self._weighted_solve(ts, raw, scaled, weights, scale, pinned, rests)
             if solved is None:
                 return None
             theta = solved
-            residuals = [t - theta[0] - sum(theta[j + 1] * x[j] for j in range(dims - 1)) for x, t in points]
-            eps = max(_QUANTILE_EPS_S, 0.01 * sorted(abs(r) for r in residuals)[len(residuals) // 2])
-            for i, r in enumerate(residuals):
-                side = _TAU if r > 0 else 1.0 - _TAU
-                weights[i] = side * trust[i] / max(abs(r), eps)
+            # t - theta[0] - (theta[1] * x[0] + theta[2] * x[1] + ...), per point.
+            terms = [map(mul, repeat(s), col) for s, col in zip(theta[1:], cols, strict=True)]
+            fitted = map(sum, zip(*terms, strict=True))
+            residuals = list(map(sub, map(sub, ts, repeat(theta[0])), fitted))
+            eps = max(_QUANTILE_EPS_S, 0.01 * sorted(map(abs, residuals))[n // 2])
+            weights = [
+                (_TAU if r > 0 else below) * tr / max(abs(r), eps)
+                for r, tr in zip(residuals, trust, strict=True)
+            ]
             # Converged: another reweighting would move no coefficient by a part in a million. (The reweighting
             # of a quantile fit often alternates between two vertices, so most fits still take all 12 rounds.)
             if previous is not None and all(
@@ -359,27 +449,37 @@ class _Envelope:
 
     def _weighted_solve(
         self,
-        points: list[tuple[tuple[float, ...], float]],
+        ts: list[float],
+        raw: list[list[float]],
+        scaled: list[list[float]],
         weights: list[float],
         scale: list[float],
         pinned: dict[int, float],
+        rests: dict[tuple[tuple[int, float], ...], list[float]],
     ) -> list[float] | None:
+        """One weighted least-squares solve, with an active set for the sign constraints. ``rests`` caches,
+        per set of fixed coefficients, what of each t they leave to the free ones (it does not depend on the
+        weights, so the rounds of one fit share it)."""
         dims = len(self._prior)
         fixed = dict(pinned)
         for _ in range(dims + 1):  # active set: pin negative coefficients to 0 and solve again
             free = [i for i in range(dims) if i not in fixed]
-            a = [[0.0] * len(free) for _ in free]
-            b = [0.0] * len(free)
-            # Solved in features divided by their typical size: token counts span 1..1e6 and the
-            # reweighting spans 1e5, so unscaled normal equations lose precision.
-            for (x, t), w in zip(points, weights, strict=True):
-                full = (1.0, *x)
-                row = [full[i] / scale[i] for i in free]
-                rest = t - sum(value * full[i] for i, value in fixed.items())
-                for r, vr in enumerate(row):
-                    b[r] += w * vr * rest
-                    for c, vc in enumerate(row):
-                        a[r][c] += w * vr * vc
+            token = tuple(fixed.items())
+            rest = rests.get(token)
+            if rest is None:
+                # t - sum(value * x_i over the fixed coefficients), per point.
+                if fixed:
+                    pinned_terms = [map(mul, repeat(value), raw[i]) for i, value in token]
+                    rest = list(map(sub, ts, map(sum, zip(*pinned_terms, strict=True))))
+                else:
+                    rest = ts
+                rests[token] = rest
+            # Normal equations in features divided by their typical size: token counts span 1..1e6 and the
+            # reweighting spans 1e5, so unscaled normal equations lose precision. Entry (r, c) sums
+            # w * x_r * x_c over the points in their order.
+            weighted = [list(map(mul, weights, scaled[i])) for i in free]
+            b = [sum(map(mul, wr, rest)) for wr in weighted]
+            a = [[sum(map(mul, wr, scaled[i])) for i in free] for wr in weighted]
             # A whisper of the prior keeps the system solvable; identifiability is handled by pinning.
             lam = _PRIOR_WEIGHT * max((a[r][r] for r in range(len(free))), default=0.0)
             for r, i in enumerate(free):
@@ -407,51 +507,53 @@ class _Envelope:
 
 
 class _LowRing:
-    """The last few values of a per-call measurement, a low percentile of them and their second-lowest
-    (computed lazily, one sort per change)."""
+    """The last few values of a per-call measurement, a low percentile of them and their second-lowest.
 
-    __slots__ = ("_low", "_quantile", "_second", "n", "values")
+    ``values`` is the ring (oldest overwritten first); ``_ordered`` the same values kept sorted as they come and
+    go (a bisect and a short memmove per value), so reading the percentile is an index, not a sort per change."""
+
+    __slots__ = ("_low_at", "_ordered", "_quantile", "n", "values")
 
     def __init__(self, quantile: float) -> None:
         self._quantile = quantile
         self.values: list[float] = []
+        self._ordered: list[float] = []
+        self._low_at = 0  # where the percentile sits in ``_ordered``: it moves only while the ring fills
         self.n = 0
-        self._low: float | None = None
-        self._second: float | None = None
 
     def add(self, value: float) -> None:
-        if len(self.values) < _RING:
-            self.values.append(value)
+        values, ordered = self.values, self._ordered
+        if len(values) < _RING:
+            values.append(value)
+            self._low_at = int(self._quantile * (len(values) - 1))  # len(values) == len(ordered) after insort
         else:
-            self.values[self.n % _RING] = value
+            slot = self.n % _RING
+            del ordered[bisect_left(ordered, values[slot])]
+            values[slot] = value
+        insort(ordered, value)
         self.n += 1
-        self._low = None
-
-    def _sort(self) -> None:
-        ordered = sorted(self.values)
-        self._low = ordered[int(self._quantile * (len(ordered) - 1))]
-        self._second = ordered[1] if len(ordered) >= 2 else None
 
     def low(self) -> float | None:
-        if self._low is None and self.values:
-            self._sort()
-        return self._low
+        ordered = self._ordered
+        return ordered[self._low_at] if ordered else None
 
     def second_lowest(self) -> float | None:
         """The second-lowest value (None below two): the fastest seen, but never one outlier alone."""
-        if self._low is None and self.values:
-            self._sort()
-        return self._second
+        ordered = self._ordered
+        return ordered[1] if len(ordered) >= 2 else None
 
 
 class _KeyState:
     __slots__ = (
-        "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "header_votes", "prior", "tail_ring", "total", "tpot", "tpot_n",
-        "tpot_ring", "ttft", "tu_max", "tu_min", "u_max", "u_min",
+        "coefficients", "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "header_votes", "prior", "tail_ring", "total",
+        "tpot", "tpot_n", "tpot_ring", "ttft", "tu_max", "tu_min", "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
         self.prior = p
+        # What Calibrator.coefficients last returned, until anything it is built from changes (every observe_*
+        # and a refit clear it): a call without usage asks twice in a row (its input-token estimate, then split).
+        self.coefficients: Coefficients | None = None
         # TTFT envelope: [overhead, s/uncached token, s/cached token, s per unit of attention work]; bins
         # 2/octave on uncached, 1 on cached, none of their own on the attention work (it follows the two).
         self.ttft = _Envelope(
@@ -478,6 +580,51 @@ class _KeyState:
         self.cpt_n = 0
         self.cpt_chars = 0.0  # decayed sums of prompt characters and input tokens of calls that reported both
         self.cpt_tokens = 0.0
+
+
+def _snapshot(state: _KeyState) -> Coefficients:
+    """The key's Coefficients now. Built positionally, in field order, straight through tuple.__new__: a keyword
+    call of 26 fields costs several times as much as the tuple it makes, and this runs for every call (issue #19).
+    A field added to Coefficients must be added here, in its place (see the check below the function)."""
+    p = state.prior
+    ttft, total = state.ttft, state.total
+    overhead, prefill, cache_read, per_kpair = ttft.theta
+    t_overhead, t_prefill, t_cache_read, t_per_output, t_per_kpair = total.theta
+    n, tn = ttft.count, total.count
+    spread = state.u_max / max(state.u_min, 1.0) if n else 1.0
+    t_spread = state.tu_max / max(state.tu_min, 1.0) if tn else 1.0
+    votes = state.header_votes
+    return tuple.__new__(Coefficients, (
+        overhead,  # overhead_s
+        prefill,  # prefill_s_per_token
+        cache_read,  # cache_read_s_per_token
+        state.tpot,  # time_per_output_token_s
+        state.tpot_ring.low(),  # tpot_floor_s
+        ttft.aux_floor,  # overhead_request_path_s
+        n,  # samples
+        state.tpot_n,  # tpot_samples
+        tn,  # total_samples
+        _confidence(n, p.confidence, spread),  # confidence
+        t_overhead,  # total_overhead_s
+        t_prefill,  # total_prefill_s_per_token
+        t_cache_read,  # total_cache_read_s_per_token
+        t_per_output,  # total_s_per_output_token
+        _confidence(tn, p.confidence, t_spread),  # total_confidence
+        (state.u_min if n else 0.0, state.u_max),  # uncached_range
+        None if votes == 0 else votes > 0,  # headers_early
+        p,  # prior
+        state.tail_ring.low() if state.tail_ring.n >= _TAIL_MIN_CALLS else None,  # nonstream_tail_s
+        state.tpot_ring.second_lowest(),  # step_floor_s
+        per_kpair,  # prefill_s_per_kpair
+        t_per_kpair,  # total_prefill_s_per_kpair
+        state.cpt,  # chars_per_token
+        state.cpt_n,  # chars_per_token_samples
+        ttft.scatter,  # scatter_s
+        total.scatter,  # total_scatter_s
+    ))
+
+
+assert len(Coefficients._fields) == 26, "Coefficients changed: build the new field in _snapshot"
 
 
 def _confidence(samples: int, base: float, spread: float) -> float:
@@ -526,6 +673,7 @@ class Calibrator:
             return
         with self._lock:
             state = self._state(key)
+            state.coefficients = None
             if headers_early is not None:
                 vote = state.header_votes + (1 if headers_early else -1)
                 state.header_votes = max(-_HEADER_VOTES, min(_HEADER_VOTES, vote))
@@ -533,13 +681,17 @@ class Calibrator:
                 request_path_s = None
             u, c = float(max(uncached, 0)), float(max(cached, 0))
             state.ttft.add((u, c, attention_work(u, c)), ttft_s, request_path_s or 0.0)
-            state.u_min = min(state.u_min, float(uncached))
-            state.u_max = max(state.u_max, float(uncached))
+            size = float(uncached)
+            if size < state.u_min:  # min() and max() without their calls
+                state.u_min = size
+            if size > state.u_max:
+                state.u_max = size
             if tpot_s is not None and tpot_s >= 0.0 and math.isfinite(tpot_s):
                 state.tpot = tpot_s if state.tpot_n == 0 else state.tpot + _TPOT_ALPHA * (tpot_s - state.tpot)
                 state.tpot_ring.add(tpot_s)
                 state.tpot_n += 1
-        self._maybe_save()
+        if self._state_path:
+            self._maybe_save()
 
     def observe_total(
         self, key: Key, uncached: int, cached: int, output: int, total_s: float, tail_s: float | None = None
@@ -550,13 +702,18 @@ class Calibrator:
             return
         with self._lock:
             state = self._state(key)
+            state.coefficients = None
             if tail_s is not None and math.isfinite(tail_s):
                 state.tail_ring.add(tail_s)
             u, c = float(max(uncached, 0)), float(max(cached, 0))
             state.total.add((u, c, float(max(output, 0)), attention_work(u, c)), total_s)
-            state.tu_min = min(state.tu_min, float(uncached))
-            state.tu_max = max(state.tu_max, float(uncached))
-        self._maybe_save()
+            size = float(uncached)
+            if size < state.tu_min:
+                state.tu_min = size
+            if size > state.tu_max:
+                state.tu_max = size
+        if self._state_path:  # _maybe_save's own test, without its call
+            self._maybe_save()
 
     def observe_prompt_size(self, key: Key, chars: int, input_tokens: int) -> None:
         """Teach one call that reported its input tokens: how many prompt characters make a token here.
@@ -565,6 +722,7 @@ class Calibrator:
             return
         with self._lock:
             state = self._state(key)
+            state.coefficients = None
             # A ratio of (slowly forgotten) sums, not a mean of ratios: long prompts, whose prefill matters, weigh
             # by their size, and a short prompt's chat-template tokens cannot swing it.
             keep = 1.0 - _CPT_ALPHA
@@ -576,47 +734,23 @@ class Calibrator:
     def coefficients(self, key: Key) -> Coefficients:
         with self._lock:
             state = self._state(key)
-            state.ttft.refresh()
-            state.total.refresh()
-            p = state.prior
             ttft, total = state.ttft, state.total
-            spread = state.u_max / max(state.u_min, 1.0) if ttft.count else 1.0
-            t_spread = state.tu_max / max(state.tu_min, 1.0) if total.count else 1.0
-            return Coefficients(
-                overhead_s=ttft.theta[0],
-                prefill_s_per_token=ttft.theta[1],
-                cache_read_s_per_token=ttft.theta[2],
-                prefill_s_per_kpair=ttft.theta[3],
-                total_prefill_s_per_kpair=total.theta[4],
-                time_per_output_token_s=state.tpot,
-                tpot_floor_s=state.tpot_ring.low(),
-                overhead_request_path_s=ttft.aux_floor,
-                samples=ttft.count,
-                tpot_samples=state.tpot_n,
-                total_samples=total.count,
-                confidence=_confidence(ttft.count, p.confidence, spread),
-                total_overhead_s=total.theta[0],
-                total_prefill_s_per_token=total.theta[1],
-                total_cache_read_s_per_token=total.theta[2],
-                total_s_per_output_token=total.theta[3],
-                total_confidence=_confidence(total.count, p.confidence, t_spread),
-                uncached_range=(state.u_min if ttft.count else 0.0, state.u_max),
-                headers_early=None if state.header_votes == 0 else state.header_votes > 0,
-                prior=p,
-                nonstream_tail_s=state.tail_ring.low() if state.tail_ring.n >= _TAIL_MIN_CALLS else None,
-                step_floor_s=state.tpot_ring.second_lowest(),
-                scatter_s=ttft.scatter,
-                total_scatter_s=total.scatter,
-                chars_per_token=state.cpt,
-                chars_per_token_samples=state.cpt_n,
-            )
+            # refresh() does nothing unless its envelope changed: then its call is skipped (this runs every call).
+            refit = ttft._dirty and ttft.refresh()
+            if (total._dirty and total.refresh()) or refit:
+                state.coefficients = None
+            co = state.coefficients
+            if co is None:
+                co = state.coefficients = _snapshot(state)
+            return co
 
     def prefill_rates(self) -> list[tuple[Key, float]]:
         """(key, learned prefill s/token) for every key with streaming samples; for the gauge."""
         with self._lock:
             out = []
             for key, state in self._keys.items():
-                state.ttft.refresh()
+                if state.ttft.refresh():
+                    state.coefficients = None
                 if state.ttft.count:
                     out.append((key, state.ttft.theta[1]))
             return out
@@ -693,9 +827,11 @@ class Calibrator:
                 if tpot_n > 0 and math.isfinite(tpot) and tpot >= 0.0:
                     with self._lock:
                         state = self._state(key)
+                        state.coefficients = None
                         state.tpot, state.tpot_n = tpot, tpot_n
                 with self._lock:
                     state = self._state(key)
+                    state.coefficients = None  # set below, not through observe_*
                     for value in rings["tpot_ring"]:
                         state.tpot_ring.add(value)
                     for value in rings["tail_ring"]:
