@@ -56,6 +56,7 @@ class Settings:
     chunk_metrics: str
     phase_model_state: str
     energy_config: str
+    anthropic_sdk_spans: str
     # Derived once here so the per-call path reads one attribute.
     stall_threshold_ns: int = field(init=False, repr=False, compare=False)
 
@@ -200,6 +201,7 @@ def _propagation(key: str, raw: object) -> str:
 
 _PHASE_SPAN_PATHS = ("direct", "tracer")
 _CHUNK_METRICS = ("mean", "each")
+_ANTHROPIC_SDK_SPANS = ("off", "keep")
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("stall_threshold_s", "LLMOTEL_STALL_THRESHOLD_S", _positive_float, 2.0,
@@ -239,6 +241,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("energy_config", "LLMOTEL_ENERGY_CONFIG", _energy_file, "",
             "energy override file (docs/energy.md; process-wide; read from the environment only; checked when "
             "settings are resolved: an unreadable file is reported once and the shipped data is used)"),
+    Setting("anthropic_sdk_spans", "LLMOTEL_ANTHROPIC_SDK_SPANS", _choice(_ANTHROPIC_SDK_SPANS), "off",
+            "the `anthropic` SDK's own span (2.x, `anthropic.messages.create`) for the calls llmotel instruments: "
+            "`off`: not made, one CLIENT span per call, llmotel's (the SDK's tracing work for those calls is skipped "
+            "too); `keep`: made as well, a child of llmotel's span (two LLM spans per call). The SDK's spans of calls "
+            "llmotel does not instrument are kept either way"),
 )
 
 SETTING: Mapping[str, Setting] = {s.name: s for s in SETTINGS}

@@ -85,43 +85,85 @@ class HookedIterator:
             self.call.collected()
 
 
+def _no_content(event: Any, response: Any) -> bool:
+    return False
+
+
 def _observe(inner: Iterator[Any], call: Call) -> Iterator[Any]:
+    """The generator that yields every item of ``inner`` for ``call``: ``_observe_each`` when per-chunk gaps are
+    kept (``chunk_metrics="each"``), else ``_observe_mean``."""
+    return (_observe_each if call.capture.gaps is not None else _observe_mean)(inner, call)
+
+
+def _observe_mean(inner: Iterator[Any], call: Call) -> Iterator[Any]:
     """Yield every item of ``inner``; per item one clock read, the provider's reader and the capture's counters
     (``capture.chunk``, inlined: a call frame per event is most of what is left to cut). Ends ``call`` when
-    ``inner`` ends or raises; a close (``GeneratorExit``) ends nothing: the owner's ``__del__`` does."""
+    ``inner`` ends or raises; a close (``GeneratorExit``) ends nothing: the owner's ``__del__`` does.
+
+    What only this generator writes while the stream runs (last chunk, chunk counts, max gap, first content seen) is
+    kept in locals and written through to the capture on every change, so the capture is always current (a close or
+    a collection reads it between two events); the max-gap and stall checks share one comparison, with the smaller
+    of the two bounds."""
     cap = call.capture
-    reader = call.read_event
+    reader = call.read_event or _no_content
     response = call.response
     stall_ns = call.stall_ns
-    keep_gaps = cap.gaps is not None
+    clock = _now
+    last = cap.last_chunk_ns
+    count = cap.chunk_count
+    content_count = cap.content_chunk_count
+    first_pending = not cap.first_content_ns
+    max_gap = cap.max_gap_ns
+    bound = max_gap if max_gap < stall_ns else stall_ns  # a gap above it is a new max gap, a stall or both
+    try:
+        for event in inner:
+            now = clock()
+            try:
+                content = reader(event, response)
+            except Exception:
+                content = False
+                _log.debug("llmotel could not read a stream event", exc_info=True)
+            if now - last > bound and last:
+                gap = now - last
+                if gap > max_gap:
+                    max_gap = cap.max_gap_ns = gap
+                if gap > stall_ns:
+                    cap.stall_count += 1
+                bound = max_gap if max_gap < stall_ns else stall_ns
+            last = cap.last_chunk_ns = now
+            count += 1
+            cap.chunk_count = count
+            if content:
+                content_count += 1
+                cap.content_chunk_count = content_count
+                if first_pending:
+                    first_pending = False
+                    cap.first_content_ns = now
+                    cap.first_content_chunk = count
+            yield event
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        call.finish(error=exc)
+        raise
+    call.finish()
+
+
+def _observe_each(inner: Iterator[Any], call: Call) -> Iterator[Any]:
+    """``_observe`` with per-chunk metrics opted into: the general bookkeeping, ``capture.chunk``, per event."""
+    cap = call.capture
+    reader = call.read_event or _no_content
+    response = call.response
+    stall_ns = call.stall_ns
     try:
         for event in inner:
             now = _now()
-            content = False
-            if reader is not None:
-                try:
-                    content = reader(event, response)
-                except Exception:
-                    _log.debug("llmotel could not read a stream event", exc_info=True)
-            if keep_gaps:  # per-chunk metrics opted into: the general bookkeeping
-                _chunk(cap, now, content, stall_ns)
-                yield event
-                continue
-            last = cap.last_chunk_ns
-            if last:
-                gap = now - last
-                if gap > cap.max_gap_ns:
-                    cap.max_gap_ns = gap
-                if gap > stall_ns:
-                    cap.stall_count += 1
-            cap.last_chunk_ns = now
-            count = cap.chunk_count + 1
-            cap.chunk_count = count
-            if content:
-                cap.content_chunk_count += 1
-                if not cap.first_content_ns:
-                    cap.first_content_ns = now
-                    cap.first_content_chunk = count
+            try:
+                content = reader(event, response)
+            except Exception:
+                content = False
+                _log.debug("llmotel could not read a stream event", exc_info=True)
+            _chunk(cap, now, content, stall_ns)
             yield event
     except GeneratorExit:
         raise

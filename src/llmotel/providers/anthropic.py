@@ -8,7 +8,8 @@ package (they share the resource classes; their beta classes copy the functions,
 too). Retries inside the client are seen per attempt (``_attempt_request``).
 
 No span logic here (llmotel.wrapping). Readers: ``_anthropic_read``. The SDK's own tracing:
-``_anthropic_native`` (one LLM span per call, llmotel's; see docs/anthropic.md).
+``_anthropic_native`` (one LLM span per call, llmotel's, unless ``anthropic_sdk_spans = keep``; see
+docs/anthropic.md).
 """
 
 from __future__ import annotations
@@ -279,12 +280,14 @@ def _stream_helper_wrapper(provider: Provider, ep: Endpoint, settings: Settings)
     return wrapper
 
 
-def _build_request_wrapper(legacy_attempts: bool) -> _Wrapper:
+def _build_request_wrapper(legacy_attempts: bool, tracer_hook: native.TracerHook | None = None) -> _Wrapper:
     """Wraps ``BaseClient._build_request`` (called once per HTTP attempt, right before the send).
 
     - Opt-in trace-context propagation for requests the caller's kwargs cannot reach (the
       ``messages.stream()`` manager built its request before the span existed). Injects into the SDK's
       freshly built request, never into the caller's arguments.
+    - With the SDK's span withheld (``tracer_hook``), the SDK's own propagation: ``traceparent`` naming llmotel's
+      span when the SDK would have sent one (``TracerHook.sdk_propagates``).
     - ``legacy_attempts``: on 0.x SDKs, which have no ``_attempt_request``, this is the per-attempt send hook.
     """
 
@@ -295,7 +298,9 @@ def _build_request_wrapper(legacy_attempts: bool) -> _Wrapper:
             try:
                 if legacy_attempts:
                     call_mod.attempt_sent()
-                if wrapping.propagates(call.settings.propagate_trace_context, call.request.server_address):
+                if wrapping.propagates(call.settings.propagate_trace_context, call.request.server_address) or (
+                    tracer_hook is not None and tracer_hook.sdk_propagates(instance)
+                ):
                     propagate.inject(request.headers)
             except Exception:
                 _log.debug("llmotel could not prepare an anthropic request", exc_info=True)
@@ -329,12 +334,14 @@ def _wrap(module: str, target: str, wrapper: _Wrapper, done: list[tuple[Any, str
 class AnthropicInstrumentor(LLMInstrumentor):
     """``AnthropicInstrumentor().instrument(tracer_provider=..., meter_provider=..., **llmotel_options)``.
 
-    While instrumented, the SDK's own per-call span is withheld for the calls llmotel traces (see
-    ``_anthropic_native``); ``uninstrument()`` restores every patched function.
+    While instrumented, the SDK's own per-call span is withheld for the calls llmotel traces, unless the setting
+    ``anthropic_sdk_spans`` is ``keep`` (see ``_anthropic_native``); ``uninstrument()`` restores every patched
+    function.
     """
 
     dependencies = ("anthropic >= 0.40",)
     _extra: list[tuple[Any, str]] = []  # noqa: RUF012 - replaced per instance in _instrument
+    _tracer_hook: native.TracerHook | None = None
 
     def provider(self, settings: Settings) -> Provider:
         return build_provider()
@@ -343,25 +350,34 @@ class AnthropicInstrumentor(LLMInstrumentor):
         super()._instrument(**kwargs)
         settings = self.settings
         done: list[tuple[Any, str]] = []
+        hook: native.TracerHook | None = None
         try:
             provider = build_provider()
             if _stream_helper_reads_raw_stream() and settings is not None:
                 for ep in _stream_helper_endpoints():
                     _wrap(ep.module, ep.target, _stream_helper_wrapper(provider, ep, settings), done)
-            target = native.patch_target()
-            if target is not None:
-                _wrap(*target, native.start_api_call_span_wrapper, done)
+            if settings is None or settings.anthropic_sdk_spans != native.KEEP:
+                hook = native.TracerHook()
+                if not hook.install():
+                    hook = None
+                target = native.patch_target()
+                if target is not None:
+                    _wrap(*target, native.start_api_call_span_wrapper, done)
             legacy = wrapping._resolve("anthropic._base_client", "SyncAPIClient._attempt_request") is None
-            _wrap("anthropic._base_client", "BaseClient._build_request", _build_request_wrapper(legacy), done)
+            _wrap("anthropic._base_client", "BaseClient._build_request", _build_request_wrapper(legacy, hook), done)
             if legacy:
                 for cls in ("SyncAPIClient", "AsyncAPIClient"):
                     _wrap("anthropic._base_client", f"{cls}._process_response", _legacy_answered_wrapper, done)
         except Exception:
             _log.debug("llmotel could not patch the anthropic helpers", exc_info=True)
         self._extra = done
+        self._tracer_hook = hook
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for owner, attr in self._extra:
             wrapping.unwrap_ours(owner, attr)  # another instrumentation's later wrapper stays in place
         self._extra = []
+        if self._tracer_hook is not None:
+            self._tracer_hook.uninstall()
+            self._tracer_hook = None
         super()._uninstrument(**kwargs)

@@ -146,10 +146,11 @@ def read_chat_request(
     return req
 
 
-def _body_timing(obj: Any, response: LLMResponse) -> None:
+def _body_timing(obj: Any, response: LLMResponse, undeclared_metadata: bool = False) -> None:
     """Server timing objects of a body or a final chunk, by reference (no copy): the top-level extras named in
     ``server_timing.BODY_KEYS`` (``timings``, ``metrics``, ``meta_info``, ``time_info``, ``x_groq``, ...) and
-    the usage object's undeclared keys (Groq's ``queue_time``...). Only called on bodies and final chunks."""
+    the usage object's undeclared keys (Groq's ``queue_time``...). Only called on bodies and final chunks.
+    ``undeclared_metadata``: ``obj`` is of a model that may lack the ``metadata`` field (chunks, legacy completions)."""
     extra = getattr(obj, "model_extra", None)
     if extra:
         for key in server_timing.BODY_KEYS:
@@ -161,10 +162,42 @@ def _body_timing(obj: Any, response: LLMResponse) -> None:
         usage_extra = getattr(usage, "model_extra", None)
         if usage_extra:
             response.body_timing[server_timing.USAGE_KEY] = usage_extra
-    # SGLang's weight_version rides in ``metadata``, a declared field of newer openai types (not an extra).
+    # SGLang's weight_version rides in ``metadata``, a declared field of newer openai types (not an extra). Chunk
+    # models have no such field: ``getattr`` would take pydantic's path for a missing attribute (its ``__getattr__``
+    # raises and catches an AttributeError, ~4 µs, most of a stream's last chunk) to return the extra of that name,
+    # which is one of ``BODY_KEYS`` and was read above.
+    if undeclared_metadata and _metadata_is_extra(type(obj)):
+        return
     metadata = getattr(obj, server_timing.METADATA_KEY, None)
     if isinstance(metadata, dict) and metadata:
         response.body_timing[server_timing.METADATA_KEY] = metadata
+
+
+# Per class: a pydantic model without a ``metadata`` field or class attribute whose missing attributes go to
+# pydantic's own ``__getattr__`` (the extras, else AttributeError): its ``metadata`` can only be an extra.
+_METADATA_IS_EXTRA: dict[type, bool] = {}
+
+
+def _metadata_is_extra(cls: type) -> bool:
+    known = _METADATA_IS_EXTRA.get(cls)
+    if known is None:
+        known = False
+        with contextlib.suppress(Exception):
+            import pydantic
+
+            base_hook = vars(pydantic.BaseModel).get("__getattr__")
+            mro = cls.__mro__
+            hook = next((vars(k)["__getattr__"] for k in mro if "__getattr__" in vars(k)), None)
+            fields = getattr(cls, "__pydantic_fields__", None)
+            known = (
+                base_hook is not None
+                and hook is base_hook
+                and isinstance(fields, dict)
+                and server_timing.METADATA_KEY not in fields
+                and not any(server_timing.METADATA_KEY in vars(k) for k in mro)
+            )
+        _METADATA_IS_EXTRA[cls] = known
+    return known
 
 
 def _usage(input_tokens: Any, output_tokens: Any, in_details: Any, out_details: Any) -> Usage:
@@ -228,7 +261,31 @@ def _other_content(delta: Any) -> bool:
 
 
 def read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
-    """Hot path: one chat.completion.chunk. True if it carries content or a tool-call delta."""
+    """Hot path: one chat.completion.chunk. True if it carries content or a tool-call delta.
+
+    The bulk of a stream is one kind of chunk: after the first (``response_id`` read), exactly one choice whose delta
+    has text and no tool calls, no finish reason, no usage. That one is recognised from the models' field dicts (the
+    SDK's pydantic models define ``__getattr__``, so no attribute read of theirs is specialised by the interpreter;
+    a field dict read costs about what one attribute read does, and each gives two fields). Anything else (the first
+    and the last chunk, tool calls, refusal and reasoning deltas, usage chunks, a model without these fields) takes
+    the general path, ``_read_chat_chunk``, which reads everything as before."""
+    if response.response_id:
+        try:
+            fields = chunk.__dict__
+            (choice,) = fields["choices"]
+            if fields["usage"] is None:
+                choice = choice.__dict__
+                if not choice["finish_reason"]:
+                    delta = choice["delta"].__dict__
+                    if delta["content"] and not delta["tool_calls"]:
+                        return True
+        except (AttributeError, KeyError, TypeError, ValueError):  # not the shape above: the general path
+            pass
+    return _read_chat_chunk(chunk, response)
+
+
+def _read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
+    """Every chat.completion.chunk (``read_chat_chunk`` takes the common text chunk's shortcut first)."""
     if not response.response_id:
         _common(chunk, response)
     content = False
@@ -248,9 +305,9 @@ def read_chat_chunk(chunk: Any, response: LLMResponse) -> bool:
                             response.tool_names.append(fn.name)
             if choice.finish_reason:
                 _finish_reason(choice.finish_reason, response)
-                _body_timing(chunk, response)
+                _body_timing(chunk, response, True)
     else:
-        _body_timing(chunk, response)
+        _body_timing(chunk, response, True)
     if chunk.usage is not None:
         _chat_usage(chunk.usage, response)
     return content
@@ -276,7 +333,7 @@ def read_completion_result(result: Any, response: LLMResponse, settings: Setting
         _finish_reason(choice.finish_reason, response)
     if result.usage is not None:
         _chat_usage(result.usage, response)
-    _body_timing(result, response)
+    _body_timing(result, response, True)
     if settings.capture_content:
         response.output_messages_json = content.to_json(
             content.openai_completion_output(result.choices), settings.content_max_chars
@@ -294,9 +351,9 @@ def read_completion_chunk(chunk: Any, response: LLMResponse) -> bool:
                 content = True
             if choice.finish_reason:
                 _finish_reason(choice.finish_reason, response)
-                _body_timing(chunk, response)
+                _body_timing(chunk, response, True)
     else:  # the final usage chunk (vLLM puts its metrics there)
-        _body_timing(chunk, response)
+        _body_timing(chunk, response, True)
     if chunk.usage is not None:
         _chat_usage(chunk.usage, response)
     return content
