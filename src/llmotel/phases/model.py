@@ -55,6 +55,7 @@ _REL_ERROR_COLD = 0.2
 _SCATTER_Z = 0.1
 _STRETCH_SHARE = 0.25
 _SAMPLING_SHARE_8B = 0.066  # the output layer's share of a decode step on Llama-3.1-8B (see _sampling_share)
+_SAMPLING_SPREAD = 1.5  # an estimated sampling may be off by this multiple of itself (_sampling_spread)
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -245,6 +246,7 @@ class PhaseModel:
         tpot = (last - first) / _NS / (visible - 1) if visible >= 3 and last > first else None
         hidden_s = hidden * (tpot if tpot is not None else co.time_per_output_token_s)
         sampling, way_back = _first_token_parts(co, floor_path, early)
+        spread = _sampling_spread(co, sampling)
         first_token_est = way_back + hidden_s
         own = _prefill(co, uncached, cached)
         # Own streams whose first token came from the same server step shared this call's prefill pass.
@@ -262,7 +264,7 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
-        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s)
+        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s, spread)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
@@ -321,6 +323,7 @@ class PhaseModel:
             # As for streams: the floor's request path (servers that send headers on arrival) is queue.
             floor_path = min(co.overhead_request_path_s, co.overhead_s) if co.headers_early else 0.0
             sampling, _ = _first_token_parts(co, floor_path, bool(co.headers_early))
+            spread = _sampling_spread(co, sampling)
             # A whole body's first token is never seen: its way back is part of the body's, in decode.
             first_token_est = 0.0
             prefill_est = _prefill(co, uncached, cached) + sampling
@@ -330,6 +333,7 @@ class PhaseModel:
             # sampling (about one output token's time) and the server's fixed work; the sampling is prefill.
             first_token_est = 0.0
             sampling = min(co.total_s_per_output_token, max(co.total_overhead_s, 0.0))
+            spread = 0.0
             prefill_est = co.total_prefill_s_per_token * uncached + co.total_cache_read_s_per_token * cached \
                 + co.total_prefill_s_per_kpair * attention_work(uncached, cached) + sampling
             conf, samples = co.total_confidence, co.total_samples
@@ -346,7 +350,7 @@ class PhaseModel:
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         scatter = co.scatter_s if streams_taught else co.total_scatter_s
-        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter)
+        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter, spread)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -362,7 +366,7 @@ class PhaseModel:
     @staticmethod
     def _emit(
         phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
-        prefill_known: bool, scatter: float,
+        prefill_known: bool, scatter: float, spread: float = 0.0,
     ) -> None:
         q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
         p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
@@ -371,13 +375,15 @@ class PhaseModel:
         queue = Phase("queue", begin, q_end, w.q_src, q_conf, samples)
         prefill = Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples)
         first = Phase("first_token", p_end, window_end, w.f_src, f_conf, samples)
-        _intervals(w, conf, scatter, queue, prefill, first)
+        _intervals(w, conf, scatter, queue, prefill, first, spread)
         phases.append(queue)
         phases.append(prefill)
         phases.append(first)
 
 
-def _intervals(w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase) -> None:
+def _intervals(
+    w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase, spread: float = 0.0
+) -> None:
     """The 80 % intervals of the estimated phases before decode.
 
     Three errors make them. The envelope's prefill is off by a share of itself (the fit; prompts the key
@@ -396,8 +402,8 @@ def _intervals(w: _Window, conf: float, scatter: float, queue: Phase, prefill: P
     if w.p_src == "server":
         p_lo = p_hi = w.p
     else:
-        p_lo = max(0.0, w.p * (1.0 - rel) - noise)
-        p_hi = min(both, w.p * (1.0 + rel) + noise + _STRETCH_SHARE * w.q)
+        p_lo = max(0.0, w.p * (1.0 - rel) - noise - spread)
+        p_hi = min(both, w.p * (1.0 + rel) + noise + _STRETCH_SHARE * w.q + spread)
         prefill.low_s, prefill.high_s = p_lo, p_hi
     if w.q_src != "server":
         queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both - p_lo)
@@ -435,6 +441,19 @@ def _first_token_parts(co: Coefficients, floor_path: float, early: bool) -> tupl
     room = max(co.overhead_s - floor_path - way_back, 0.0)
     step = co.step_floor_s if co.step_floor_s is not None else co.time_per_output_token_s
     return min(max(step, 0.0) * _sampling_share(co), room), way_back
+
+
+def _sampling_spread(co: Coefficients, sampling: float) -> float:
+    """How far the first token's sampling may be off, in seconds, for the intervals: where the share comes from
+    the model's size it is a physical estimate (output layer against a whole step) that ignores the server's
+    sampler, batching and kernels, so the interval spans it by 1.5 times itself either way (chosen on the simulator's
+    scenarios, where it applies: steady load's queue coverage 55 % without it, 68 % at 1x, 92 % at 2x); a model of
+    unknown size takes one whole step, the value the interval constants were calibrated with (bench/real), so no
+    more is added."""
+    prior = co.prior
+    if prior is None or not prior.size_known:
+        return 0.0
+    return sampling * _SAMPLING_SPREAD
 
 
 def _sampling_share(co: Coefficients) -> float:
