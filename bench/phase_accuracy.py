@@ -5,8 +5,8 @@ Each scenario runs real ``openai`` streaming calls over loopback against ``llmot
 chunks, end and token counts). Every call is split by the phase model and compared with the simulator's
 ground truth for the same request (``x-sim-request-id`` -> ``/truth``), placed on the client's timeline.
 Scored against the server's definition (vLLM's, and what llama.cpp's ``prompt_ms`` measures): true queue =
-send -> scheduled (admit), true prefill = scheduled -> first token (the whole shared prefill pass and the step
-that sampled the first token). The own-work definition (prefill = the call's own work in the pass, the
+send -> scheduled (admit), true prefill = scheduled -> first token (the whole shared prefill pass, which samples
+the first token). The own-work definition (prefill = the call's own work in the pass, the
 rest is queue) is reported alongside, not scored. The simulator's prefill is not the estimator's model:
 attention makes it grow faster than linearly (u*c + u^2/2 pairs), co-scheduled work stretches it, and some
 scenarios send stream headers only with the first token (docs/simulator.md).
@@ -458,11 +458,11 @@ def _true_phases(ts: dict[str, Any], send_s: float, first_s: float) -> dict[str,
     simulator's process), in the definitions of docs/simulator.md (Ground truth):
 
     - server (scored; vLLM's, llama.cpp's prompt_ms): queue = send -> scheduled (admit), prefill = scheduled ->
-      the server's first token (the whole shared pass and the step that sampled it), first_token = that ->
+      the server's first token (the whole shared pass, which sampled it), first_token = that ->
       ``first_s`` (the way back);
     - own work: prefill = this call's own work's share of the pass, queue = send -> that share starts (request
       path + scheduler queue + the pass's time on co-admitted requests' prefill);
-    - whole pass: prefill = admit -> the pass ends (without the step that sampled the first token).
+    - whole pass: prefill = admit -> the pass ends (the same instant since the pass samples the first token).
     """
     admit, own, end = float(ts["admit"]), float(ts.get("prefill_own_start", ts["admit"])), float(ts["prefill_end"])
     first_token = float(ts["first_token"])
@@ -586,13 +586,13 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         "The simulator's physics is not the estimator's model (docs/simulator.md): prefill = 50 us per uncached"
         " token + attention over the token pairs scored (u x cached + u^2/2; as costly as the linear term at a"
         " 4,000-token prompt), stretched 1 % per running decode; a replica prefills everything admitted at a step"
-        " boundary in one pass, then the step that samples their first tokens; `_hosted` scenarios send stream"
+        " boundary in one pass, which samples their first tokens (as real servers do); `_hosted` scenarios send stream"
         " headers only with the first token.",
         "",
         "**Scored: the server's definition** (vLLM's: queue = scheduled - arrival, prefill = first token -"
         " scheduled; what llama.cpp's `prompt_ms` measures, bench/real): true queue = send -> admitted (request"
-        " path and scheduler queue), true prefill = admitted -> the server's first token (the whole shared pass"
-        " and the step that sampled the first token), true first_token = the way back to the client. Coverage ="
+        " path and scheduler queue), true prefill = admitted -> the server's first token (the whole shared pass,"
+        " which sampled the first token), true first_token = the way back to the client. Coverage ="
         " share of scored calls whose true phase lies in the span's `llmotel.phase.interval.low/high` (`-`: the"
         " spans carry none).",
         "",
@@ -620,7 +620,7 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         "**Not scored, shown so nothing is hidden:** the same estimates against the own-work definition (prefill ="
         " the call's own work in its pass at the pass's stretch, queue = send -> that share starts: the"
         " estimator's own model, the previous headline), against the pass alone (prefill = admitted -> the pass"
-        " ends, without the step that sampled the first token), the decode error (measured for streams;"
+        " ends), the decode error (measured for streams;"
         " estimated for non-streaming calls) and the first_token bias against the server definition's way back.",
         "",
         "| scenario | own-work queue median / p90 | own-work prefill median / p90 | pass-only prefill median / p90 "
@@ -638,12 +638,12 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         "",
         "How to read it. Both tables use the same calls and the same estimates; only the truth differs. The true"
         " queue is measured on the client's timeline, so it includes the request path, as the `queue` span does."
-        " The server definition books the step that sampled the first token as prefill (that step is where the"
-        " server computes the first token's logits), and so does the estimator: it books one measured decode"
-        " step of its fixed overhead as prefill and only the way back as `first_token` (the bias above). The"
-        " own-work and pass-only columns therefore differ from the server's by that step. A shared pass is"
-        " booked whole as each request's prefill by the server, as own work plus queue by the estimator: the"
-        " client cannot see the co-admitted requests, which is what the steady_load rows miss. Where headers"
+        " The server definition books the first token's sampling (the output layer at the prompt's last position,"
+        " inside the pass) as prefill, and so does the estimator: the output layer's share of one measured decode"
+        " step by the model's size (docs/phases.md), and only the way back as `first_token` (the bias above). A"
+        " shared pass is booked whole as each request's prefill by the server; the estimator adds the work of"
+        " the process's own streams whose first tokens came in the same step (\"calls in a shared pass\": the"
+        " share of scored calls whose pass held other requests); other processes' requests stay queue. Where headers"
         " come with the first token (`_hosted`), the client cannot measure the"
         " request path per call. Earlier runs of this section scored the own-work definition on a simulator"
         " whose prefill was linear in uncached tokens (the estimator's model); they are in git history"
