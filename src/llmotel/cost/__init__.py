@@ -193,6 +193,8 @@ def _rates(library_model: Any, library_provider: Any, when: datetime, context: A
     return rates
 
 
+_new_tuple = tuple.__new__
+
 # (id of the price in force, service tier) -> its checked rates, or None (then the library prices each call).
 _RATES: dict[tuple[int, str], tuple[Any, _Rates | None]] = {}
 
@@ -227,7 +229,8 @@ def price(
         rates = cached[1]
         split = _linear(usage, rates) if rates is not None and usage.input_tokens < rates.below else None
         if split is not None:
-            return Price(split[0] + split[1], split[0], split[1], _library.source)
+            cost_in, cost_out = split
+            return _new_tuple(Price, (cost_in + cost_out, cost_in, cost_out, _library.source))  # Price(...), faster
         calc = library_model.calc_price(usage, library_provider, genai_request_timestamp=when, price_context=context)
         return Price(float(calc.total_price), float(calc.input_price), float(calc.output_price), _library.source)
     except Exception:

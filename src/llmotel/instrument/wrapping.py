@@ -80,9 +80,13 @@ from typing import Any
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context.context import Context
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import SpanKind
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from llmotel import _semconv as sc
 from llmotel import config, phases
@@ -93,6 +97,13 @@ from llmotel.instrument.call import ACTIVE, Call, EventReader, ResultReader
 from llmotel.record import LLMRequest
 from llmotel.signals.tenant import resolve as resolve_tenant
 from llmotel.telemetry import spans
+
+# The key trace.set_span_in_context writes. Private: an opentelemetry-api without it takes the public path.
+_SPAN_KEY: str | None
+try:
+    from opentelemetry.trace.propagation import _SPAN_KEY
+except ImportError:  # pragma: no cover - depends on the installed opentelemetry-api
+    _SPAN_KEY = None
 
 _log = logging.getLogger(__name__)
 
@@ -203,6 +214,32 @@ def propagates(mode: str, host: str | None) -> bool:
     return mode == "self_hosted" and is_self_hosted(host or "")
 
 
+_TRACEPARENT: str = TraceContextTextMapPropagator._TRACEPARENT_HEADER_NAME
+_TRACESTATE: str = TraceContextTextMapPropagator._TRACESTATE_HEADER_NAME
+
+
+def _inject(headers: dict[str, str], span: Span) -> None:
+    """``propagate.inject(headers)`` in a context whose current span is ``span``. Under the default propagators
+    (W3C trace context, then baggage, as OTEL_PROPAGATORS leaves them), the trace-context headers are written here as
+    that propagator writes them, without its look-ups; anything else goes through ``propagate.inject``."""
+    textmap = propagate.get_global_textmap()
+    props = getattr(textmap, "_propagators", None) if type(textmap) is CompositePropagator else None
+    if (
+        type(props) is not list
+        or len(props) != 2
+        or type(props[0]) is not TraceContextTextMapPropagator
+        or type(props[1]) is not W3CBaggagePropagator
+    ):
+        propagate.inject(headers)
+        return
+    ctx = span.get_span_context()
+    if ctx != trace.INVALID_SPAN_CONTEXT:
+        headers[_TRACEPARENT] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        if ctx.trace_state:
+            headers[_TRACESTATE] = ctx.trace_state.to_header()
+    props[1].inject(headers)
+
+
 def _begin(
     provider: Provider,
     ep: Endpoint,
@@ -221,11 +258,15 @@ def _begin(
         span = spans.start(request, cap, resolve_tenant(settings, request.user), settings.phase_spans == "direct")
         if request.stream and request.emit_phases:
             phases.DEFAULT_MODEL.passes.began(request, cap)  # to find own streams that share a prefill pass
-        ctx = otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span))
+        # otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span)), one copy
+        if _SPAN_KEY is not None:
+            ctx = Context({**otel_context.get_current(), _SPAN_KEY: span, SUPPRESS_LANGUAGE_MODEL_KEY: True})
+        else:
+            ctx = otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span))
         token = otel_context.attach(ctx)
         if propagates(settings.propagate_trace_context, request.server_address):
             headers = dict(kwargs.get(provider.headers_kwarg) or {})
-            propagate.inject(headers)
+            _inject(headers, span)
             kwargs = {**kwargs, provider.headers_kwarg: headers}
         return Call(request, cap, span, ep.read_result, ep.read_event, settings), token, kwargs
     except Exception:
@@ -242,9 +283,10 @@ def _skip() -> bool:
     """
     if ACTIVE.get() is not None or not is_instrumentation_enabled():
         return True
-    if otel_context.get_value(SUPPRESS_LANGUAGE_MODEL_KEY):
+    ctx = otel_context.get_current()  # read once for both look-ups below
+    if ctx.get(SUPPRESS_LANGUAGE_MODEL_KEY):
         return True
-    current = trace.get_current_span()
+    current = trace.get_current_span(ctx)
     if getattr(current, "kind", None) is SpanKind.CLIENT and current.is_recording():
         attrs = getattr(current, "attributes", None)
         if attrs and sc.GEN_AI_OPERATION_NAME in attrs:

@@ -48,6 +48,10 @@ def _decimal(text: str) -> bool:
 # same for every call until the window resets, so each distinct value is parsed once. Bounded: emptied when full.
 _RESET_AT: dict[str, float | None] = {}
 _RESET_AT_MAX = 64
+# Reset values that are durations ("6m0s", "20ms", "12"), as received -> their seconds: unlike a time, a duration
+# reads the same on every call. Bounded: emptied when full.
+_DURATION_S: dict[str, float] = {}
+_DURATION_S_MAX = 256
 
 
 def parse_reset(value: str, now_s: float | None = None) -> float | None:
@@ -89,12 +93,31 @@ def _until(at: float | None, now_s: float | None) -> float | None:
     return max(0.0, at - (time.time() if now_s is None else now_s))
 
 
+# The rows of ``HEADERS`` (in its order) whose names are among a response's header names, per distinct tuple of
+# those names: a provider sends the same set on every call, so the 14 rows are scanned once per set, not per call.
+# Bounded: emptied when full.
+_ROWS: dict[tuple[str, ...], tuple[tuple[str, str, Kind], ...]] = {}
+_ROWS_MAX = 64
+
+
+def _rows(names: tuple[str, ...]) -> tuple[tuple[str, str, Kind], ...]:
+    rows = tuple(row for row in HEADERS if row[0] in names)
+    if len(_ROWS) >= _ROWS_MAX:
+        _ROWS.clear()
+    _ROWS[names] = rows
+    return rows
+
+
 def attributes(headers: Mapping[str, str]) -> dict[str, int | float]:
     """Rate-limit attributes present in ``headers`` (lower-case names). Never raises."""
     out: dict[str, int | float] = {}
     if not headers:
         return out
-    for name, attr, kind in HEADERS:
+    names = tuple(headers)
+    rows = _ROWS.get(names)
+    if rows is None:
+        rows = _rows(names)
+    for name, attr, kind in rows:
         raw = headers.get(name)
         if raw is None:
             continue
@@ -103,7 +126,13 @@ def attributes(headers: Mapping[str, str]) -> dict[str, int | float]:
                 # int(float(raw)) is exact for decimal strings up to 15 digits: read those directly.
                 out[attr] = int(raw) if len(raw) <= 15 and raw.isdecimal() else int(float(raw))
             else:
-                reset = parse_reset(raw)
+                reset = _DURATION_S.get(raw)  # a duration already read (the same text always reads the same)
+                if reset is None:
+                    reset = parse_reset(raw)
+                    if reset is not None and raw.strip() not in _RESET_AT:  # a duration: the text alone decides
+                        if len(_DURATION_S) >= _DURATION_S_MAX:
+                            _DURATION_S.clear()
+                        _DURATION_S[raw] = reset
                 if reset is not None:
                     out[attr] = reset
         except (ValueError, OverflowError):

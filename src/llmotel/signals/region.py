@@ -54,11 +54,16 @@ class RevisionTracker:
         """Record ``revision``; return the previous revision if it differs, else ""."""
         key = (request_model, region)
         with self._lock:
-            previous = self._last.get(key)
-            self._last[key] = revision
-            self._last.move_to_end(key)
-            if len(self._last) > self._capacity:
-                self._last.popitem(last=False)
+            last = self._last
+            previous = last.get(key)
+            if previous is None:  # a new key goes in last
+                last[key] = revision
+                if len(last) > self._capacity:
+                    last.popitem(last=False)
+            else:
+                if previous != revision:
+                    last[key] = revision
+                last.move_to_end(key)
         return previous if previous is not None and previous != revision else ""
 
     def clear(self) -> None:

@@ -36,6 +36,11 @@ from llmotel import _semconv as sc
 
 try:  # the SDK's internals the fast path relies on (opentelemetry-sdk 1.45); absent or moved: no fast path
     from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes, _ViewInstrumentMatch
+    from opentelemetry.sdk.metrics._internal.exemplar.exemplar_filter import (
+        AlwaysOffExemplarFilter,
+        AlwaysOnExemplarFilter,
+        TraceBasedExemplarFilter,
+    )
     from opentelemetry.sdk.metrics._internal.instrument import _Histogram as _SdkHistogram
     from opentelemetry.sdk.metrics._internal.measurement import Measurement as _Measurement
     from opentelemetry.sdk.metrics._internal.measurement_consumer import SynchronousMeasurementConsumer
@@ -54,8 +59,14 @@ try:  # the SDK's internals the fast path relies on (opentelemetry-sdk 1.45); ab
         "context",
         "attributes",
     )
+    # The SDK's exemplar filters whose decision depends on the context only (not on the value, time or attributes):
+    # one decision serves every point a call records in one context (``Recorder.decision``).
+    _CONTEXT_FILTERS: frozenset[type] = frozenset(
+        {AlwaysOffExemplarFilter, AlwaysOnExemplarFilter, TraceBasedExemplarFilter}
+    )
 except ImportError:  # pragma: no cover - depends on the installed SDK
     _FAST_OK = _FAST_MEASUREMENT = False
+    _CONTEXT_FILTERS = frozenset()
 
 _INF = math.inf
 _new_object = object.__new__
@@ -109,19 +120,42 @@ class Recorder:
             return False
         return hist
 
-    def record(self, value: float, series: Series) -> None:
+    def _bound(self) -> Any:
         sdk = self._sdk
         if sdk is None:
             sdk = self._resolve()
             if sdk is not None:
                 self._sdk = sdk
+        return sdk
+
+    def decision(self, context: Any) -> tuple[Any, bool] | None:
+        """(exemplar filter, its decision) for points recorded in ``context`` when this histogram's filter is one of
+        the SDK's that decide by the context alone; None otherwise (each ``record`` then asks the filter)."""
+        sdk = self._bound()
+        if not sdk:
+            return None
+        filt = sdk._measurement_consumer._sdk_config.exemplar_filter
+        if type(filt) not in _CONTEXT_FILTERS:
+            return None
+        return filt, bool(filt.should_sample(0.0, 0, None, context))
+
+    def record(
+        self, value: float, series: Series, context: Any = None, decision: tuple[Any, bool] | None = None
+    ) -> None:
+        """``context``: the current context when the caller already has it; ``decision``: from ``decision(context)``
+        (the same context), reused when this histogram has the same filter."""
+        sdk = self._sdk
+        if sdk is None:
+            sdk = self._bound()
         if not sdk or not (0 <= value < _INF) or not sdk._is_enabled():
             self.histogram.record(value, series.attributes)
             return
         key = series.key
         attributes = series.attributes
         consumer = sdk._measurement_consumer
-        context = get_current()
+        if context is None:
+            context = get_current()
+            decision = None
         now = time_ns()
         # The measurement the SDK would build, with the attributes it would have cleaned to an equal dict.
         if _FAST_MEASUREMENT:
@@ -135,7 +169,11 @@ class Recorder:
         else:
             measurement = _Measurement(value, now, sdk, context, None)
             object.__setattr__(measurement, "attributes", attributes)
-        sample = consumer._sdk_config.exemplar_filter.should_sample(value, now, attributes, context)
+        filt = consumer._sdk_config.exemplar_filter
+        if decision is not None and decision[0] is filt:
+            sample = decision[1]
+        else:
+            sample = filt.should_sample(value, now, attributes, context)
         for storage in consumer._reader_storages.values():
             matches = (
                 storage._instrument_view_instrument_matches.get(sdk) if type(storage) is MetricReaderStorage else None

@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import get_current
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
@@ -234,25 +235,29 @@ def _phase_spans(
 
 
 def _energy_attrs(est: EnergyEstimate) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        sc.LLMOTEL_ENERGY_WH: est.wh,
-        sc.LLMOTEL_ENERGY_WH_MIN: est.wh_min,
-        sc.LLMOTEL_ENERGY_WH_MAX: est.wh_max,
-        sc.LLMOTEL_ENERGY_PUE: est.pue,
-        sc.LLMOTEL_ENERGY_METHOD: est.method,
-        sc.LLMOTEL_ENERGY_SOURCE: est.source,
-        sc.LLMOTEL_ENERGY_MODEL_SIZE_SOURCE: est.model_size_source,
-        sc.LLMOTEL_ENERGY_GRID_INTENSITY_REGION: est.grid_region,
-    }
-    for key, value in (
-        (sc.LLMOTEL_CARBON_GCO2E, est.gco2e),
-        (sc.LLMOTEL_CARBON_GCO2E_MIN, est.gco2e_min),
-        (sc.LLMOTEL_CARBON_GCO2E_MAX, est.gco2e_max),
-        (sc.LLMOTEL_ENERGY_GRID_INTENSITY, est.grid_intensity),
-    ):
-        if value is not None:
-            attrs[key] = value
+    attrs: dict[str, Any] = {}
+    _energy_into(est, attrs)
     return attrs
+
+
+def _energy_into(est: EnergyEstimate, attrs: dict[str, Any]) -> None:
+    """The estimate's attributes, added to ``attrs`` (in the order ``_energy_attrs`` gives them)."""
+    attrs[sc.LLMOTEL_ENERGY_WH] = est.wh
+    attrs[sc.LLMOTEL_ENERGY_WH_MIN] = est.wh_min
+    attrs[sc.LLMOTEL_ENERGY_WH_MAX] = est.wh_max
+    attrs[sc.LLMOTEL_ENERGY_PUE] = est.pue
+    attrs[sc.LLMOTEL_ENERGY_METHOD] = est.method
+    attrs[sc.LLMOTEL_ENERGY_SOURCE] = est.source
+    attrs[sc.LLMOTEL_ENERGY_MODEL_SIZE_SOURCE] = est.model_size_source
+    attrs[sc.LLMOTEL_ENERGY_GRID_INTENSITY_REGION] = est.grid_region
+    if est.gco2e is not None:
+        attrs[sc.LLMOTEL_CARBON_GCO2E] = est.gco2e
+    if est.gco2e_min is not None:
+        attrs[sc.LLMOTEL_CARBON_GCO2E_MIN] = est.gco2e_min
+    if est.gco2e_max is not None:
+        attrs[sc.LLMOTEL_CARBON_GCO2E_MAX] = est.gco2e_max
+    if est.grid_intensity is not None:
+        attrs[sc.LLMOTEL_ENERGY_GRID_INTENSITY] = est.grid_intensity
 
 
 def finish(
@@ -306,7 +311,7 @@ def _finish(
     if outcome.input_tokens_estimated is not None:
         attrs[sc.LLMOTEL_USAGE_INPUT_TOKENS_ESTIMATED] = outcome.input_tokens_estimated
     if outcome.energy is not None:
-        attrs.update(_energy_attrs(outcome.energy))
+        _energy_into(outcome.energy, attrs)
     if outcome.cost_usd is not None:
         attrs[sc.LLMOTEL_COST_USD] = outcome.cost_usd
         if outcome.cost_input_usd is not None:
@@ -340,27 +345,34 @@ def _record_metrics(
     if cached is None:
         cached = _metric_attrs(key)
     attrs, input_attrs, output_attrs = cached
-    inst.duration.record((capture.end_ns - capture.start_ns) / 1e9, attrs)
+    # Every point of the call is recorded in the same context: its exemplar decision is taken once where the
+    # filter decides by the context alone (``Recorder.decision``).
+    context = get_current()
+    duration = inst.duration
+    decision = duration.decision(context)
+    duration.record((capture.end_ns - capture.start_ns) / 1e9, attrs, context, decision)
     if error is not None:
         return
     usage = response.usage
     if usage.input_tokens is not None:
-        inst.tokens.record(usage.input_tokens, input_attrs)
+        inst.tokens.record(usage.input_tokens, input_attrs, context, decision)
     if usage.output_tokens is not None:
-        inst.tokens.record(usage.output_tokens, output_attrs)
+        inst.tokens.record(usage.output_tokens, output_attrs, context, decision)
     if capture.first_content_ns:
-        inst.ttfc.record((capture.first_content_ns - capture.start_ns) / 1e9, attrs)
+        inst.ttfc.record((capture.first_content_ns - capture.start_ns) / 1e9, attrs, context, decision)
         if capture.gaps:  # chunk_metrics="each": one point per chunk after the first, as the convention defines
             record = inst.tpoc.record
             for gap in capture.gaps:
-                record(gap / 1e9, attrs)
+                record(gap / 1e9, attrs, context, decision)
             rest = capture.chunk_count - capture.first_content_chunk - len(capture.gaps)
             if rest > 0:  # past MAX_GAPS: the remaining gaps as one mean, so memory stays bounded
                 rest_ns = capture.last_chunk_ns - capture.first_content_ns - sum(capture.gaps)
-                record(rest_ns / 1e9 / rest, attrs)
+                record(rest_ns / 1e9 / rest, attrs, context, decision)
         elif capture.chunk_count > 1 and capture.last_chunk_ns > capture.first_content_ns:
             gaps = max(capture.content_chunk_count - 1, 1)
-            inst.tpoc.record((capture.last_chunk_ns - capture.first_content_ns) / 1e9 / gaps, attrs)
+            inst.tpoc.record(
+                (capture.last_chunk_ns - capture.first_content_ns) / 1e9 / gaps, attrs, context, decision
+            )
 
 
 def _metric_attrs(key: tuple[str, str, str, str, str, str]) -> _MetricAttrs:
