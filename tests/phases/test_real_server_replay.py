@@ -33,8 +33,15 @@ from score import samples, ttft_s  # noqa: E402
 PATHS = replay.recordings()
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # Workloads whose replayed scores miss the target, as {"<run folder>/<workload>": the numbers and why}. A fix
-# makes its test XPASS: then remove it. None today: every workload of every run meets it (docs/phases.md).
-KNOWN_MISSES: dict[str, str] = {}
+# makes its test XPASS: then remove it (docs/phases.md has every run's figures).
+KNOWN_MISSES: dict[str, str] = {
+    "run-2026-12-06-seed4/conversation": "queue median / p90 15.9 / 30.5 % of TTFT, coverage 23 / 27 %: this run's "
+    "chats grew to 6,600 cached tokens (seed 3's to ~4,000); a suffix after a long cached prefix scatters on "
+    "llama.cpp (121 new tokens after 5,935 cached: 306 ms, 308 after 6,422: 995 ms; even a least-squares fit on the "
+    "truth is off by median 10 % / p90 26 % of prefill) and the low-quantile fit's attention slope comes out 22 % "
+    "under the truth's, so long turns book prefill as queue. The code before this session misses it too (13.4 / "
+    "30.1 %).",
+}
 # Interval coverage below the floor (the target is 75-90 %), the same way.
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "run-2026-12-06-seed3/one_slot_4_callers_non_streaming": "queue coverage 62 % (prefill 98 %): a key that never "
@@ -62,9 +69,9 @@ def recording(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def test_recordings_are_small() -> None:
-    # About 1.7 MB per harness run (fourteen workloads of 100 calls): keep three runs at most.
+    # About 1.9 MB per harness run (fourteen workloads of 100 calls, format 2): keep three runs at most.
     total = sum(p.stat().st_size for p in PATHS)
-    assert total < 5_000_000, f"{total} bytes of recordings: keep three runs at most"
+    assert total < 6_000_000, f"{total} bytes of recordings: keep three runs at most"
 
 
 def test_recording_is_consistent(recording: dict[str, Any]) -> None:
