@@ -113,12 +113,17 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import subprocess
+
     from _results import machine
 
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                          capture_output=True, text=True, check=False).stdout.strip() or "unknown"
     lines = [
         "## Phase model accuracy against a real server (llama.cpp)",
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python bench/real/harness.py` ({seconds:.0f} s)."
+        f"Machine: {machine()}. Command: `.venv/bin/python bench/real/harness.py` ({seconds:.0f} s), commit {head}"
+        " (uncommitted changes to src/llmotel, if any, show as a recording hash other than the commit's)."
         f" Server: llama-server {version} (built from the `llama-cpp-python` sdist by"
         f" `bench/real/build_llama.sh`), CPU, {model} (`bench/real/model.py`).",
         f"Per workload {warmup} calls teach llmotel (a key of its own), the next {measured} are scored."
