@@ -53,7 +53,8 @@ QUERIES: dict[str, str] = {
     # Named noisy neighbours only (1): significant, above fair share, abnormal victim waits, persistent.
     "noisy_neighbor": "max without (instance, job) (llmotel_sli_noisy_neighbor_ratio) == 1",
     "blame_share": f"max by ({TENANT}) (llmotel_sli_tenant_blame_share_ratio)",
-    # Per-call bounded slowdown max(1, TTFT / max(TTFT - queue, fairness.slowdown_floor)), worst pool and queue source of each tenant.
+    # Per-call bounded slowdown max(1, TTFT / max(TTFT - queue, fairness.slowdown_floor)), worst pool and queue
+    # source of each tenant.
     "slowdown": f"max by ({TENANT}) (llmotel_sli_tenant_slowdown_p95_ratio)",
     "slowdown_p50": f"max by ({TENANT}) (llmotel_sli_tenant_slowdown_p50_ratio)",
     "service_ratio": f"min by ({TENANT}) (llmotel_sli_tenant_service_ratio)",
