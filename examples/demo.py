@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"[1/5] fleet simulator  {sim.base_url}  scenario {config.name!r} at {speed:g}x real time")
         otlp_http, otlp_grpc, exporter = free_port(), free_port(), free_port()
         # 1 s slots: the noisy-neighbour test needs several busy slots while the bully runs (~15 s of the demo).
-        env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="2s", window="3m", slots=180)
+        env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="2s", window="3m", slots=180, speed=speed)
         stack.collector("collector", SIDECAR_CONFIG, env, ready_url=f"http://127.0.0.1:{exporter}/metrics")
         say(f"[2/5] otelcol-llmotel  OTLP http://127.0.0.1:{otlp_http}  SLIs http://127.0.0.1:{exporter}/metrics")
         prom = stack.demo_prometheus([f"127.0.0.1:{exporter}"])

@@ -288,10 +288,14 @@ def demo_rules(workdir: Path, hold: str = DEMO_ALERT_HOLD) -> Path:
 
 
 def sidecar_env(
-    otlp_http: int, otlp_grpc: int, prom_port: int, flush: str = "2s", window: str = "5m", slots: int = 10
+    otlp_http: int, otlp_grpc: int, prom_port: int, flush: str = "2s", window: str = "5m", slots: int = 10,
+    speed: float = 1.0,
 ) -> dict[str, str]:
-    """Environment for collector-sidecar.yaml: its loopback ports, flush interval and SLI window."""
+    """Environment for collector-sidecar.yaml: its loopback ports, flush interval and SLI window. ``speed``: the
+    simulator's model seconds per wall second; the bounded slowdown's 50 ms floor is model time, so it is 50 / speed
+    ms on the collector's clock (at 6x a victim's 30 ms of wall-clock work is 180 ms of model time)."""
     return {
+        "LLMOTEL_SLI_SLOWDOWN_FLOOR": f"{50.0 / max(speed, 1e-3):.3f}ms",
         "LLMOTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{otlp_http}",
         "LLMOTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{otlp_grpc}",
         "LLMOTEL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{prom_port}",

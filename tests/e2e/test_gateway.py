@@ -31,7 +31,7 @@ def run(e2e_stack: Stack) -> Run:
     grpc: dict[str, int] = {}
     for name, job in (("gateway-1", "gateway"), ("gateway-2", "gateway"), ("single", "single")):
         otlp_http, otlp_grpc, exporter = free_port(), free_port(), free_port()
-        env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window="2m", slots=60)
+        env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window="2m", slots=60, speed=config.speed)
         e2e_stack.collector(name, SIDECAR_CONFIG, env, ready_url=f"http://127.0.0.1:{exporter}/metrics")
         scrape[job].append(f"127.0.0.1:{exporter}")
         grpc[name] = otlp_grpc

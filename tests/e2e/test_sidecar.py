@@ -28,7 +28,7 @@ def run(e2e_stack: Stack) -> Run:
     config = load_scenario(SCENARIO)
     otlp_http, otlp_grpc, exporter = free_port(), free_port(), free_port()
     # 1 s slots: the noisy-neighbour test permutes only the slots in which the pool was busy (~15 in this run).
-    env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window="2m", slots=120)
+    env = sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window="2m", slots=120, speed=config.speed)
     e2e_stack.collector("sidecar", SIDECAR_CONFIG, env, ready_url=f"http://127.0.0.1:{exporter}/metrics")
     prom = e2e_stack.prometheus([f"127.0.0.1:{exporter}"])
     with SimServer(config, speed=config.speed) as sim:
