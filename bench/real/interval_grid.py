@@ -4,7 +4,8 @@ Replays every recording through the current phase model once, keeping for each s
 ``llmotel.phases.model._intervals`` was given (the split, its confidence, the floor's scatter) and the server's
 truth; then scores every setting of (_REL_ERROR, _REL_ERROR_COLD, _SCATTER_Z, _STRETCH_SHARE) on a grid for
 queue/prefill coverage per workload, without replaying again. Prints the current setting's coverage and the best
-settings: no workload below 72 %, then the most workloads within 75-90 %, then overall nearest 85 %.
+settings: the most workloads within 75-90 %, then the fewest below 75 %, then overall nearest 85 % (a run whose
+workload no setting brings near 75 %, seed 4's conversation, must not decide for the others).
 
     .venv/bin/python bench/real/interval_grid.py
 """
@@ -31,9 +32,9 @@ def capture(paths: list[Path]) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     original = phase_model._intervals
 
-    def spy(w: Any, conf: float, scatter: float, *phases: Any) -> None:
-        seen.append({"q": w.q, "p": w.p, "conf": conf, "scatter": scatter})
-        original(w, conf, scatter, *phases)
+    def spy(w: Any, conf: float, scatter: float, queue: Any, prefill: Any, first: Any, spread: float = 0.0) -> None:
+        seen.append({"q": w.q, "p": w.p, "conf": conf, "scatter": scatter, "spread": spread})
+        original(w, conf, scatter, queue, prefill, first, spread)
 
     phase_model._intervals = spy  # type: ignore[assignment]
     try:
@@ -60,8 +61,10 @@ def coverage(rows: list[dict[str, Any]], rel: float, cold: float, z: float, stre
         width = rel + cold * (1.0 - r["conf"])
         noise = z * r["scatter"]
         both = r["q"] + r["p"]
-        lo = max(0.0, r["p"] * (1.0 - width) - noise)
-        hi = min(both, r["p"] * (1.0 + width) + noise + stretch * r["q"])
+        lo = max(0.0, r["p"] * (1.0 - width) - noise - r["spread"])
+        hi = min(both, r["p"] * (1.0 + width) + noise + stretch * r["q"] + r["spread"])
+        if r["q"] <= phase_model._UNRESOLVED_QUEUE * r["scatter"]:
+            hi = both
         covered = (lo <= r["true_prefill"] <= hi) + (both - hi <= r["true_queue"] <= both - lo)
         per[r["workload"]].append(covered / 2.0)
     return {k: sum(v) / len(v) for k, v in per.items()}
@@ -76,14 +79,15 @@ def main() -> None:
         covs = coverage(rows, *setting)
         overall = sum(covs.values()) / len(covs)
         within = sum(0.75 <= v <= 0.90 for v in covs.values())
-        ranked.append((min(covs.values()) >= 0.72, within, -abs(overall - 0.85), setting, overall, covs))
+        below = sum(v < 0.75 for v in covs.values())
+        ranked.append((within, -below, -abs(overall - 0.85), setting, overall, covs))
     ranked.sort(key=lambda r: r[:3], reverse=True)
     covs = coverage(rows, *now)
     print(f"current {now}: overall {sum(covs.values()) / len(covs):.0%}")
     for name, value in sorted(covs.items()):
         print(f"  {name:55} {value:.0%}")
     print("best settings (rel, cold, z, stretch): workloads within 75-90 %, overall, lowest")
-    for _, within, _, setting, overall, c in ranked[:8]:
+    for within, _, _, setting, overall, c in ranked[:8]:
         print(f"  {setting}  {within}/{len(c)}  {overall:.0%}  {min(c.values()):.0%}")
 
 
