@@ -88,7 +88,8 @@ type FairnessConfig struct {
 	SlowdownFloor time.Duration `mapstructure:"slowdown_floor"`
 	// Permutations of the blame significance test [999]; Alpha its family-wise level, Bonferroni
 	// over the pool's tenants [0.05]; AbnormalSlowdown the victims' p95 slowdown that counts as
-	// abnormal [1.5]; PersistEvaluations the consecutive evaluations, a slot apart, it must hold [2].
+	// abnormal [1.5]; PersistEvaluations the consecutive evaluations it must hold, each a slot after the last and
+	// each with a busy slot the last had not tested [3].
 	Permutations       int     `mapstructure:"permutations"`
 	Alpha              float64 `mapstructure:"alpha"`
 	AbnormalSlowdown   float64 `mapstructure:"abnormal_slowdown"`

@@ -77,7 +77,7 @@ def run_scenarios(stack: e2e.Stack, scenario: Path = SCENARIOS, window: str = "1
 
     config = load_scenario(scenario)
     otlp_http, otlp_grpc, exporter = e2e.free_port(), e2e.free_port(), e2e.free_port()
-    env = e2e.sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window=window, slots=slots)
+    env = e2e.sidecar_env(otlp_http, otlp_grpc, exporter, flush="1s", window=window, slots=slots, speed=config.speed)
     stack.collector("sidecar", e2e.SIDECAR_CONFIG, env, ready_url=f"http://127.0.0.1:{exporter}/metrics")
     prom = stack.prometheus([f"127.0.0.1:{exporter}"])
     with SimServer(config, speed=config.speed) as sim:

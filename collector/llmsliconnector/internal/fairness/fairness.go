@@ -19,7 +19,8 @@
 //   - Blame: each waiting call's queue time is split among the other tenants in proportion to the
 //     service they received above their water-filling share while it waited (interval overlap).
 //     A tenant is named noisy neighbour only when, summed over the others' waits, it received more
-//     than its water-filling share of what was served during them, its blame is significant
+//     than its water-filling share of what was served during them, it carries more than its equal part
+//     of their waiting (blame share above 1/(m-1) of m tenants, at least 1/2), its blame is significant
 //     (permutation test over the slots in which the pool was busy, Bonferroni-corrected for the
 //     pool's tenants), the others' p95 slowdown is abnormal, and all of this persists over
 //     consecutive slots (the shape of CPI2's rule, Zhang et al., EuroSys 2013).
@@ -96,7 +97,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{Window: 5 * time.Minute, Slots: 10, Weights: Weights{Input: 1, Output: 2},
 		MaxTenants: 1000, MaxCalls: 100000, MinWait: 10 * time.Millisecond, SlowdownFloor: 50 * time.Millisecond,
-		Permutations: 999, Alpha: 0.05, AbnormalSlowdown: 1.5, Persist: 2}
+		Permutations: 999, Alpha: 0.05, AbnormalSlowdown: 1.5, Persist: 3}
 }
 
 type call struct {
@@ -110,8 +111,9 @@ type call struct {
 }
 
 type streak struct {
-	n    int
-	last float64
+	n        int
+	last     time.Time // the evaluation that last advanced it
+	evidence float64   // the start (Unix seconds) of the newest complete busy slot that evaluation tested
 }
 
 // Tracker holds the window's calls. Not safe for concurrent use.
@@ -243,9 +245,11 @@ type TenantReport struct {
 	// HasBlame: others waited). PValue is its permutation test's p-value (1 when not tested).
 	BlameShare, PValue float64
 	HasBlame           bool
-	// Excess: summed over the others' waits, it received more than its water-filling share of the service during them.
-	Excess bool
-	Named  bool // the noisy neighbour rule held (see the package doc)
+	// Excess: summed over the others' waits, it received more than its water-filling share of the service during them;
+	// Occupancy is that service over that share (0 when it had no share).
+	Excess    bool
+	Occupancy float64
+	Named     bool // the noisy neighbour rule held (see the package doc)
 }
 
 // PoolReport is one pool's picture.
@@ -298,15 +302,13 @@ func (t *Tracker) Snapshot(now time.Time) Report {
 	fleet := map[string]*fleetAgg{}
 	var fleetService, fleetCalls float64
 	seen := map[poolTenant]bool{}
-	// The slots are the ring's: aligned to multiples of the slot length, the newest holding now.
-	slotDur := t.opt.Window / time.Duration(t.ring.Slots())
-	if slotDur <= 0 {
-		slotDur = time.Second
-	}
-	newest := now.Truncate(slotDur)
-	begin := secs(newest.Add(-slotDur * time.Duration(t.ring.Slots()-1)))
+	// The slots are the ring's: aligned to multiples of the slot length since the Unix epoch, the newest holding
+	// now (time.Time.Truncate counts from the zero time instead: for a slot length that does not divide
+	// 62,135,596,800 s it would lay the series over a grid shifted against the slots the calls are kept in).
+	slotDur := t.ring.SlotDuration()
+	begin := secs(t.ring.NewestStart().Add(-slotDur * time.Duration(t.ring.Slots()-1)))
 	for _, p := range pools {
-		pr := t.pool(p, byPool[p], begin, slotDur.Seconds(), secs(now), seen)
+		pr := t.pool(p, byPool[p], begin, slotDur, now, seen)
 		rep.Pools = append(rep.Pools, pr)
 		for _, c := range byPool[p] {
 			f := fleet[c.tenant]
@@ -370,8 +372,9 @@ type tenantState struct {
 	occupied, fairOccupied float64
 }
 
-func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen map[poolTenant]bool) PoolReport {
+func (t *Tracker) pool(p Pool, calls []call, begin float64, slotDur time.Duration, now time.Time, seen map[poolTenant]bool) PoolReport {
 	n := t.ring.Slots()
+	slotLen := slotDur.Seconds()
 	ts := map[string]*tenantState{}
 	get := func(name string) *tenantState {
 		s := ts[name]
@@ -443,7 +446,7 @@ func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen m
 	for _, name := range names {
 		s := ts[name]
 		tr := TenantReport{Tenant: name, BackloggedService: s.bService, FairShare: s.fair, PValue: 1,
-			Excess: s.occupied > s.fairOccupied*(1+1e-9)}
+			Excess: s.occupied > s.fairOccupied*(1+1e-9), Occupancy: ratio(s.occupied, s.fairOccupied)}
 		for _, v := range s.svc {
 			tr.Service += v
 		}
@@ -464,7 +467,7 @@ func (t *Tracker) pool(p Pool, calls []call, begin, slotLen, now float64, seen m
 		pr.Tenants = append(pr.Tenants, tr)
 	}
 	pr.Jain = jain(xs)
-	t.name(&pr, ts, names, now, slotLen, seen)
+	t.name(&pr, ts, names, begin, now, slotDur, seen)
 	return pr
 }
 
@@ -604,7 +607,7 @@ func (t *Tracker) blame(calls []call, ts map[string]*tenantState) {
 }
 
 // name applies the noisy-neighbour rule to every tenant of a pool and updates its streak.
-func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []string, now, slotLen float64, seen map[poolTenant]bool) {
+func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []string, begin float64, now time.Time, slotDur time.Duration, seen map[poolTenant]bool) {
 	m := float64(len(names))
 	var active []int
 	// The newest slot is still filling (its calls' spans are still arriving): it joins the test once complete.
@@ -616,10 +619,16 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 			}
 		}
 	}
+	// A tenant must carry more than its equal part of the others' waiting: where m tenants share a pool evenly,
+	// each victim's wait is split among the m - 1 others, so each holds about 1/(m-1) of what the others waited
+	// (and at least half in a pool of two). Without it, a pool of three independent tenants named one holding a
+	// fifth of the blame whenever a few of its large prompts met the others' waits (tests/fairness random
+	// windows: 5 of 200 windows named, 1 with this bound).
+	equalPart := 1 / math.Max(2, m-1)
 	for i := range pr.Tenants {
 		tr := &pr.Tenants[i]
 		key := poolTenant{pr.Pool, tr.Tenant}
-		if !tr.Excess || !tr.HasBlame || tr.BlameShare == 0 {
+		if !tr.Excess || !tr.HasBlame || tr.BlameShare <= equalPart {
 			continue
 		}
 		var victims []float64
@@ -654,9 +663,17 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 			st = &streak{}
 			t.streaks[key] = st
 		}
-		if st.n == 0 || now-st.last >= slotLen {
+		// Persistence needs new evidence: a verdict advances its streak only when the test has taken in a busy
+		// slot the last advance had not (the newest complete busy slot is later by at least half a slot), and a
+		// slot after it. Re-reading the same slots (a pool that fell quiet) proves nothing new: without this,
+		// every chance verdict over a finished burst of load "persisted" (tests/fairness random windows).
+		// Compared in nanoseconds: as float Unix seconds (~0.24 µs apart at today's dates) an evaluation exactly
+		// one slot after the last could read as a fraction of a microsecond short of it and not count.
+		evidence := begin + float64(active[len(active)-1])*slotDur.Seconds()
+		if st.n == 0 || (now.Sub(st.last) >= slotDur && evidence >= st.evidence+slotDur.Seconds()/2) {
 			st.n++
 			st.last = now
+			st.evidence = evidence
 		}
 		tr.Named = st.n >= t.opt.Persist
 	}

@@ -102,7 +102,8 @@ func burstScenario(tr *Tracker, now time.Time) {
 }
 
 func TestBurstyTenantNamedAfterPersisting(t *testing.T) {
-	tr := NewTracker(Options{Window: 100 * time.Second, Slots: 10})
+	// Two evaluations, as testdata/fairness.md's Example 2 is written (the default, 3, needs one more busy slot).
+	tr := NewTracker(Options{Window: 100 * time.Second, Slots: 10, Persist: 2})
 	now := sec(99)
 	burstScenario(tr, now)
 	rep := tr.Snapshot(now)
@@ -241,4 +242,60 @@ func TestInputServiceIsPlacedOverThePrefill(t *testing.T) {
 	assert.InDelta(t, 40, c.served(0.1, 0.2), 1e-9)
 	even := call{we: 0, pe: 0, end: 0.2, work: 20040, inWork: 20000}
 	assert.InDelta(t, 10020, even.served(0, 0.1), 1e-9)
+}
+
+// A verdict persists when the next evaluation comes exactly one slot later, whatever the date: as float Unix seconds
+// the two moments can differ by a fraction of a microsecond less than the slot (tests/fairness random windows: the
+// offline check there evaluated a slot later and lost most of the binary's verdicts to it).
+func TestVerdictPersistsOverExactlyOneSlot(t *testing.T) {
+	slot := 10*time.Second + time.Nanosecond // not a multiple of the float seconds' resolution (as 10 s would be)
+	var d time.Duration                      // a moment within slot 9 whose distance to a slot later reads short
+	for ; d < time.Second; d += time.Millisecond {
+		if a := sec(90).Add(d); secs(a.Add(slot))-secs(a) < slot.Seconds() {
+			break
+		}
+	}
+	require.Less(t, d, time.Second, "no such moment: the test would prove nothing")
+	tr := NewTracker(Options{Window: 10 * slot, Slots: 10, Persist: 2})
+	now := sec(90).Add(d)
+	burstScenario(tr, now)
+	assert.False(t, tenant(t, tr.Snapshot(now).Pools[1], "N").Named)
+	assert.True(t, tenant(t, tr.Snapshot(now.Add(slot)).Pools[1], "N").Named)
+}
+
+// The per-slot series lie on the ring's slots (multiples of the slot length since the Unix epoch) for any slot
+// length: a 7 s slot does not divide the 62,135,596,800 s from the zero time to the epoch, where time.Truncate
+// would have laid them 3 s off and dropped the service at the start of the oldest slot.
+func TestSnapshotSlotsAreTheRings(t *testing.T) {
+	tr := NewTracker(Options{Window: 70 * time.Second, Slots: 10})
+	r := time.Unix(1796564206/7*7, 0) // a slot boundary of the ring
+	now := r.Add(5 * time.Second)
+	tr.Observe(now, Call{Tenant: "A", Pool: poolP, Start: r.Add(-63 * time.Second), End: r.Add(-61 * time.Second),
+		UncachedInput: 100, Output: 10})
+	rep := tr.Snapshot(now)
+	require.Len(t, rep.Pools, 1)
+	assert.InDelta(t, 120.0, tenant(t, rep.Pools[0], "A").Service, 1e-9, "in the oldest slot: all of its service")
+}
+
+// A verdict persists only over new evidence: Example 2's pool falls quiet after slot 8, so the evaluations a slot
+// and two slots later re-test the same busy slots and N stays unnamed (with slot 9 busy it is named at 109).
+func TestVerdictNeedsNewEvidenceToPersist(t *testing.T) {
+	tr := NewTracker(Options{Window: 100 * time.Second, Slots: 10})
+	now := sec(99)
+	for s := 0; s < 9; s++ {
+		at := float64(s * 10)
+		if s == 2 || s == 5 || s == 8 {
+			tr.Observe(now, mk("N", poolP, at, 0, at+10, 10000, 0, 0.2, true))
+			tr.Observe(now, mk("V", poolP, at, 8, at+10, 100, 0, 9, true))
+		} else {
+			tr.Observe(now, mk("V", poolP, at, 0, at+2, 100, 0, 1, true))
+		}
+	}
+	n := tenant(t, tr.Snapshot(now).Pools[0], "N")
+	require.Less(t, n.PValue, 0.05/2)
+	assert.False(t, n.Named)
+	for _, at := range []float64{109, 119} {
+		n = tenant(t, tr.Snapshot(sec(at)).Pools[0], "N")
+		assert.False(t, n.Named, "no busy slot since the first verdict, at %v", at)
+	}
 }

@@ -2,7 +2,9 @@ package fairness
 
 import (
 	"encoding/json"
+	"math"
 	"os"
+	"sort"
 	"testing"
 	"time"
 
@@ -10,13 +12,23 @@ import (
 )
 
 // simWindows is what tests/fairness/test_fairness_random_windows.py writes from a simulator run: windows of calls
-// (each window one shared pool) as the collector would see them, in wall-clock seconds.
+// (each window one shared pool) as the collector would see them, in wall-clock seconds, and how the collector of
+// that run evaluated them.
 type simWindows struct {
 	WindowS float64 `json:"window_s"`
 	Slots   int     `json:"slots"`
-	Windows []struct {
-		Pool  string `json:"pool"`
-		Calls []struct {
+	// FlushS: the collector evaluates the rule every FlushS seconds, from the first call until TailS seconds after
+	// the last call ended; 0: only at the end of the slot in which the last call ended and once more a slot later.
+	FlushS float64 `json:"flush_s"`
+	TailS  float64 `json:"tail_s"`
+	// SlowdownFloorS is the collector's SlowdownFloor in seconds (0: the default).
+	SlowdownFloorS float64 `json:"slowdown_floor_s"`
+	Windows        []struct {
+		Pool string `json:"pool"`
+		// Server and Model as the collector saw them (they seed the permutation test); "sim" and "m" when absent.
+		Server string `json:"server"`
+		Model  string `json:"model"`
+		Calls  []struct {
 			Tenant                      string
 			Start, End, Wait, Prefill   float64
 			TTFT, UncachedInput, Output float64
@@ -26,9 +38,11 @@ type simWindows struct {
 }
 
 // TestSimulatorWindows evaluates the noisy-neighbour rule on windows generated from a simulator run with random
-// independent loads (LLMOTEL_FAIRNESS_SIM_WINDOWS names the file; skipped without it): each window is observed,
-// evaluated at its end and once more a slot later (persistence), and the share of windows with a named tenant must
-// stay at or below max_named_share. The counts go to LLMOTEL_FAIRNESS_SIM_RESULT when set.
+// independent loads (LLMOTEL_FAIRNESS_SIM_WINDOWS names the file; skipped without it) as the collector does: every
+// call is observed when it ended (its span's arrival, give or take the export's delay), the rule is evaluated at
+// every flush, all windows at the same moments on slots aligned to the Unix epoch as the collector's ring, and a
+// window counts as named when a tenant of it was named at any evaluation. The share of named windows must stay at
+// or below max_named_share. The counts go to LLMOTEL_FAIRNESS_SIM_RESULT when set.
 func TestSimulatorWindows(t *testing.T) {
 	path := os.Getenv("LLMOTEL_FAIRNESS_SIM_WINDOWS")
 	if path == "" {
@@ -40,37 +54,61 @@ func TestSimulatorWindows(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &in))
 	window := time.Duration(in.WindowS * float64(time.Second))
 	slot := window / time.Duration(in.Slots)
+	at := func(s float64) time.Time { return time.Unix(0, int64(math.Round(s*1e9))) }
+	first, last := math.Inf(1), 0.0
+	for _, w := range in.Windows {
+		for _, c := range w.Calls {
+			first, last = math.Min(first, c.Start), math.Max(last, c.End)
+		}
+	}
+	// The evaluations: every flush over the run and its tail, or at the end of the last call's slot and a slot later.
+	var evals []time.Time
+	if in.FlushS > 0 {
+		step := time.Duration(in.FlushS * float64(time.Second))
+		for e := at(first).Add(step); !e.After(at(last + in.TailS)); e = e.Add(step) {
+			evals = append(evals, e)
+		}
+	} else {
+		end := at(last).UnixNano()
+		now := time.Unix(0, end-end%int64(slot)).Add(slot - time.Millisecond)
+		evals = []time.Time{now, now.Add(slot)}
+	}
 	type result struct {
 		Windows, Named, Blamed, Significant int
 		NamedPools                          []string
 	}
 	var out result
 	for _, w := range in.Windows {
-		tr := NewTracker(Options{Window: window, Slots: in.Slots})
-		last := 0.0
-		for _, c := range w.Calls {
-			last = max(last, c.End)
+		tr := NewTracker(Options{Window: window, Slots: in.Slots, SlowdownFloor: time.Duration(in.SlowdownFloorS * float64(time.Second))})
+		p := Pool{Server: w.Server, Model: w.Model, Region: w.Pool}
+		if p.Server == "" && p.Model == "" {
+			p.Server, p.Model = "sim", "m"
 		}
-		// Slot-aligned like the collector's ring, with every call inside the window.
-		now := time.Unix(0, 0).Add(time.Duration(last * float64(time.Second))).Truncate(slot).Add(slot - time.Millisecond)
-		p := Pool{Server: "sim", Model: "m", Region: w.Pool}
+		calls := make([]Call, 0, len(w.Calls))
 		for _, c := range w.Calls {
-			at := func(s float64) time.Time { return time.Unix(0, 0).Add(time.Duration(s * float64(time.Second))) }
-			tr.Observe(now, Call{Tenant: c.Tenant, Pool: p, Start: at(c.Start), End: at(c.End), Wait: c.Wait,
+			calls = append(calls, Call{Tenant: c.Tenant, Pool: p, Start: at(c.Start), End: at(c.End), Wait: c.Wait,
 				HasWait: true, WaitMeasured: true, Prefill: c.Prefill, TTFT: c.TTFT, HasTTFT: true,
 				UncachedInput: c.UncachedInput, Output: c.Output})
 		}
-		tr.Snapshot(now)
-		rep := tr.Snapshot(now.Add(slot))
-		out.Windows++
+		sort.SliceStable(calls, func(a, b int) bool { return calls[a].End.Before(calls[b].End) })
 		named, blamed, significant := false, false, false
-		for _, pr := range rep.Pools {
-			for _, tn := range pr.Tenants {
-				named = named || tn.Named
-				blamed = blamed || tn.BlameShare > 0
-				significant = significant || tn.PValue <= 0.05/float64(len(pr.Tenants))
+		next := 0
+		for i, now := range evals {
+			for ; next < len(calls) && (i == len(evals)-1 || !calls[next].End.After(now)); next++ {
+				tr.Observe(now, calls[next])
+			}
+			rep := tr.Snapshot(now)
+			for _, pr := range rep.Pools {
+				for _, tn := range pr.Tenants {
+					named = named || tn.Named
+					if i == len(evals)-1 { // blame and significance: at the last evaluation
+						blamed = blamed || tn.BlameShare > 0
+						significant = significant || tn.PValue <= 0.05/float64(len(pr.Tenants))
+					}
+				}
 			}
 		}
+		out.Windows++
 		if named {
 			out.Named++
 			out.NamedPools = append(out.NamedPools, w.Pool)

@@ -28,6 +28,13 @@ func NewRing(window time.Duration, slots int) Ring {
 // Slots is the number of slots.
 func (r *Ring) Slots() int { return r.slots }
 
+// SlotDuration is the length of one slot.
+func (r *Ring) SlotDuration() time.Duration { return r.slotDur }
+
+// NewestStart is when the newest slot began: slots are aligned to multiples of the slot length since the Unix
+// epoch (zero time before the first Advance).
+func (r *Ring) NewestStart() time.Time { return time.Unix(0, r.current*int64(r.slotDur)) }
+
 // Advance moves the ring to now, calling reset for every slot index that fell out of the window,
 // and returns the index of the current slot. A clock that goes backwards keeps the current slot.
 func (r *Ring) Advance(now time.Time, reset func(int)) int {

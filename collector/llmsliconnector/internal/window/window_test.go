@@ -71,3 +71,10 @@ func TestIndexAtPlacesLateObservations(t *testing.T) {
 	_, ok = r.IndexAt(now, now.Add(-2*time.Minute), noop)
 	assert.False(t, ok, "older than the window")
 }
+
+func TestRingNewestStartIsUnixAligned(t *testing.T) {
+	r := NewRing(70*time.Second, 10) // 7 s slots
+	assert.Equal(t, 7*time.Second, r.SlotDuration())
+	r.Advance(time.Unix(1796564206, 0), func(int) {})
+	assert.Equal(t, time.Unix(1796564206/7*7, 0), r.NewestStart())
+}
