@@ -35,20 +35,25 @@ TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # Workloads whose replayed scores miss the target, as {"<run folder>/<workload>": the numbers and why}. A fix
 # makes its test XPASS: then remove it (docs/phases.md has every run's figures).
 KNOWN_MISSES: dict[str, str] = {
-    "run-2026-12-06-seed4/conversation": "queue median / p90 15.9 / 30.5 % of TTFT, coverage 23 / 27 %: this run's "
-    "chats grew to 6,600 cached tokens (seed 3's to ~4,000); a suffix after a long cached prefix scatters on "
-    "llama.cpp (121 new tokens after 5,935 cached: 306 ms, 308 after 6,422: 995 ms; even a least-squares fit on the "
-    "truth is off by median 10 % / p90 26 % of prefill) and the low-quantile fit's attention slope comes out 22 % "
-    "under the truth's, so long turns book prefill as queue. The code before this session misses it too (13.4 / "
-    "30.1 %).",
+    "run-2026-12-06-seed4/conversation": "queue median / p90 15.9 / 30.5 % of TTFT, coverage 28 / 32 %: in this run "
+    "the true prefill of turns after a long cached chat lay above the estimate by a median 15 % of TTFT (seed 3: 6 %, "
+    "seed 5: 4 %, both within the target); the low-quantile fit follows each size's fastest calls and here the "
+    "others were slower by more (up to 37 %), so they booked prefill as queue. The code before 2026-12-06 misses it "
+    "too (13.4 / 30.1 %).",
+    "run-2026-12-06-seed5/prefix_cache_2_callers": "queue median / p90 8.0 / 28.1 % of TTFT, coverage 47 %: two "
+    "callers keep the one slot busy, so even each size's fastest hits waited behind the other caller; the fit "
+    "books that wait as per-token and attention cost (a hit of 284 new tokens after 1,523 cached: 489 ms estimated, "
+    "310 ms true) and the hits' prefill comes out high. Seeds 3 and 4 meet the target (p90 12.8 / 11.0 %).",
 }
 # Interval coverage below the floor (the target is 75-90 %), the same way.
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "run-2026-12-06-seed3/one_slot_4_callers_non_streaming": "queue coverage 62 % (prefill 98 %): a key that never "
     "streams takes its decode from the total-time envelope, whose output slope soaks up part of the queue; the "
     "error is systematic, the interval scales with the floor's scatter",
-    "run-2026-12-06-seed3/prefix_cache_2_callers": "coverage 60 / 57 %: the hits' floor holds part of a wait "
-    "behind the other caller, booked partly as cache-read cost (capped at 5 % of an uncached token)",
+    "run-2026-12-06-seed5/one_slot_4_callers": "coverage 62 %: every call queued behind three others, so the floor "
+    "itself holds some wait and prefill comes out high by ~100 ms (queue bias -101 ms); the interval's low side "
+    "has no term for a floor that never saw an idle server",
+    "run-2026-12-06-seed5/two_slots_4_callers_early": "coverage 48 %: as one_slot_4_callers (queue bias -49 ms)",
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 
@@ -143,7 +148,7 @@ def test_estimate_uses_what_the_client_saw(recording: dict[str, Any]) -> None:
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureRequest) -> None:
     """Every estimated queue / prefill carries an 80 % interval. The target is 75-90 % coverage; measured on
-    these recordings: 68-100 % (idle_no_usage of run seed2 lowest; docs/phases.md has each workload's figure).
+    these recordings: 47-100 % (docs/phases.md has each workload's figure; those below 65 % are listed above).
     This test holds the floor that must not regress: two thirds of calls covered, and no interval wider than the
     window."""
     rec = _load(path)
