@@ -36,16 +36,16 @@ last call's slot and one slot later named fewer (0-5): its first evaluation left
 pool's last calls (the newest slot joins the test once complete), so a verdict could not persist, whereas the
 binary evaluates twice more over the complete slots before the last reading.
 
-Measured (2 cores, 2026-12-06). At 45 calls/s (speed 0.75, 12 s slots) and the rule as it stood (persistence over
-2 evaluations a slot apart) the binary named 4-9 windows in seven local runs and 14 in a CI run: too close to the
+Measured (2 cores, 2026-12-06). At 45 calls/s (speed 0.75, 12 s slots) and the rule as it stood (persistence over 2
+evaluations a slot apart) the binary named 4-9 windows in seven local runs and 14 in a CI run: too close to the
 bound. Three changes since, each a rule a user would want anyway: a tenant must carry more than its equal part of
-the others' waiting (1/(m-1) of m tenants, at least 1/2); a verdict persists only over new evidence (each
-evaluation that advances it has tested a busy slot the last had not: re-reading a finished burst proves nothing);
-and 3 such evaluations (persist_evaluations). With the load at 30 calls/s (speed 0.5, 18 s slots: the load
-processes no longer fall behind), runs named 8 and 5 with the first change alone, 6 with the second, and 0 with
-all three (3,660 calls in ~130 s of load, every SLI in the collector within ~2 s, collector peak RSS ~250 MiB,
-~94,000 samples per scrape, ~3m20s for the whole tests/fairness). The offline check, evaluated like the binary,
-named the same pools as the binary in the runs before the third change (6 of 6) and 0 after it.
+the others' waiting (1/(m-1) of m tenants, at least 1/2); a verdict persists only over new evidence (each evaluation
+that advances it has tested a busy slot the last had not: re-reading a finished burst proves nothing); and 3 such
+evaluations (persist_evaluations). With the load at 30 calls/s (speed 0.5, 18 s slots: the load processes no longer
+fall behind), runs named 8 and 5 with the first change alone, 6 with the second, and 0 with all three (2 with two
+busy loops beside the test) (3,660 calls in ~130 s of load, every SLI in the collector within ~2 s, collector peak
+RSS ~250 MiB, ~94,000 samples per scrape, ~3m20s for the whole tests/fairness). The offline check, evaluated like
+the binary, named the same pools as the binary in the runs before the third change (6 of 6) and 0 after it.
 """
 
 from __future__ import annotations
