@@ -87,9 +87,12 @@ func TestNobodyWaitsIsFair(t *testing.T) {
 
 // burstScenario is Example 2: 10 slots of 10 s; N fills slots 2, 5 and 8 with one 10 000-unit call each;
 // V sends one call per slot that waits 8 s in a burst slot and not at all otherwise. Z is alone in pool Q.
-func burstScenario(tr *Tracker, now time.Time) {
+func burstScenario(tr *Tracker, now time.Time) { burstSlots(tr, now, 10) }
+
+// burstSlots is Example 2 over its first n slots only.
+func burstSlots(tr *Tracker, now time.Time, n int) {
 	poolQ := Pool{Server: "other:8000", Model: "llama", Region: "eu"}
-	for s := 0; s < 10; s++ {
+	for s := 0; s < n; s++ {
 		at := float64(s * 10)
 		if s == 2 || s == 5 || s == 8 {
 			tr.Observe(now, mk("N", poolP, at, 0, at+10, 10000, 0, 0.2, true))
@@ -278,24 +281,17 @@ func TestSnapshotSlotsAreTheRings(t *testing.T) {
 }
 
 // A verdict persists only over new evidence: Example 2's pool falls quiet after slot 8, so the evaluations a slot
-// and two slots later re-test the same busy slots and N stays unnamed (with slot 9 busy it is named at 109).
+// and two slots later re-test the same busy slots and N stays unnamed (with slot 9 busy it is named at 109, as in
+// TestBurstyTenantNamedAfterPersisting: both persist over 2 evaluations, as Example 2 is written).
 func TestVerdictNeedsNewEvidenceToPersist(t *testing.T) {
-	tr := NewTracker(Options{Window: 100 * time.Second, Slots: 10})
+	tr := NewTracker(Options{Window: 100 * time.Second, Slots: 10, Persist: 2})
 	now := sec(99)
-	for s := 0; s < 9; s++ {
-		at := float64(s * 10)
-		if s == 2 || s == 5 || s == 8 {
-			tr.Observe(now, mk("N", poolP, at, 0, at+10, 10000, 0, 0.2, true))
-			tr.Observe(now, mk("V", poolP, at, 8, at+10, 100, 0, 9, true))
-		} else {
-			tr.Observe(now, mk("V", poolP, at, 0, at+2, 100, 0, 1, true))
-		}
-	}
-	n := tenant(t, tr.Snapshot(now).Pools[0], "N")
+	burstSlots(tr, now, 9)
+	n := tenant(t, tr.Snapshot(now).Pools[1], "N")
 	require.Less(t, n.PValue, 0.05/2)
 	assert.False(t, n.Named)
 	for _, at := range []float64{109, 119} {
-		n = tenant(t, tr.Snapshot(sec(at)).Pools[0], "N")
+		n = tenant(t, tr.Snapshot(sec(at)).Pools[1], "N")
 		assert.False(t, n.Named, "no busy slot since the first verdict, at %v", at)
 	}
 }
