@@ -29,7 +29,8 @@ from fairness_support import (
     waited,
 )
 
-# The module fixture starts the stack and runs ~30 s of load (120 simulated seconds at 4x: the bully's verdict must persist over 3 evaluations with new busy slots after its second burst), then waits for the SLIs.
+# The module fixture starts the stack and runs ~30 s of load (120 simulated seconds at 4x: the bully's verdict must
+# persist over 3 evaluations with new busy slots after its second burst), then waits for the SLIs.
 pytestmark = pytest.mark.timeout(240)
 
 NEVER_WAIT = ("a-short", "a-long")
