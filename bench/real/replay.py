@@ -103,7 +103,7 @@ def replay(recording: dict[str, Any]) -> list[dict[str, Any]]:
     for rec, request, response, capture in built:
         while timed and noted < len(began) and built[began[noted]][3].start_ns <= capture.end_ns:
             _, r, _, c = built[began[noted]]
-            if r.stream and hasattr(model, "passes"):
+            if hasattr(model, "passes") and (r.stream or hasattr(model, "slots")):
                 model.passes.began(r, c)
             noted += 1
         phases = model.split(request, response, capture, ServerTiming())

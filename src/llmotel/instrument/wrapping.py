@@ -256,8 +256,9 @@ def _begin(
         if not request.region and settings.region:
             request.region, request.region_source = settings.region, sc.LLMOTEL_SERVER_REGION_SOURCE_CONFIG
         span = spans.start(request, cap, resolve_tenant(settings, request.user), settings.phase_spans == "direct")
-        if request.stream and request.emit_phases:
-            phases.DEFAULT_MODEL.passes.began(request, cap)  # to find own streams that share a prefill pass
+        if request.emit_phases:
+            # Own calls in flight: streams that share a prefill pass, and the wait own calls imply (phases/).
+            phases.DEFAULT_MODEL.passes.began(request, cap)
         # otel_context.set_value(SUPPRESS_LANGUAGE_MODEL_KEY, True, trace.set_span_in_context(span)), one copy
         if _SPAN_KEY is not None:
             ctx = Context({**otel_context.get_current(), _SPAN_KEY: span, SUPPRESS_LANGUAGE_MODEL_KEY: True})

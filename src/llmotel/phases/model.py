@@ -32,6 +32,7 @@ from typing import Any
 
 from llmotel import config
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
+from llmotel.phases.own_queue import SlotCounts
 from llmotel.phases.passes import MAX_TOLERANCE_S, TOLERANCE_STEP_SHARE, PassBook
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
@@ -55,6 +56,18 @@ _REL_ERROR_COLD = 0.3
 _SCATTER_Z = 0.1
 _STRETCH_SHARE = 0.1
 _UNRESOLVED_QUEUE = 1.0  # an estimated queue up to this multiple of the floor's scatter may be none at all
+# The true queue against the wait own calls imply (bench/real, llama.cpp, 1-2 slots, 2-4 callers): a median 2-5 ms
+# and a p90 6-16 ms above it (the server's turnaround between one request and the next, and the step under way when
+# a slot freed), rarely more than a request path below. The interval's high side: a turnaround of 5 ms and half a
+# decode step (chosen on seeds 4-5 of the recordings among 0-10 ms and 0-2 steps: 12 of 14 multi-caller workload
+# runs within 75-90 % coverage; one_prompt_size sits 5 ms above the wait on every call, so it is 100 % or 0 %).
+_OWN_TURNAROUND_S = 0.005
+_OWN_STEPS = 0.5
+_OWN_PATH_STEPS = 0.25  # the request path, in decode steps, where headers come late and it is not measured
+# A call whose fitted queue exceeds the own wait by at most this share of its fitted prefill was served when its
+# blocker ended: the excess is the prompt running above the fit's floor (bench/real: 0.1 took the own-wait
+# workloads' queue error from p90 1.4-6.7 % to 0.5-6.7 % of TTFT, median <= 1.6 %; 0.05 left the floor's excess).
+_OWN_PREFILL_SLACK = 0.1  # the request path, in decode steps, where headers come late and it is not measured
 _SAMPLING_SHARE_8B = 0.066  # the output layer's share of a decode step on Llama-3.1-8B (see _sampling_share)
 _SAMPLING_SPREAD = 1.5  # an estimated sampling may be off by this multiple of itself (_sampling_spread)
 
@@ -70,10 +83,11 @@ def _finite(value: float | None) -> float | None:
 class _Window:
     """queue / prefill / first_token durations (s) of the span before decode, with sources."""
 
-    __slots__ = ("f", "f_src", "p", "p_src", "q", "q_src")
+    __slots__ = ("f", "f_src", "own", "p", "p_src", "q", "q_src")
 
     def __init__(self) -> None:
         self.q = self.p = self.f = 0.0
+        self.own = False  # the queue is the wait the app's own calls imply (own_queue.py), not the fit's remainder
         self.q_src: PhaseSource = "estimated"
         self.p_src: PhaseSource = "estimated"
         self.f_src: PhaseSource = "estimated"
@@ -134,6 +148,8 @@ class PhaseModel:
         self.learn = learn
         # Streams begun (the instrumentors note them): which of this process's calls shared a prefill pass.
         self.passes = PassBook()
+        # The server's slot count per group as own streams show it, and the wait own calls imply (own_queue.py).
+        self.slots = SlotCounts()
 
     def split(
         self,
@@ -192,7 +208,7 @@ class PhaseModel:
             reasoning = usage.reasoning_tokens or 0
             return self._split_stream(phases, key, co, request, capture, attempt, first, end, uncached, cached,
                                       output, reasoning, queue_srv, prefill_srv, inference, bound, estimated_tokens)
-        return self._split_total(phases, key, co, server, attempt, end, uncached, cached, output,
+        return self._split_total(phases, key, co, server, request, capture, attempt, end, uncached, cached, output,
                                  queue_srv, prefill_srv, inference, bound, estimated_tokens)
 
     def input_tokens_estimate(self, request: LLMRequest, response: LLMResponse) -> int | None:
@@ -265,13 +281,30 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
-        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s, spread)
+        own_wait = self._own_wait(request, capture, attempt, first, queue_srv is None and prefill_srv is None)
+        if own_wait is not None:
+            _at_least(w, own_wait, ttft)
+        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s, spread,
+                   _own_band(co, own_wait))
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
-            # The envelope learns the call's own work: the pass's other members' work is taken out.
-            self.calibrator.observe_stream(key, uncached, cached, ttft - hidden_s - shared, tpot, early_now, path)
+            # The envelope learns the call's own work: the pass's other members' work and the wait behind the app's
+            # own calls are taken out (a floor learned from calls that all waited holds that wait otherwise).
+            own = ttft - hidden_s - shared
+            if own_wait is not None and own_wait < own:
+                own -= own_wait
+            self.calibrator.observe_stream(key, uncached, cached, own, tpot, early_now, path)
         return phases
+
+    def _own_wait(self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool) -> float | None:
+        """The wait the app's own calls in flight imply for this call (own_queue.py), in seconds, after learning the
+        server's slot count from it (a stream: ``first`` > 0); None when unknown or ``use`` is False."""
+        group = (request.provider, request.server_address, request.request_model)
+        ends = self.passes.ahead(request, capture)
+        if self.learn and first > 0 and not capture.abandoned:
+            self.slots.observe(group, ends, attempt, first)
+        return self.slots.own_wait_s(group, ends, attempt) if use else None
 
     def _shared_pass(self, co: Coefficients, request: LLMRequest, capture: CallCapture, own: float) -> float:
         """The summed own prefill of the other streams in this call's pass (passes.py), 0 when it had none."""
@@ -291,6 +324,8 @@ class PhaseModel:
         key: Key,
         co: Coefficients,
         server: ServerTiming,
+        request: LLMRequest,
+        capture: CallCapture,
         attempt: int,
         end: int,
         uncached: int,
@@ -348,10 +383,14 @@ class PhaseModel:
         w = split_window(total - decode, queue_srv, known, prefill_est, first_token_est, bound_window, "estimated")
         if inference is not None:
             w.p_src = "estimated"
+        own_wait = self._own_wait(request, capture, attempt, 0, queue_srv is None and prefill_srv is None)
+        if own_wait is not None:
+            _at_least(w, own_wait, total - decode)
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         scatter = co.scatter_s if streams_taught else co.total_scatter_s
-        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter, spread)
+        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter, spread,
+                   _own_band(co, own_wait))
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -360,6 +399,10 @@ class PhaseModel:
                 # What the stream model leaves unexplained (queue + the body's tail); its low percentile
                 # over calls is the tail of the calls that did not queue.
                 tail = total - co.overhead_s - _prefill(co, uncached, cached) - co.time_per_output_token_s * steps
+            if own_wait is not None and own_wait < total:
+                # As for streams: the envelope learns the call's own time, without the wait behind own calls.
+                total -= own_wait
+                tail = None if tail is None else tail - own_wait
             self.calibrator.observe_total(key, uncached, cached, output, total, tail)
         return phases
 
@@ -367,6 +410,7 @@ class PhaseModel:
     def _emit(
         phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
         prefill_known: bool, scatter: float, spread: float = 0.0,
+        own_band: tuple[float, float, float] | None = None,
     ) -> None:
         q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
         p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
@@ -375,14 +419,43 @@ class PhaseModel:
         queue = Phase("queue", begin, q_end, w.q_src, q_conf, samples)
         prefill = Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples)
         first = Phase("first_token", p_end, window_end, w.f_src, f_conf, samples)
-        _intervals(w, conf, scatter, queue, prefill, first, spread)
+        _intervals(w, conf, scatter, queue, prefill, first, spread, own_band)
         phases.append(queue)
         phases.append(prefill)
         phases.append(first)
 
 
+def _at_least(w: _Window, own_wait: float, window_s: float) -> None:
+    """Raise an estimated queue to the wait the app's own calls imply (a lower bound of it, measured by the client
+    where the slot count is right): the rest of the window is the call's own time, first_token kept if it fits.
+
+    Where the fit finds a little more queue than that wait, no more than a prefill's own variation (the fit is a
+    floor: a typical prompt runs above it), the call was served when its own blocker ended and the excess is its
+    prefill running above the floor; more than that is other clients' calls ahead of it, and stays queue."""
+    if w.q_src != "estimated" or w.p_src != "estimated" or own_wait <= 0.0:
+        return
+    if own_wait <= w.q and w.q - own_wait > _OWN_PREFILL_SLACK * w.p:
+        return
+    w.q = min(own_wait, max(window_s, 0.0))
+    w.own = True
+    rest = max(window_s, 0.0) - w.q
+    w.f = min(w.f, rest)
+    w.p = rest - w.f
+
+
+def _own_band(co: Coefficients, own_wait: float | None) -> tuple[float, float, float] | None:
+    """(the wait own calls imply, how far the true queue may lie below it, and above it), in seconds; None when
+    the wait is unknown or none (see _intervals)."""
+    if own_wait is None or own_wait <= 0.0:
+        return None
+    step = co.step_floor_s if co.step_floor_s is not None else co.time_per_output_token_s
+    path = co.overhead_request_path_s if co.overhead_request_path_s > 0 else _OWN_PATH_STEPS * step
+    return own_wait, path, _OWN_TURNAROUND_S + _OWN_STEPS * step
+
+
 def _intervals(
-    w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase, spread: float = 0.0
+    w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase, spread: float = 0.0,
+    own_band: tuple[float, float, float] | None = None,
 ) -> None:
     """The 80 % intervals of the estimated phases before decode.
 
@@ -410,6 +483,18 @@ def _intervals(
         prefill.low_s, prefill.high_s = p_lo, p_hi
     if w.q_src != "server":
         queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both - p_lo)
+    if own_band is not None and w.q_src != "server" and w.p_src != "server":
+        # The call waited behind own calls the client saw end: the queue is at least that wait, off only by the
+        # two request paths (the blocking call's end back to the client, this call's way in). Where the wait is
+        # the estimate, the true queue lies above it by no more than the server's turnaround between one request
+        # and the next (which the wait does not hold) and other clients' calls ahead (none, or the fit would
+        # have found more queue).
+        own_wait, below, above = own_band
+        q_lo = min(max(0.0, own_wait - below), w.q)
+        q_hi = min(both, w.q + above) if w.own else (queue.high_s if queue.high_s is not None else both)
+        q_lo = max(q_lo, queue.low_s or 0.0) if not w.own else q_lo
+        queue.low_s, queue.high_s = q_lo, q_hi
+        prefill.low_s, prefill.high_s = max(0.0, both - q_hi), max(0.0, both - q_lo)
     if w.f_src == "estimated":
         first.low_s, first.high_s = max(0.0, w.f * (1.0 - rel) - noise), w.f * (1.0 + rel) + noise
 

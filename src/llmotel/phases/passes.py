@@ -9,7 +9,8 @@ share of the pass and books the rest as queue (the simulator's steady load with 
 server and model whose first content chunks arrived within a few milliseconds of each other came out of the same
 step, so the calls' prefill estimate is the pass's summed own work.
 
-The book holds the last ``_PER_GROUP`` streams begun per (provider, server, requested model), with each stream's
+The book holds the last ``_PER_GROUP`` calls begun per (provider, server, requested model), streams and whole
+bodies (own_queue.py reads which of them were in flight when a call was sent), with each call's
 capture (its first content chunk is stamped there while it streams) and the prompt's characters; a call that has
 been split writes its own estimated prefill into its entry, so a later member of the pass uses it instead of a
 characters-based guess. Bounded: ``_PER_GROUP`` entries per group, ``_MAX_GROUPS`` groups (least recently begun
@@ -40,6 +41,8 @@ MAX_TOLERANCE_S = 0.003
 TOLERANCE_STEP_SHARE = 1.0 / 3.0
 
 Group = tuple[str, str, str]
+_MAX_CALL_NS = 600 * 10**9
+OPEN = 1 << 62  # the end of an own call not seen to end (perf_counter_ns never gets there)
 
 
 class _Entry:
@@ -61,7 +64,7 @@ class PassBook:
         self._lock = threading.Lock()
 
     def began(self, request: LLMRequest, capture: CallCapture) -> None:
-        """A stream was sent. Never raises."""
+        """A call was sent (streams and whole bodies: both hold a slot of the server). Never raises."""
         try:
             group = (request.provider, request.server_address, request.request_model)
             entry = _Entry(capture, request.prompt_chars)
@@ -97,3 +100,29 @@ class PassBook:
                 if t and -tolerance_ns <= t - first <= tolerance_ns:
                     out.append(entry)
         return out
+
+    def ahead(self, request: LLMRequest, capture: CallCapture) -> list[int]:
+        """The ends (perf_counter ns, sorted) of the group's other calls that were in flight when this call's
+        answering attempt was sent; ``OPEN`` for one not seen to end by this call's end (a later end is unknown
+        live, so a replay must not know it either). Empty when none were (or the call was not noted)."""
+        sent = capture.attempt_start_ns or capture.start_ns
+        until = capture.end_ns
+        group = (request.provider, request.server_address, request.request_model)
+        ends: list[int] = []
+        with self._lock:
+            ring = self._groups.get(group)
+            if ring is None:
+                return ends
+            for entry in ring:
+                other = entry.capture
+                if other is capture or (other.attempt_start_ns or other.start_ns) >= sent:
+                    continue
+                end = other.end_ns
+                if end <= 0 and sent - (other.attempt_start_ns or other.start_ns) > _MAX_CALL_NS:
+                    continue  # never seen to end (a stream the app dropped unread): no longer in flight
+                if end <= 0 or end > until:
+                    ends.append(OPEN)
+                elif end > sent:
+                    ends.append(end)
+        ends.sort()
+        return ends

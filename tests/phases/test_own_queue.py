@@ -1,0 +1,166 @@
+"""The wait the app's own calls imply (phases/own_queue.py, PassBook.ahead): learned slot counts and the queue they
+measure, on hand-built first-come-first-served servers.
+
+The server below serves calls in arrival order on ``slots`` slots: a call starts when it has arrived and a slot is
+free, its prefill takes 4 ms + 50 us per token + one 20 ms step, then 20 ms per output token. Four callers send
+back-to-back calls (each sends its next call when its last one ended), so with one slot every call waits behind the
+other three, and no call ever reaches an idle server: the wait is in every call's TTFT, and the floor can only be
+learned once that wait is taken out.
+"""
+
+from __future__ import annotations
+
+import random
+
+from test_phases import NS, _durations, _request, _response, assert_tiles
+
+from llmotel.phases.model import PhaseModel
+from llmotel.phases.own_queue import MAX_SLOTS, MIN_TESTS, SlotCounts, implied_wait_ns
+from llmotel.phases.passes import OPEN, PassBook
+from llmotel.record import CallCapture, ServerTiming
+
+TPOT = 0.02
+GROUP = ("openai", "127.0.0.1", "test-lm")
+
+
+def _prefill(tokens: int) -> float:
+    return 0.004 + 5e-5 * tokens + TPOT
+
+
+class _Call:
+    def __init__(self, arrival: float, tokens: int, out: int) -> None:
+        self.arrival, self.tokens, self.out = arrival, tokens, out
+        self.start = self.first = self.end = 0.0
+        self.capture = CallCapture()
+
+
+def fifo_server(slots: int, callers: int, calls: int, rng: random.Random, *, batching: bool = False) -> list[_Call]:
+    """Calls of ``callers`` closed-loop callers on a FIFO server with ``slots`` slots (``batching``: every call
+    starts on arrival, as on a server with far more sequences than callers), in arrival order."""
+    free = [0.0] * slots
+    ready = [rng.uniform(0, 0.05) for _ in range(callers)]
+    done: list[_Call] = []
+    for _ in range(calls):
+        who = min(range(callers), key=lambda c: ready[c])
+        call = _Call(ready[who], rng.choice([64, 200, 500, 1000, 2000]), rng.randint(10, 60))
+        slot = min(range(slots), key=lambda s: free[s])
+        call.start = call.arrival if batching else max(call.arrival, free[slot])
+        call.first = call.start + _prefill(call.tokens)
+        call.end = call.first + TPOT * (call.out - 1)
+        if not batching:
+            free[slot] = call.end
+        ready[who] = call.end + 0.0005  # the caller's next request leaves half a millisecond after
+        done.append(call)
+    for c in done:
+        ns = lambda s: round((100 + s) * NS)  # noqa: E731
+        c.capture = CallCapture(start_ns=ns(c.arrival), attempt_start_ns=ns(c.arrival), headers_ns=ns(c.first),
+                                first_content_ns=ns(c.first), last_chunk_ns=ns(c.end), end_ns=ns(c.end),
+                                content_chunk_count=c.out, chunk_count=c.out)
+    return done
+
+
+def run(model: PhaseModel, calls: list[_Call]) -> list[tuple[_Call, dict[str, float]]]:
+    """Note every call as it is sent and split it when it ends, as the instrumentors do live."""
+    events = sorted([(c.arrival, 0, i) for i, c in enumerate(calls)] + [(c.end, 1, i) for i, c in enumerate(calls)])
+    out = []
+    request = _request()
+    for _, kind, i in events:
+        call = calls[i]
+        if kind == 0:
+            model.passes.began(request, call.capture)
+        else:
+            phases = model.split(request, _response(call.tokens, call.out), call.capture, ServerTiming())
+            assert_tiles(phases, call.capture)
+            out.append((call, _durations(phases)))
+    return out
+
+
+def test_the_wait_slots_imply() -> None:
+    # Sent at 0 behind calls ending at 5, 7, 9 (seconds, as ns units here): one slot waits for all three, two for
+    # the second-to-last, three for the first; four or more slots for none.
+    ends = [5, 7, 9]
+    assert [implied_wait_ns(ends, 0, k) for k in (1, 2, 3, 4)] == [9, 7, 5, 0]
+    assert implied_wait_ns([5, OPEN], 0, 1) is None  # the call it waited for was not seen to end
+
+
+def test_a_one_slot_server_is_learned_and_its_queue_measured() -> None:
+    model = PhaseModel()
+    calls = fifo_server(1, 4, 160, random.Random(1))
+    results = run(model, calls)
+    assert model.slots.slots(GROUP) == 1
+    errors = []
+    for call, d in results[40:]:
+        true_queue = call.start - call.arrival
+        ttft = call.first - call.arrival
+        errors.append(abs(d["queue"] - true_queue) / ttft)
+    errors.sort()
+    # Without the own wait, the floor holds the wait behind three others (no call ever reached an idle server).
+    assert errors[len(errors) // 2] < 0.01, errors[len(errors) // 2]
+    assert errors[9 * len(errors) // 10] < 0.03, errors[9 * len(errors) // 10]
+
+
+def test_a_two_slot_server_refutes_one_slot() -> None:
+    model = PhaseModel()
+    results = run(model, fifo_server(2, 4, 160, random.Random(2)))
+    assert model.slots.slots(GROUP) == 2
+    worst = max(abs(d["queue"] - (c.start - c.arrival)) / (c.first - c.arrival) for c, d in results[40:])
+    assert worst < 0.05, worst
+
+
+def test_a_batching_server_implies_no_own_wait() -> None:
+    # Every call starts on arrival: one to three slots are refuted; with at most three own calls ahead, four are
+    # never tested (the count stays unknown) and no call is given an own wait.
+    model = PhaseModel()
+    results = run(model, fifo_server(1, 4, 160, random.Random(3), batching=True))
+    assert model.slots.slots(GROUP) is None
+    assert all(model.slots.own_wait_s(GROUP, [NS] * n, 0) == 0.0 for n in range(4))
+    for call, d in results[40:]:
+        assert d["queue"] < 0.25 * (call.first - call.arrival), d
+
+
+def test_more_slots_than_any_candidate() -> None:
+    counts = SlotCounts()
+    ends = [NS * (i + 2) for i in range(MAX_SLOTS)]
+    for _ in range(int(MIN_TESTS) + 3):
+        counts.observe(GROUP, ends, 0, NS)  # first token before any call ahead ended: every candidate refuted
+    assert counts.slots(GROUP) == MAX_SLOTS + 1
+    assert counts.own_wait_s(GROUP, ends, 0) == 0.0
+
+
+def test_an_unknown_slot_count_leaves_the_fit_alone() -> None:
+    counts = SlotCounts()
+    assert counts.own_wait_s(GROUP, [], 0) == 0.0  # nothing ahead: no own wait, whatever the slots
+    assert counts.own_wait_s(GROUP, [NS], 0) is None  # one call ahead, count not learned yet
+    for _ in range(int(MIN_TESTS) + 3):  # decayed counts: a few more than MIN_TESTS
+        counts.observe(GROUP, [2 * NS], 0, NS)  # first token before the one call ahead ended: refutes one slot
+    assert counts.own_wait_s(GROUP, [2 * NS], 0) == 0.0  # at least two slots: one call ahead cannot block
+    assert counts.own_wait_s(GROUP, [NS, 2 * NS], 0) is None  # two ahead: two slots not tested yet
+
+
+def test_the_book_reads_the_calls_in_flight_when_a_call_was_sent() -> None:
+    book = PassBook()
+    req = _request()
+
+    def cap(start: int, end: int) -> CallCapture:
+        return CallCapture(start_ns=start, attempt_start_ns=start, end_ns=end)
+
+    before_ended = cap(1 * NS, 2 * NS)  # ended before the call was sent: not in flight
+    ahead = cap(2 * NS, 5 * NS)
+    still_open = cap(2 * NS, 0)  # not ended yet
+    after_its_end = cap(3 * NS, 20 * NS)  # ends after the call ended: unknown at split time
+    me = cap(4 * NS, 10 * NS)
+    later = cap(6 * NS, 7 * NS)  # sent after it: never ahead
+    for c in (before_ended, ahead, still_open, after_its_end, me, later):
+        book.began(req, c)
+    assert book.ahead(req, me) == [5 * NS, OPEN, OPEN]
+    assert book.ahead(_request(stream=False), me) == [5 * NS, OPEN, OPEN]  # whole bodies share the group
+    assert PassBook().ahead(req, me) == []
+
+
+def test_odd_input_never_raises() -> None:
+    counts = SlotCounts(max_groups=2)
+    for g in range(5):
+        counts.observe(("p", str(g), "m"), [OPEN, -5, 3], 10, -1)
+        assert counts.own_wait_s(("p", str(g), "m"), [OPEN], 0) in (None, 0.0)
+    counts.observe(GROUP, None, 0, 0)  # type: ignore[arg-type]
+    assert counts.own_wait_s(GROUP, None, 0) in (None, 0.0)  # type: ignore[arg-type]
