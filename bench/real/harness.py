@@ -71,6 +71,10 @@ class Workload:
     conversation: int = 0
     tokens: tuple[int, int] = (50, 2500)  # prompt tokens, log-uniform
     max_tokens: tuple[int, int] = (8, 40)
+    # Callers llmotel does not see (another app on the same server): uninstrumented, straight to llama-server, for
+    # as long as the recorded callers run. Their calls are load, never recorded.
+    unseen: int = 0
+    mixed: bool = False  # each call streams or not at random (half and half), on one key
 
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -104,6 +108,15 @@ WORKLOADS: tuple[Workload, ...] = (
              tokens=(20, 400), callers=2),
     Workload("one_prompt_size", "1 slot, 2 concurrent callers, every prompt ~800 tokens (one size: overhead and "
              "per-token prefill cannot be told apart)", callers=2, tokens=(800, 800)),
+    # Added 2026-12-06 with the own-call wait (phases/own_queue.py): where it cannot be the whole queue, a slot
+    # count other than 1 or 2, and whole bodies that learn nothing about the slots themselves.
+    Workload("one_slot_2_callers_2_unseen", "1 slot, 2 concurrent callers and 2 more from another app (not "
+             "instrumented, straight to the server): part of every wait is calls the client never saw",
+             callers=2, unseen=2),
+    Workload("three_slots_6_callers", "3 slots, 6 concurrent callers, stream headers on arrival", slots=3,
+             callers=6, headers="early"),
+    Workload("one_slot_4_callers_mixed", "1 slot, 4 concurrent callers; each call streams or returns a whole "
+             "body at random (one key)", callers=4, mixed=True),
 )
 
 
@@ -353,14 +366,37 @@ class Runner:
         per = [self.calls // self.wl.callers + (1 if i < self.calls % self.wl.callers else 0)
                for i in range(self.wl.callers)]
         threads = [threading.Thread(target=self._worker, args=(i, n), daemon=True) for i, n in enumerate(per)]
-        for t in threads:
+        stop = threading.Event()
+        unseen = [threading.Thread(target=self._unseen, args=(i, stop), daemon=True) for i in range(self.wl.unseen)]
+        for t in [*unseen, *threads]:
             t.start()
         for t in threads:
+            t.join()
+        stop.set()
+        for t in unseen:
             t.join()
         truth = self.proxy.truth()
         for c in self.results:
             c.proxy = truth.get(c.call, {})
         return self.results
+
+    def _unseen(self, worker: int, stop: threading.Event) -> None:
+        """Another app's caller: the same kind of calls, uninstrumented, straight to llama-server, until ``stop``."""
+        from openai import OpenAI
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        rng = random.Random(self.seed * 1000 + 500 + worker)
+        text = Text(rng)
+        text.chars_per_token = self.text.chars_per_token
+        client = OpenAI(base_url=self.server.base_url + "/v1", api_key="bench", max_retries=0, timeout=900)
+        while not stop.is_set():
+            messages = [{"role": "user", "content": text.make(_log_uniform(rng, *self.wl.tokens))}]
+            with suppress_instrumentation(), contextlib.suppress(Exception):
+                for _ in client.chat.completions.create(
+                    model=self.alias, messages=messages, max_tokens=rng.randint(*self.wl.max_tokens), stream=True,
+                    extra_body={"ignore_eos": True},
+                ):
+                    pass
 
     def _worker(self, worker: int, n: int) -> None:
         from openai import OpenAI
@@ -390,8 +426,9 @@ class Runner:
                 prefix_tokens = chat_tokens
             messages.append({"role": "user", "content": text.make(n_tokens)})
             max_tokens = rng.randint(*self.wl.max_tokens)
-            call = Call(call=f"{self.wl.name}-{index}", index=index, worker=worker, stream=self.wl.stream,
-                        include_usage=self.wl.stream and self.wl.include_usage, max_tokens=max_tokens,
+            stream = rng.random() < 0.5 if self.wl.mixed else self.wl.stream
+            call = Call(call=f"{self.wl.name}-{index}", index=index, worker=worker, stream=stream,
+                        include_usage=stream and self.wl.include_usage, max_tokens=max_tokens,
                         prompt_chars=sum(len(m["content"]) for m in messages), messages=len(messages),
                         target_tokens=n_tokens + prefix_tokens)
             self._one(client, call, messages)
@@ -624,6 +661,7 @@ def main() -> None:
                               "n_ff": dims.n_ff, "n_head": dims.n_head, "n_vocab": dims.n_vocab,
                               "weights": "random f16"},
                     "server_address": host, "proxy_headers": wl.headers, "slots": wl.slots, "callers": wl.callers,
+                    "unseen_callers": wl.unseen,
                     "llmotel_src_sha256": src_hash, "format": 2,
                 }
                 write_recording(args.record_dir / f"{wl.name}.json", meta, records)

@@ -6,8 +6,8 @@ until the (n - k + 1)-th of them ends (0 when n < k). The client sees every one 
 own calls are the only load and k is known, that wait is measured, not inferred. This script computes it from each
 recording's per-call start (format 2 runs) and capture times and scores it against the server's truth as the
 scoreboard does (|estimate - true queue| / TTFT, streams only), beside the estimate the live phase model of each
-run made (its commit: bench/RESULTS.md). The slot count is
-the harness's (bench/real/harness.py workloads): learning it from the calls is the part left to build.
+run made (its commit: bench/RESULTS.md). The slot count is the harness's (bench/real/harness.py workloads); the
+estimator learns it from the calls (src/llmotel/phases/own_queue.py).
 
     .venv/bin/python bench/real/own_overlap.py
 """
@@ -23,9 +23,9 @@ sys.path.insert(0, str(HERE))
 
 import replay  # noqa: E402
 
-WORKLOADS = {  # workload -> the server's slots in the harness
+WORKLOADS = {  # workload -> the server's slots in the harness, for recordings whose meta does not say
     "one_slot_4_callers": 1, "one_slot_4_callers_early": 1, "one_slot_4_callers_non_streaming": 1,
-    "prefix_cache_2_callers": 1, "two_slots_4_callers": 2, "two_slots_4_callers_early": 2,
+    "prefix_cache_2_callers": 1, "two_slots_4_callers": 2, "two_slots_4_callers_early": 2, "one_prompt_size": 1,
 }
 
 
@@ -48,8 +48,8 @@ def own_overlap_queue(calls: list[dict[str, Any]], slots: int) -> dict[str, floa
 def main() -> None:
     print(f"{'run/workload':48} {'own-overlap queue: median / p90':>32} {'live estimate: median / p90':>30}")
     for path in replay.recordings():
-        slots = WORKLOADS.get(path.stem)
         rec = replay.load(path)
+        slots = rec["meta"].get("slots", WORKLOADS.get(path.stem)) if rec["meta"].get("callers", 1) > 1 else None
         calls = rec["calls"]
         if slots is None or not calls or "start_ns" not in calls[0]:
             continue  # not a shared-slot workload, or a format-1 run without per-call starts

@@ -111,6 +111,9 @@ class CallCapture:
     # Gaps after the first content chunk, kept only with chunk_metrics="each" (None otherwise: no per-chunk work).
     gaps: list[int] | None = None
     first_content_chunk: int = 0  # 1-based index of the first content chunk among all chunks
+    # The app's own calls to the same server and model in flight when this one was sent (phases/passes.py notes
+    # them, phases/own_queue.py reads their ends); let go once the call is split.
+    ahead: list[CallCapture] | None = None
 
 
 @dataclass(slots=True)

@@ -139,22 +139,23 @@ def test_an_unknown_slot_count_leaves_the_fit_alone() -> None:
 
 def test_the_book_reads_the_calls_in_flight_when_a_call_was_sent() -> None:
     book = PassBook()
-    req = _request()
 
     def cap(start: int, end: int) -> CallCapture:
         return CallCapture(start_ns=start, attempt_start_ns=start, end_ns=end)
 
+    # Noted in the order they were sent, every end already known (as a replay does): only what had happened by
+    # each call's send counts.
     before_ended = cap(1 * NS, 2 * NS)  # ended before the call was sent: not in flight
     ahead = cap(2 * NS, 5 * NS)
-    still_open = cap(2 * NS, 0)  # not ended yet
+    still_open = cap(2 * NS, 0)  # a whole body, not ended yet
     after_its_end = cap(3 * NS, 20 * NS)  # ends after the call ended: unknown at split time
     me = cap(4 * NS, 10 * NS)
     later = cap(6 * NS, 7 * NS)  # sent after it: never ahead
     for c in (before_ended, ahead, still_open, after_its_end, me, later):
-        book.began(req, c)
-    assert book.ahead(req, me) == [5 * NS, OPEN, OPEN]
-    assert book.ahead(_request(stream=False), me) == [5 * NS, OPEN, OPEN]  # whole bodies share the group
-    assert PassBook().ahead(req, me) == []
+        book.began(_request(stream=c is not still_open), c)
+    assert book.ahead(me) == [5 * NS, OPEN, OPEN]
+    assert me.ahead is None and book.ahead(me) == []  # let go once read
+    assert PassBook.ahead(cap(4 * NS, 10 * NS)) == []  # never noted
 
 
 def test_odd_input_never_raises() -> None:

@@ -12,7 +12,7 @@ from test_phases import NS, _durations, _request, _response, _stream_capture, _t
 
 from llmotel.phases.model import PhaseModel
 from llmotel.phases.passes import PassBook
-from llmotel.record import LLMRequest, ServerTiming
+from llmotel.record import CallCapture, LLMRequest, ServerTiming
 
 
 def _trained() -> PhaseModel:
@@ -91,4 +91,10 @@ def test_the_book_is_bounded() -> None:
         for _ in range(10):
             book.began(r, _stream_capture(0, 0.1, 0.01, 5))
     assert len(book._groups) == 3
-    assert all(len(ring) == 4 for ring in book._groups.values())
+    assert all(len(g.ring) == 4 for g in book._groups.values())
+    # Calls in flight: only those not ended when the newest began (all of these end at 0.14 s, after it began),
+    # at most 64 per group.
+    never_end = _request()
+    for _ in range(100):
+        book.began(never_end, CallCapture(start_ns=1, attempt_start_ns=1))
+    assert len(book._groups[("openai", "127.0.0.1", "test-lm")].open) == 64

@@ -301,7 +301,7 @@ class PhaseModel:
         """The wait the app's own calls in flight imply for this call (own_queue.py), in seconds, after learning the
         server's slot count from it (a stream: ``first`` > 0); None when unknown or ``use`` is False."""
         group = (request.provider, request.server_address, request.request_model)
-        ends = self.passes.ahead(request, capture)
+        ends = self.passes.ahead(capture)
         if self.learn and first > 0 and not capture.abandoned:
             self.slots.observe(group, ends, attempt, first)
         return self.slots.own_wait_s(group, ends, attempt) if use else None

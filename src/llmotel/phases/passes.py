@@ -41,7 +41,8 @@ MAX_TOLERANCE_S = 0.003
 TOLERANCE_STEP_SHARE = 1.0 / 3.0
 
 Group = tuple[str, str, str]
-_MAX_CALL_NS = 600 * 10**9
+_MAX_CALL_NS = 600 * 10**9  # an own call not seen to end after this long is no longer taken to be in flight
+_MAX_OPEN = 64  # own calls in flight per group that a new call is noted behind
 OPEN = 1 << 62  # the end of an own call not seen to end (perf_counter_ns never gets there)
 
 
@@ -54,31 +55,51 @@ class _Entry:
         self.own_s = -1.0  # the call's own prefill estimate once it was split; < 0 before
 
 
+class _Group:
+    __slots__ = ("open", "ring")
+
+    def __init__(self, per_group: int) -> None:
+        self.ring: deque[_Entry] = deque(maxlen=per_group)  # recent streams (shared passes)
+        self.open: list[CallCapture] = []  # calls begun and not seen to end when the newest one began
+
+
 class PassBook:
-    """Recent own streams per group, to find the ones whose first token came from the same server step."""
+    """Recent own streams per group, to find the ones whose first token came from the same server step; and for
+    every call, the own calls that were in flight when it was sent (own_queue.py)."""
 
     def __init__(self, per_group: int = _PER_GROUP, max_groups: int = _MAX_GROUPS) -> None:
         self._per_group = per_group
         self._max_groups = max_groups
-        self._groups: OrderedDict[Group, deque[_Entry]] = OrderedDict()
+        self._groups: OrderedDict[Group, _Group] = OrderedDict()
         self._lock = threading.Lock()
 
     def began(self, request: LLMRequest, capture: CallCapture) -> None:
         """A call was sent (streams and whole bodies: both hold a slot of the server). Never raises."""
         try:
             group = (request.provider, request.server_address, request.request_model)
-            entry = _Entry(capture, request.prompt_chars)
+            now = capture.attempt_start_ns or capture.start_ns
             with self._lock:
-                ring = self._groups.get(group)
-                if ring is None:
-                    ring = self._groups[group] = deque(maxlen=self._per_group)
+                g = self._groups.get(group)
+                if g is None:
+                    g = self._groups[group] = _Group(self._per_group)
                     if len(self._groups) > self._max_groups:
                         self._groups.popitem(last=False)
                 else:
                     self._groups.move_to_end(group)
-                ring.append(entry)
+                # The calls still in flight: a call that ended is ahead of no later call. (Compared with now, not
+                # just "has an end": a replay knows every end in advance.) The list holds the in-flight calls only,
+                # so its cost follows the app's concurrency, not its call rate.
+                still = [c for c in g.open
+                         if not 0 < c.end_ns <= now and now - (c.attempt_start_ns or c.start_ns) <= _MAX_CALL_NS]
+                capture.ahead = still.copy()
+                still.append(capture)
+                if len(still) > _MAX_OPEN:
+                    del still[0]
+                g.open = still
+                if request.stream:
+                    g.ring.append(_Entry(capture, request.prompt_chars))
         except Exception:
-            _log.debug("llmotel: pass book could not note a stream", exc_info=True)
+            _log.debug("llmotel: pass book could not note a call", exc_info=True)
 
     def peers(self, request: LLMRequest, capture: CallCapture, tolerance_ns: int, own_s: float) -> list[_Entry]:
         """The other streams of the group whose first content chunk came within ``tolerance_ns`` of this call's,
@@ -88,10 +109,10 @@ class PassBook:
         group = (request.provider, request.server_address, request.request_model)
         out: list[_Entry] = []
         with self._lock:
-            ring = self._groups.get(group)
-            if ring is None or not first:
+            g = self._groups.get(group)
+            if g is None or not first:
                 return out
-            for entry in ring:
+            for entry in g.ring:
                 other = entry.capture
                 if other is capture:
                     entry.own_s = own_s
@@ -101,28 +122,26 @@ class PassBook:
                     out.append(entry)
         return out
 
-    def ahead(self, request: LLMRequest, capture: CallCapture) -> list[int]:
-        """The ends (perf_counter ns, sorted) of the group's other calls that were in flight when this call's
+    @staticmethod
+    def ahead(capture: CallCapture) -> list[int]:
+        """The ends (perf_counter ns, sorted) of the own calls of the call's group that were in flight when its
         answering attempt was sent; ``OPEN`` for one not seen to end by this call's end (a later end is unknown
-        live, so a replay must not know it either). Empty when none were (or the call was not noted)."""
+        live, so a replay must not know it either). Empty when none were (or the call was not noted). Called once,
+        when the call is split: it lets go of those calls (a chain of calls holding the calls ahead of them would
+        keep every capture alive)."""
+        others, capture.ahead = capture.ahead, None
+        if not others:
+            return []
         sent = capture.attempt_start_ns or capture.start_ns
         until = capture.end_ns
-        group = (request.provider, request.server_address, request.request_model)
         ends: list[int] = []
-        with self._lock:
-            ring = self._groups.get(group)
-            if ring is None:
-                return ends
-            for entry in ring:
-                other = entry.capture
-                if other is capture or (other.attempt_start_ns or other.start_ns) >= sent:
-                    continue
-                end = other.end_ns
-                if end <= 0 and sent - (other.attempt_start_ns or other.start_ns) > _MAX_CALL_NS:
-                    continue  # never seen to end (a stream the app dropped unread): no longer in flight
-                if end <= 0 or end > until:
-                    ends.append(OPEN)
-                elif end > sent:
-                    ends.append(end)
+        for other in others:
+            if (other.attempt_start_ns or other.start_ns) >= sent:
+                continue  # sent after this call's answering attempt (its earlier attempts failed)
+            end = other.end_ns
+            if end <= 0 or end > until:
+                ends.append(OPEN)
+            elif end > sent:
+                ends.append(end)
         ends.sort()
         return ends
