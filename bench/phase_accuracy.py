@@ -223,6 +223,9 @@ SCENARIOS: list[Scenario] = [
              " attention as costly at 4k tokens: up to 0.8 s of prefill), headers with the first token",
              _config("long_prompts_hosted", _replica(prefill_s_per_token=0.00001, prefill_s_per_kpair=0.000005),
                      headers_at_first_token=True), sizes=_long, headers_at_first_token=True),
+    Scenario("two_seqs_4_callers", "4 concurrent callers on a replica that runs 2 sequences at once (a full batch: "
+             "calls wait for a sequence to finish, behind the process's own others)",
+             _config("two_seqs_4_callers", _replica(max_batch=2)), clients=4, sizes=_uncached),
     Scenario("cold_start", "1 caller with pauses; a replica idle for 0.4 s reloads weights for 0.5 s (sim)",
              _config("cold_start", _replica(cold_start_s=0.5, idle_s=0.4)), think_s=(0.0, 0.6), sizes=_uncached),
 ]

@@ -285,7 +285,7 @@ class PhaseModel:
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s, spread,
-                   _own_band(co, own_wait))
+                   _own_band(co, own_wait) if own_wait else None)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
@@ -300,6 +300,9 @@ class PhaseModel:
     def _own_wait(self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool) -> float | None:
         """The wait the app's own calls in flight imply for this call (own_queue.py), in seconds, after learning the
         server's slot count from it (a stream: ``first`` > 0); None when unknown or ``use`` is False."""
+        if not capture.ahead:  # nothing of the app's own was in flight (the common case: keep it cheap)
+            capture.ahead = None
+            return 0.0 if use else None
         group = (request.provider, request.server_address, request.request_model)
         ends = self.passes.ahead(capture)
         if self.learn and first > 0 and not capture.abandoned:
@@ -390,7 +393,7 @@ class PhaseModel:
         decode_start = end - round(decode * _NS)
         scatter = co.scatter_s if streams_taught else co.total_scatter_s
         self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter, spread,
-                   _own_band(co, own_wait))
+                   _own_band(co, own_wait) if own_wait else None)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:

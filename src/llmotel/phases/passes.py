@@ -89,13 +89,17 @@ class PassBook:
                 # The calls still in flight: a call that ended is ahead of no later call. (Compared with now, not
                 # just "has an end": a replay knows every end in advance.) The list holds the in-flight calls only,
                 # so its cost follows the app's concurrency, not its call rate.
-                still = [c for c in g.open
-                         if not 0 < c.end_ns <= now and now - (c.attempt_start_ns or c.start_ns) <= _MAX_CALL_NS]
-                capture.ahead = still.copy()
-                still.append(capture)
-                if len(still) > _MAX_OPEN:
-                    del still[0]
-                g.open = still
+                if g.open:
+                    still = [c for c in g.open
+                             if not 0 < c.end_ns <= now and now - (c.attempt_start_ns or c.start_ns) <= _MAX_CALL_NS]
+                    if still:
+                        capture.ahead = still.copy()
+                    still.append(capture)
+                    if len(still) > _MAX_OPEN:
+                        del still[0]
+                    g.open = still
+                else:
+                    g.open = [capture]
                 if request.stream:
                     g.ring.append(_Entry(capture, request.prompt_chars))
         except Exception:
