@@ -74,9 +74,10 @@ def recording(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def test_recordings_are_small() -> None:
-    # About 1.9 MB per harness run (fourteen workloads of 100 calls, format 2): keep three runs at most.
+    # About 1.9 MB per harness run of fourteen workloads of 100 calls (format 2), 2.3 MB of seventeen: keep three
+    # runs at most (and a partial one).
     total = sum(p.stat().st_size for p in PATHS)
-    assert total < 6_000_000, f"{total} bytes of recordings: keep three runs at most"
+    assert total < 7_000_000, f"{total} bytes of recordings: keep three runs at most"
 
 
 def test_recording_is_consistent(recording: dict[str, Any]) -> None:
