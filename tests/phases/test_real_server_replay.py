@@ -35,25 +35,25 @@ TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # Workloads whose replayed scores miss the target, as {"<run folder>/<workload>": the numbers and why}. A fix
 # makes its test XPASS: then remove it (docs/phases.md has every run's figures).
 KNOWN_MISSES: dict[str, str] = {
-    "run-2026-12-06-seed4/conversation": "queue median / p90 15.9 / 30.5 % of TTFT, coverage 28 / 32 %: in this run "
-    "the true prefill of turns after a long cached chat lay above the estimate by a median 15 % of TTFT (seed 3: 6 %, "
-    "seed 5: 4 %, both within the target); the low-quantile fit follows each size's fastest calls and here the "
-    "others were slower by more (up to 37 %), so they booked prefill as queue. The code before 2026-12-06 misses it "
-    "too (13.4 / 30.1 %).",
-    "run-2026-12-06-seed5/prefix_cache_2_callers": "queue median / p90 8.0 / 28.1 % of TTFT, coverage 47 %: two "
-    "callers keep the one slot busy, so even each size's fastest hits waited behind the other caller; the fit "
-    "books that wait as per-token and attention cost (a hit of 284 new tokens after 1,523 cached: 489 ms estimated, "
-    "310 ms true) and the hits' prefill comes out high. Seeds 3 and 4 meet the target (p90 12.8 / 11.0 %).",
+    "run-2026-12-06-seed6/prefix_cache": "queue median / p90 10.3 / 22.3 % of TTFT, coverage 55 / 58 %: in this run "
+    "the cache hits' true prefill was erratic: hits of one size (5-token bins) differed by a median 21 % and up to "
+    "1.8x (64 new tokens after 1,505 cached: 71 ms; 62 after 1,501: 123 ms; seeds 5 and 7: a median 5-6 %); the fit "
+    "follows each size's fastest calls, so the others' extra is booked as queue. Seeds 5 and 7 meet the target "
+    "(p90 10.0 / 9.5 %).",
 }
-# Interval coverage below the floor (the target is 75-90 %), the same way.
+# Interval coverage below the test's floor of 65 % (the target is 75-90 %), the same way.
+_NOISY_HITS = ("coverage {}: the cache hits' prefill in this run was erratic (see seed 6's prefix_cache); the "
+               "interval follows the fit's floor and its scatter, not a server this erratic. Seeds 5 and 7: {}.")
+_WHOLE_BODIES = ("prefill coverage {}: a whole body behind the app's own calls takes its queue from the wait those "
+                 "calls imply (measured) and its decode from the streams' time per token (estimated), so the prefill "
+                 "between them carries the decode estimate's error while its interval mirrors the queue's narrow one "
+                 "(queue coverage {}); streams in the same workloads are covered.")
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
-    "run-2026-12-06-seed3/one_slot_4_callers_non_streaming": "queue coverage 62 % (prefill 98 %): a key that never "
-    "streams takes its decode from the total-time envelope, whose output slope soaks up part of the queue; the "
-    "error is systematic, the interval scales with the floor's scatter",
-    "run-2026-12-06-seed5/one_slot_4_callers": "coverage 62 %: every call queued behind three others, so the floor "
-    "itself holds some wait and prefill comes out high by ~100 ms (queue bias -101 ms); the interval's low side "
-    "has no term for a floor that never saw an idle server",
-    "run-2026-12-06-seed5/two_slots_4_callers_early": "coverage 48 %: as one_slot_4_callers (queue bias -49 ms)",
+    "run-2026-12-06-seed6/prefix_sizes": _NOISY_HITS.format("60 / 60 %", "75 / 83 and 95 / 95 %"),
+    "run-2026-12-06-seed6/prefix_cache_2_callers": _NOISY_HITS.format("63 / 70 %", "85 / 85 and 80 / 80 %"),
+    "run-2026-12-06-seed6/one_slot_4_callers_mixed": _WHOLE_BODIES.format("62 %", "85 %"),
+    "run-2026-12-06-seed7/one_slot_4_callers_mixed": _WHOLE_BODIES.format("55 %", "83 %"),
+    "run-2026-12-06-seed7/one_slot_4_callers_non_streaming": _WHOLE_BODIES.format("57 %", "77 %"),
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 
@@ -149,7 +149,7 @@ def test_estimate_uses_what_the_client_saw(recording: dict[str, Any]) -> None:
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureRequest) -> None:
     """Every estimated queue / prefill carries an 80 % interval. The target is 75-90 % coverage; measured on
-    these recordings: 47-100 % (docs/phases.md has each workload's figure; those below 65 % are listed above).
+    these recordings: 55-100 % (docs/phases.md has each workload's figure; those below 65 % are listed above).
     This test holds the floor that must not regress: two thirds of calls covered, and no interval wider than the
     window."""
     rec = _load(path)
