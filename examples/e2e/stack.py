@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -41,38 +40,11 @@ class StackError(RuntimeError):
     """A part of the stack could not start or answer; the message says which and where its log is."""
 
 
-_HANDED_OUT: set[int] = set()
-
-
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range. A port the kernel hands out for bind(0) comes from
-    that range, where any outgoing connection (a collector's exporter, a client) may take it before the process
-    that was told to listen on it binds it (CI, 2026-12-06: a tier gateway failed with "address already in use")."""
-    low = _ephemeral_low()
-    start = max(1024, low - 12000)
-    for _ in range(200):
-        port = random.randrange(start, low)
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # fall back to the kernel's choice
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        fallback: int = s.getsockname()[1]
-        return fallback
+        port: int = s.getsockname()[1]
+        return port
 
 
 def prometheus_binary() -> str | None:
