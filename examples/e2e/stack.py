@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +41,25 @@ class StackError(RuntimeError):
     """A part of the stack could not start or answer; the message says which and where its log is."""
 
 
+# Sockets that keep the ports free_port handed out reserved (bound, never listening) while this process runs.
+_RESERVED: deque[socket.socket] = deque(maxlen=256)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port on 127.0.0.1, kept reserved until this process ends (or 256 later ports are handed out).
+
+    A port from bind(0) lies in the kernel's ephemeral range, where an outgoing connection of any process may take
+    it before (or, after a kill, while) our collector binds it ("address already in use"; CI saw it once). A socket
+    left bound to it keeps connect() from picking it; both set SO_REUSEADDR (Go's listeners do), so the collector,
+    and Prometheus, can still listen on it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    if len(_RESERVED) == _RESERVED.maxlen:
+        _RESERVED[0].close()
+    _RESERVED.append(s)
+    return port
 
 
 def prometheus_binary() -> str | None:
