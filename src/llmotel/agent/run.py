@@ -23,7 +23,6 @@ import functools
 import inspect
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -37,6 +36,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from llmotel import _semconv as sc
+from llmotel import forksafe
 from llmotel.agent.adherence import Adherence, Revision, score
 
 _log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class AgentRun:
         self.span = span
         self.adherence: Adherence | None = None
         """Set when the run ends (None before, or if the run never announced a plan)."""
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock(self)
         self._unplanned: list[str] = []
         self._segments: list[_Segment] = []
 

@@ -21,6 +21,7 @@ from decimal import Decimal
 from importlib.metadata import version
 from typing import Any, NamedTuple
 
+from llmotel import forksafe
 from llmotel.record import Usage
 
 _log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class _Library:
     MAX = 1024
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock(self)
         self._snapshot: Any = None
         self.failed = False
         self.source = ""

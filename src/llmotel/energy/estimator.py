@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llmotel import forksafe
 from llmotel.energy import config as energy_config
 from llmotel.energy import reference as energy_data
 from llmotel.energy.reference import ModelSize
@@ -190,7 +191,7 @@ class _State:
 
 
 _state: _State | None = None
-_state_lock = threading.Lock()
+_state_lock = forksafe.lock(sys.modules[__name__], "_state_lock")
 
 
 def _get_state() -> _State:

@@ -33,7 +33,6 @@ import logging
 import math
 import os
 import tempfile
-import threading
 from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -41,6 +40,7 @@ from itertools import repeat
 from operator import mul, sub
 from typing import Any, NamedTuple
 
+from llmotel import forksafe
 from llmotel.phases.priors import Prior, prior
 
 _log = logging.getLogger(__name__)
@@ -642,7 +642,7 @@ class Calibrator:
     def __init__(self, max_keys: int = 128, state_path: str | None = None) -> None:
         self._keys: OrderedDict[Key, _KeyState] = OrderedDict()
         self._max_keys = max(1, max_keys)
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock(self)
         self._state_path: str | None = None
         self._unsaved = 0
         if state_path:

@@ -25,9 +25,9 @@ goes below zero). docs/phases.md ("Shared passes") has the measurements.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict, deque
 
+from llmotel import forksafe
 from llmotel.record import CallCapture, LLMRequest
 
 _log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class PassBook:
         self._per_group = per_group
         self._max_groups = max_groups
         self._groups: OrderedDict[Group, _Group] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock(self)
 
     def began(self, request: LLMRequest, capture: CallCapture) -> None:
         """A call was sent (streams and whole bodies: both hold a slot of the server). Never raises."""

@@ -9,11 +9,11 @@ location suffix of ``cf-ray`` (``8f1a2b3c4d5e6f70-FRA``), the data-residency pre
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 
 from llmotel import _semconv as sc
+from llmotel import forksafe
 
 REGION_HEADERS: tuple[str, ...] = ("x-ms-region", "x-llmotel-region", "x-region")
 HEADER_NAMES: frozenset[str] = frozenset((*REGION_HEADERS, "cf-ray"))
@@ -48,7 +48,7 @@ class RevisionTracker:
     def __init__(self, capacity: int = 1024) -> None:
         self._capacity = capacity
         self._last: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock(self)
 
     def observe(self, request_model: str, region: str, revision: str) -> str:
         """Record ``revision``; return the previous revision if it differs, else ""."""
