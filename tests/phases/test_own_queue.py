@@ -34,9 +34,12 @@ class _Call:
         self.capture = CallCapture()
 
 
-def fifo_server(slots: int, callers: int, calls: int, rng: random.Random, *, batching: bool = False) -> list[_Call]:
+def fifo_server(
+    slots: int, callers: int, calls: int, rng: random.Random, *, batching: bool = False, whole: bool = False
+) -> list[_Call]:
     """Calls of ``callers`` closed-loop callers on a FIFO server with ``slots`` slots (``batching``: every call
-    starts on arrival, as on a server with far more sequences than callers), in arrival order."""
+    starts on arrival, as on a server with far more sequences than callers), in arrival order; ``whole``: whole
+    bodies (no first token seen)."""
     free = [0.0] * slots
     ready = [rng.uniform(0, 0.05) for _ in range(callers)]
     done: list[_Call] = []
@@ -56,11 +59,17 @@ def fifo_server(slots: int, callers: int, calls: int, rng: random.Random, *, bat
         c.capture = CallCapture(start_ns=ns(c.arrival), attempt_start_ns=ns(c.arrival), headers_ns=ns(c.first),
                                 first_content_ns=ns(c.first), last_chunk_ns=ns(c.end), end_ns=ns(c.end),
                                 content_chunk_count=c.out, chunk_count=c.out)
+        if whole:
+            c.capture = CallCapture(start_ns=ns(c.arrival), attempt_start_ns=ns(c.arrival), headers_ns=ns(c.end),
+                                    end_ns=ns(c.end))
     return done
 
 
-def run(model: PhaseModel, calls: list[_Call]) -> list[tuple[_Call, dict[str, float]]]:
-    """Note every call as it is sent and split it when it ends, as the instrumentors do live."""
+def run(
+    model: PhaseModel, calls: list[_Call], intervals: dict[int, tuple[float, float]] | None = None
+) -> list[tuple[_Call, dict[str, float]]]:
+    """Note every call as it is sent and split it when it ends, as the instrumentors do live; ``intervals``: each
+    call's queue interval (by index)."""
     events = sorted([(c.arrival, 0, i) for i, c in enumerate(calls)] + [(c.end, 1, i) for i, c in enumerate(calls)])
     out = []
     request = _request()
@@ -72,6 +81,9 @@ def run(model: PhaseModel, calls: list[_Call]) -> list[tuple[_Call, dict[str, fl
             phases = model.split(request, _response(call.tokens, call.out), call.capture, ServerTiming())
             assert_tiles(phases, call.capture)
             out.append((call, _durations(phases)))
+            if intervals is not None:
+                queue = next(p for p in phases if p.name == "queue")
+                intervals[i] = (queue.low_s or 0.0, queue.high_s or 0.0)
     return out
 
 
@@ -135,6 +147,21 @@ def test_an_unknown_slot_count_leaves_the_fit_alone() -> None:
         counts.observe(GROUP, [2 * NS], 0, NS)  # first token before the one call ahead ended: refutes one slot
     assert counts.own_wait_s(GROUP, [2 * NS], 0) == 0.0  # at least two slots: one call ahead cannot block
     assert counts.own_wait_s(GROUP, [NS, 2 * NS], 0) is None  # two ahead: two slots not tested yet
+
+
+def test_while_the_slot_count_is_unknown_the_queue_interval_reaches_the_one_slot_wait() -> None:
+    # Whole bodies never teach the slot count (no first token): behind three own calls on a one-slot server the fit
+    # cannot tell the wait from the calls' own time, so the queue's interval must reach up to the wait one slot
+    # implies; on a batching server (no wait) it must still hold none.
+    for batching in (False, True):
+        model = PhaseModel()
+        calls = fifo_server(1, 4, 160, random.Random(4), batching=batching, whole=True)
+        intervals: dict[int, tuple[float, float]] = {}
+        run(model, calls, intervals)
+        assert model.slots.slots(GROUP) is None
+        inside = [intervals[i][0] - 1e-6 <= c.start - c.arrival <= intervals[i][1] + 1e-6
+                  for i, c in enumerate(calls) if i >= 40]
+        assert sum(inside) >= 0.9 * len(inside), (batching, sum(inside), len(inside))
 
 
 def test_the_book_reads_the_calls_in_flight_when_a_call_was_sent() -> None:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import threading
+import sys
 from typing import Any
 
-from llmotel import config
+from llmotel import config, forksafe
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
-from llmotel.phases.own_queue import SlotCounts
-from llmotel.phases.passes import MAX_TOLERANCE_S, TOLERANCE_STEP_SHARE, PassBook
+from llmotel.phases.own_queue import SlotCounts, ceiling_ns
+from llmotel.phases.passes import MAX_TOLERANCE_S, OPEN, TOLERANCE_STEP_SHARE, PassBook
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
 _log = logging.getLogger(__name__)
@@ -289,11 +289,12 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
-        own_wait = self._own_wait(request, capture, attempt, first, queue_srv is None and prefill_srv is None)
+        own_wait, ceiling = self._own_wait(request, capture, attempt, first,
+                                           queue_srv is None and prefill_srv is None)
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s, spread,
-                   _own_band(co, own_wait) if own_wait else None)
+                   _own_band(co, own_wait, ceiling))
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
@@ -305,17 +306,27 @@ class PhaseModel:
             self.calibrator.observe_stream(key, uncached, cached, own, tpot, early_now, path)
         return phases
 
-    def _own_wait(self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool) -> float | None:
-        """The wait the app's own calls in flight imply for this call (own_queue.py), in seconds, after learning the
-        server's slot count from it (a stream: ``first`` > 0); None when unknown or ``use`` is False."""
+    def _own_wait(
+        self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool
+    ) -> tuple[float | None, float | None]:
+        """(the wait the app's own calls in flight imply for this call (own_queue.py), the most it can be), in
+        seconds, after learning the server's slot count from it (a stream: ``first`` > 0). The wait is None when
+        the slot count is unknown (the most is then the one-slot wait, ``inf`` when a call ahead was not seen to
+        end) or ``use`` is False (both None)."""
         if not capture.ahead:  # nothing of the app's own was in flight (the common case: keep it cheap)
             capture.ahead = None
-            return 0.0 if use else None
+            return (0.0 if use else None), None
         group = (request.provider, request.server_address, request.request_model)
         ends = self.passes.ahead(capture)
         if self.learn and first > 0 and not capture.abandoned:
             self.slots.observe(group, ends, attempt, first)
-        return self.slots.own_wait_s(group, ends, attempt) if use else None
+        if not use:
+            return None, None
+        wait = self.slots.own_wait_s(group, ends, attempt)
+        if wait is not None or not ends:
+            return wait, None
+        most = ceiling_ns(ends, attempt)
+        return None, (math.inf if most >= OPEN else most / _NS)
 
     def _shared_pass(self, co: Coefficients, request: LLMRequest, capture: CallCapture, own: float) -> float:
         """The summed own prefill of the other streams in this call's pass (passes.py), 0 when it had none."""
@@ -394,15 +405,15 @@ class PhaseModel:
         w = split_window(total - decode, queue_srv, known, prefill_est, first_token_est, bound_window, "estimated")
         if inference is not None:
             w.p_src = "estimated"
-        own_wait = self._own_wait(request, capture, attempt, 0, queue_srv is None and prefill_srv is None)
+        own_wait, ceiling = self._own_wait(request, capture, attempt, 0, queue_srv is None and prefill_srv is None)
         if own_wait is not None:
             _at_least(w, own_wait, total - decode)
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         scatter = co.scatter_s if streams_taught else co.total_scatter_s
         self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter, spread,
-                   _own_band(co, own_wait) if own_wait else None,
-                   _DECODE_SPREAD * decode if decode_src == "estimated" else 0.0)
+                   _own_band(co, own_wait, ceiling),
+                   decode if decode_src == "estimated" else 0.0)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -422,7 +433,7 @@ class PhaseModel:
     def _emit(
         phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
         prefill_known: bool, scatter: float, spread: float = 0.0,
-        own_band: tuple[float, float, float] | None = None, decode_spread: float = 0.0,
+        own_band: tuple[float, float, float, float] | None = None, decode_est: float = 0.0,
     ) -> None:
         q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
         p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
@@ -431,7 +442,7 @@ class PhaseModel:
         queue = Phase("queue", begin, q_end, w.q_src, q_conf, samples)
         prefill = Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples)
         first = Phase("first_token", p_end, window_end, w.f_src, f_conf, samples)
-        _intervals(w, conf, scatter, queue, prefill, first, spread, own_band, decode_spread)
+        _intervals(w, conf, scatter, queue, prefill, first, spread, own_band, decode_est)
         phases.append(queue)
         phases.append(prefill)
         phases.append(first)
@@ -455,19 +466,27 @@ def _at_least(w: _Window, own_wait: float, window_s: float) -> None:
     w.p = rest - w.f
 
 
-def _own_band(co: Coefficients, own_wait: float | None) -> tuple[float, float, float] | None:
-    """(the wait own calls imply, how far the true queue may lie below it, and above it), in seconds; None when
-    the wait is unknown or none (see _intervals)."""
-    if own_wait is None or own_wait <= 0.0:
+def _own_band(
+    co: Coefficients, own_wait: float | None, ceiling: float | None = None
+) -> tuple[float, float, float, float] | None:
+    """(the wait own calls imply, how far the true queue may lie below it, and above it, -1) in seconds; where
+    the slot count is unknown, (-1, 0, 0, the most the queue may be: the one-slot ``ceiling`` and the margin above
+    it); None when there is neither (see _intervals)."""
+    if own_wait is None:
+        if ceiling is None:
+            return None
+        step = co.step_floor_s if co.step_floor_s is not None else co.time_per_output_token_s
+        return -1.0, 0.0, 0.0, ceiling + _OWN_TURNAROUND_S + _OWN_STEPS * step
+    if own_wait <= 0.0:
         return None
     step = co.step_floor_s if co.step_floor_s is not None else co.time_per_output_token_s
     path = _OWN_PATHS * co.overhead_request_path_s if co.overhead_request_path_s > 0 else _OWN_PATH_STEPS * step
-    return own_wait, path, _OWN_TURNAROUND_S + _OWN_STEPS * step
+    return own_wait, path, _OWN_TURNAROUND_S + _OWN_STEPS * step, -1.0
 
 
 def _intervals(
     w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase, spread: float = 0.0,
-    own_band: tuple[float, float, float] | None = None, decode_spread: float = 0.0,
+    own_band: tuple[float, float, float, float] | None = None, decode_est: float = 0.0,
 ) -> None:
     """The 80 % intervals of the estimated phases before decode.
 
@@ -495,19 +514,30 @@ def _intervals(
         prefill.low_s, prefill.high_s = p_lo, p_hi
     if w.q_src != "server":
         queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both - p_lo)
+    if own_band is not None and own_band[0] < 0.0:
+        if w.q_src != "server" and w.p_src != "server":
+            # Own calls were in flight but the server's slot count is unknown: the server may have queued this call
+            # behind them (up to the wait one slot implies, or more with other clients' calls) or batched it with
+            # them (no wait). The fit cannot tell (it learned from such calls): the interval spans both. A whole
+            # body's estimated decode (``decode_est``) may be any part of either phase too.
+            q_hi = min(both + decode_est, max(queue.high_s if queue.high_s is not None else 0.0, own_band[3]))
+            queue.low_s, queue.high_s = 0.0, q_hi
+            prefill.low_s, prefill.high_s = max(0.0, both - q_hi), both + decode_est
+        own_band = None
     if own_band is not None and w.q_src != "server" and w.p_src != "server":
         # The call waited behind own calls the client saw end: the queue is at least that wait, off only by the
         # two request paths (the blocking call's end back to the client, this call's way in). Where the wait is
         # the estimate, the true queue lies above it by no more than the server's turnaround between one request
         # and the next (which the wait does not hold) and other clients' calls ahead (none, or the fit would
         # have found more queue).
-        own_wait, below, above = own_band
+        own_wait, below, above, _ = own_band
         q_lo = min(max(0.0, own_wait - below), w.q)
         q_hi = min(both, w.q + above) if w.own else (queue.high_s if queue.high_s is not None else both)
         q_lo = max(q_lo, queue.low_s or 0.0) if not w.own else q_lo
         queue.low_s, queue.high_s = q_lo, q_hi
         # A whole body's window ends where its estimated decode begins: the prefill also carries that estimate's
         # error, which the queue (measured from the call's start) does not.
+        decode_spread = _DECODE_SPREAD * decode_est
         prefill.low_s = max(0.0, min(both - q_hi - decode_spread, w.p))
         prefill.high_s = max(both - q_lo + decode_spread, w.p)
     if w.f_src == "estimated":
@@ -598,7 +628,7 @@ def _fallback(capture: CallCapture) -> list[Phase]:
     ]
 
 
-_gauge_lock = threading.Lock()
+_gauge_lock = forksafe.lock(sys.modules[__name__], "_gauge_lock")
 _gauge_registered: set[int] = set()
 
 

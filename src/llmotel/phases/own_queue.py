@@ -21,15 +21,20 @@ When it misleads: a server that does not serve in arrival order (priorities, a s
 first) lets a later call overtake; such calls refute every k and the bound switches itself off. Two replicas behind
 one address with one slot each read as k = 2, which is what they are to the client.
 
+While a group's slot count is unknown (its first tests, and for good where the app never streams to it: a whole
+body shows no first token to test k with) the estimate stays the fit's, but the queue's interval reaches up to the
+wait one slot implies (``ceiling_ns``, the most any slot count does): the client cannot tell a server that queued
+the call behind its own from one that batched it, and the interval says so.
+
 Bounded: ``_MAX_GROUPS`` groups (least recently used dropped). Thread-safe; never raises.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict
 
+from llmotel import forksafe
 from llmotel.phases.passes import OPEN, Group
 
 _log = logging.getLogger(__name__)
@@ -51,6 +56,13 @@ def implied_wait_ns(ends: list[int], attempt_ns: int, slots: int) -> int | None:
         return 0
     end = ends[ahead]
     return None if end >= OPEN else max(end - attempt_ns, 0)
+
+
+def ceiling_ns(ends: list[int], attempt_ns: int) -> int:
+    """The most any slot count implies for a call sent at ``attempt_ns`` behind own calls ending at ``ends``
+    (sorted, not empty): the wait for the last of them (one slot); ``OPEN`` when one was not seen to end."""
+    end = ends[-1]
+    return OPEN if end >= OPEN else max(end - attempt_ns, 0)
 
 
 class _Counts:
@@ -75,7 +87,7 @@ class SlotCounts:
     def __init__(self, max_groups: int = _MAX_GROUPS) -> None:
         self._groups: OrderedDict[Group, _Counts] = OrderedDict()
         self._max_groups = max_groups
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock(self)
 
     def observe(self, group: Group, ends: list[int], attempt_ns: int, first_ns: int) -> None:
         """A stream sent at ``attempt_ns`` behind own calls ending at ``ends`` got its first token at ``first_ns``:
