@@ -40,13 +40,6 @@ KNOWN_MISSES: dict[str, str] = {
     "1.8x (64 new tokens after 1,505 cached: 71 ms; 62 after 1,501: 123 ms; seeds 5 and 7: a median 5-6 %); the fit "
     "follows each size's fastest calls, so the others' extra is booked as queue. Seeds 5 and 7 meet the target "
     "(p90 9.5 / 11.9 %).",
-    "run-2026-12-06-seed8/one_slot_4_callers_non_streaming": "queue median / p90 28.2 / 60.1 % of TTFT: a key that "
-    "never streams learns no slot count (a whole body shows no first token to test it with) and takes its decode "
-    "from the total-time envelope, learned from calls that all queued behind three others; in this run that "
-    "envelope's per-output-token slope soaked up most of the wait (queue low by a median 597 ms; the estimator "
-    "before the own-call wait gives the same). The interval says so: with own calls in flight and the slot count "
-    "unknown, the queue's spans no wait to the one-slot wait (coverage 98 / 100 %, test_replayed_intervals_cover_"
-    "the_truth holds it). Seeds 6 and 7 meet the target (p90 12.5 / 11.4 %).",
 }
 # Interval coverage below the test's floor of 65 % (the target is 75-90 %), the same way.
 _NOISY_HITS = ("coverage {}: the cache hits' prefill in this run was erratic (see seed 6's prefix_cache); the "
@@ -55,10 +48,6 @@ KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "run-2026-12-06-seed6/prefix_sizes": _NOISY_HITS.format("60 / 60 %", "95 / 95 and 88 / 92 %"),
     "run-2026-12-06-seed6/prefix_cache_2_callers": _NOISY_HITS.format("63 / 70 %", "80 / 80 and 88 / 88 %"),
     "run-2026-12-06-seed6/prefix_cache": "coverage 55 / 58 %: " + KNOWN_MISSES["run-2026-12-06-seed6/prefix_cache"],
-    "run-2026-12-06-seed7/one_slot_4_callers_non_streaming": "prefill coverage 58 % (queue 100 %): a key that never "
-    "streams learns no slot count; its split between prefill and decode comes from the total-time envelope, whose "
-    "output slope in this run was about 0 (true decode 40-200 ms a call), so prefill runs high by about the decode "
-    "and its interval's low side misses it (seed 6: 100 / 95 %; seed 8: 98 / 100 %).",
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 

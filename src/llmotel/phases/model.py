@@ -76,6 +76,10 @@ _OWN_PREFILL_SLACK = 0.1
 # its prefill interval where the queue is the own wait (bench/real one_slot_4_callers_mixed, seeds 6-7 replayed:
 # prefill coverage 62 / 55 % without it, 72 / 62 % at 5 %, 82 / 73 % at 10 %, 83 / 83 % at 15 %, 87 / 88 % at 20 %).
 _DECODE_SPREAD = 0.15
+# The same where the key never streams and its decode comes from the total-time envelope's output slope (the same
+# replays, one_slot_4_callers_non_streaming: prefill coverage 73 / 83 / 77 % at 15 %, 80 / 88 / 80 at 25 %, 87 / 90
+# / 85 at 35 %, 93 / 100 / 90 at 50 %).
+_TOTAL_DECODE_SPREAD = 0.35
 _SAMPLING_SHARE_8B = 0.066  # the output layer's share of a decode step on Llama-3.1-8B (see _sampling_share)
 _SAMPLING_SPREAD = 1.5  # an estimated sampling may be off by this multiple of itself (_sampling_spread)
 
@@ -307,19 +311,23 @@ class PhaseModel:
         return phases
 
     def _own_wait(
-        self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool
+        self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool,
+        body: tuple[int, int, int] | None = None,
     ) -> tuple[float | None, float | None]:
         """(the wait the app's own calls in flight imply for this call (own_queue.py), the most it can be), in
         seconds, after learning the server's slot count from it (a stream: ``first`` > 0). The wait is None when
         the slot count is unknown (the most is then the one-slot wait, ``inf`` when a call ahead was not seen to
-        end) or ``use`` is False (both None)."""
+        end) or ``use`` is False (both None). ``body``: a whole body's (uncached, cached, output) tokens."""
         if not capture.ahead:  # nothing of the app's own was in flight (the common case: keep it cheap)
             capture.ahead = None
             return (0.0 if use else None), None
         group = (request.provider, request.server_address, request.request_model)
         ends = self.passes.ahead(capture)
-        if self.learn and first > 0 and not capture.abandoned:
-            self.slots.observe(group, ends, attempt, first)
+        if self.learn and not capture.abandoned:
+            if first > 0:
+                self.slots.observe(group, ends, attempt, first)
+            elif body is not None:
+                self.slots.observe_body(group, ends, attempt, capture.end_ns, *body)
         if not use:
             return None, None
         wait = self.slots.own_wait_s(group, ends, attempt)
@@ -405,7 +413,8 @@ class PhaseModel:
         w = split_window(total - decode, queue_srv, known, prefill_est, first_token_est, bound_window, "estimated")
         if inference is not None:
             w.p_src = "estimated"
-        own_wait, ceiling = self._own_wait(request, capture, attempt, 0, queue_srv is None and prefill_srv is None)
+        own_wait, ceiling = self._own_wait(request, capture, attempt, 0, queue_srv is None and prefill_srv is None,
+                                           (uncached, cached, output))
         if own_wait is not None:
             _at_least(w, own_wait, total - decode)
         # The first-token boundary was not observed: never claim more than an estimate for it.
@@ -413,7 +422,8 @@ class PhaseModel:
         scatter = co.scatter_s if streams_taught else co.total_scatter_s
         self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter, spread,
                    _own_band(co, own_wait, ceiling),
-                   decode if decode_src == "estimated" else 0.0)
+                   decode if decode_src == "estimated" else 0.0,
+                   _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -434,6 +444,7 @@ class PhaseModel:
         phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
         prefill_known: bool, scatter: float, spread: float = 0.0,
         own_band: tuple[float, float, float, float] | None = None, decode_est: float = 0.0,
+        decode_share: float = _DECODE_SPREAD,
     ) -> None:
         q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
         p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
@@ -442,7 +453,7 @@ class PhaseModel:
         queue = Phase("queue", begin, q_end, w.q_src, q_conf, samples)
         prefill = Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples)
         first = Phase("first_token", p_end, window_end, w.f_src, f_conf, samples)
-        _intervals(w, conf, scatter, queue, prefill, first, spread, own_band, decode_est)
+        _intervals(w, conf, scatter, queue, prefill, first, spread, own_band, decode_est, decode_share)
         phases.append(queue)
         phases.append(prefill)
         phases.append(first)
@@ -487,6 +498,7 @@ def _own_band(
 def _intervals(
     w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase, spread: float = 0.0,
     own_band: tuple[float, float, float, float] | None = None, decode_est: float = 0.0,
+    decode_share: float = _DECODE_SPREAD,
 ) -> None:
     """The 80 % intervals of the estimated phases before decode.
 
@@ -537,7 +549,7 @@ def _intervals(
         queue.low_s, queue.high_s = q_lo, q_hi
         # A whole body's window ends where its estimated decode begins: the prefill also carries that estimate's
         # error, which the queue (measured from the call's start) does not.
-        decode_spread = _DECODE_SPREAD * decode_est
+        decode_spread = decode_share * decode_est
         prefill.low_s = max(0.0, min(both - q_hi - decode_spread, w.p))
         prefill.high_s = max(both - q_lo + decode_spread, w.p)
     if w.f_src == "estimated":

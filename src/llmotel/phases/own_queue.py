@@ -32,7 +32,8 @@ Bounded: ``_MAX_GROUPS`` groups (least recently used dropped). Thread-safe; neve
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import math
+from collections import OrderedDict, deque
 
 from llmotel import forksafe
 from llmotel.phases.passes import OPEN, Group
@@ -40,6 +41,7 @@ from llmotel.phases.passes import OPEN, Group
 _log = logging.getLogger(__name__)
 
 MAX_SLOTS = 8
+NONE = MAX_SLOTS + 1  # a slot count above every candidate: no own wait
 MIN_TESTS = 10.0
 MAX_REFUTED = 0.2  # bench/real: the true k refuted in 0-2 % of calls, k one too small in 93-97 % (two slots)
 _DECAY = 1.0 - 1.0 / 64.0  # about the last 64 tests per candidate count
@@ -66,19 +68,130 @@ def ceiling_ns(ends: list[int], attempt_ns: int) -> int:
 
 
 class _Counts:
-    __slots__ = ("refuted", "tests")
+    __slots__ = ("bodies", "body_slots", "refuted", "tests", "unfitted")
 
     def __init__(self) -> None:
         self.tests = [0.0] * (MAX_SLOTS + 1)  # index k: decayed count of streams that tested k slots
         self.refuted = [0.0] * (MAX_SLOTS + 1)
+        self.bodies: deque[_Body] | None = None  # whole bodies sent behind own calls (body_slots), when any
+        self.body_slots: int | None = None  # the slot count whole bodies imply (NONE: no wait), None while unknown
+        self.unfitted = 0
 
     def slots(self) -> tuple[int, bool]:
-        """(the smallest candidate not refuted, whether it has been tested enough to use)."""
+        """(the smallest candidate not refuted, whether it has been tested enough to use); where streams have not
+        tested it enough, what whole bodies imply (never a count streams refuted)."""
+        k, tested = self._stream_slots()
+        if not tested and self.body_slots is not None:
+            return max(k, self.body_slots), True
+        return k, tested
+
+    def _stream_slots(self) -> tuple[int, bool]:
         for k in range(1, MAX_SLOTS + 1):
             tests = self.tests[k]
             if tests < MIN_TESTS or self.refuted[k] <= MAX_REFUTED * tests:
                 return k, tests >= MIN_TESTS
-        return MAX_SLOTS + 1, True
+        return NONE, True
+
+
+# Whole bodies show no first token: the slot count is the hypothesis under which their own times (the total less
+# the wait the count implies) are explained best by their sizes. Under the true count they are the calls' service
+# times, a clean function of their tokens; a count too small takes part of the service away (some calls end before
+# the call they "waited" for: refuted), one too large leaves waits in (scatter); a batching server's totals are
+# explained best with no own wait at all (identical calls on a batching server explain as well under one slot: no
+# wait is kept then). A count is used only where it explains the bodies far better than no wait does (residual
+# scatter at most ``_BODY_CLEAR`` of no-wait's); no wait only where every count is refuted, or none comes close
+# (``_BODY_NONE``) and no wait explains the bodies cleanly (``_BODY_CLEAN``: not two bad hypotheses, as behind other
+# apps' calls); otherwise the count stays unknown and the interval says so. bench/real's llama.cpp recordings
+# replayed as whole bodies (seeds 6-8): one slot 0.07-0.2 of no-wait's scatter (0.4-1.0 with two unseen callers:
+# unknown); two and three slots, whose calls share batches (their service stretches with the others'), 0.46-0.63:
+# unknown (their whole bodies' queue stays the fit's: p90 70-113 % of TTFT, inside its interval 92-100 %).
+_BODY_WINDOW = 64
+_BODY_MIN = 24  # whole bodies behind own calls before a count is chosen
+_BODY_REFIT = 8  # refit after this many more
+_BODY_CLEAR = 0.35  # a count's residual scatter at most this share of no-wait's: the count
+_BODY_NONE = 0.9  # every count's at least this share, and no-wait's scatter clean: no own wait
+_BODY_CLEAN = 0.15  # no-wait's residual scatter at most this share of the median total: clean
+_BODY_REFUTED = 0.1  # a count under which more than this share of bodies served for less than nothing is refuted
+
+
+class _Body:
+    __slots__ = ("features", "total", "waits")
+
+    def __init__(self, features: tuple[float, float, float], total: float, waits: list[float]) -> None:
+        self.features = features  # uncached tokens, cached tokens, output tokens
+        self.total = total
+        self.waits = waits  # index k - 1: the wait k slots imply (inf: the call k says it waited for never ended)
+
+
+def _residual_scatter(bodies: deque[_Body], k: int) -> float:
+    """The median absolute residual of a least-squares line (intercept, uncached, cached, output tokens) through the
+    bodies' own times under k slots (``NONE``: no wait); inf when k is refuted."""
+    rows: list[tuple[float, float, float, float]] = []
+    ys: list[float] = []
+    bad = 0
+    for b in bodies:
+        wait = b.waits[k - 1] if k <= len(b.waits) else 0.0
+        own = b.total - wait
+        if own < 0.0:
+            bad += 1
+            continue
+        rows.append((1.0, *b.features))
+        ys.append(own)
+    if bad > _BODY_REFUTED * len(bodies) or len(ys) < 8:
+        return math.inf
+    n = 4
+    scale = [max(max(abs(r[j]) for r in rows), 1e-9) for j in range(n)]
+    a = [[0.0] * n for _ in range(n)]
+    v = [0.0] * n
+    for r, y in zip(rows, ys, strict=True):
+        x = [r[j] / scale[j] for j in range(n)]
+        for i in range(n):
+            v[i] += x[i] * y
+            for j in range(n):
+                a[i][j] += x[i] * x[j]
+    for i in range(n):
+        a[i][i] += 1e-6 * len(ys)  # a feature that never varies (no cache) leaves the system singular
+    coef = _solve(a, v)
+    residuals = sorted(abs(y - sum(coef[j] * r[j] / scale[j] for j in range(n))) for r, y in zip(rows, ys, strict=True))
+    return residuals[len(residuals) // 2]
+
+
+def _solve(a: list[list[float]], v: list[float]) -> list[float]:
+    """Gaussian elimination with partial pivoting (4 x 4); a zero pivot leaves its coefficient at 0."""
+    n = len(v)
+    m = [[*row, v[i]] for i, row in enumerate(a)]
+    for c in range(n):
+        p = max(range(c, n), key=lambda r: abs(m[r][c]))
+        m[c], m[p] = m[p], m[c]
+        if abs(m[c][c]) < 1e-300:
+            continue
+        for r in range(c + 1, n):
+            f = m[r][c] / m[c][c]
+            for j in range(c, n + 1):
+                m[r][j] -= f * m[c][j]
+    out = [0.0] * n
+    for c in range(n - 1, -1, -1):
+        if abs(m[c][c]) >= 1e-300:
+            out[c] = (m[c][n] - sum(m[c][j] * out[j] for j in range(c + 1, n))) / m[c][c]
+    return out
+
+
+def _body_slots(bodies: deque[_Body]) -> int | None:
+    """The slot count the bodies imply (``NONE``: no own wait); None when they do not tell."""
+    baseline = _residual_scatter(bodies, NONE)
+    top = max(len(b.waits) for b in bodies)
+    best, best_k = math.inf, NONE
+    for k in range(1, min(top, MAX_SLOTS) + 1):
+        scatter = _residual_scatter(bodies, k)
+        if scatter < best:
+            best, best_k = scatter, k
+    if best <= _BODY_CLEAR * baseline:
+        return best_k
+    if best == math.inf:
+        return NONE  # every count refuted: calls overtook the ones they would have waited for
+    totals = sorted(b.total for b in bodies)
+    clean = baseline <= _BODY_CLEAN * totals[len(totals) // 2]
+    return NONE if clean and best >= _BODY_NONE * baseline else None
 
 
 class SlotCounts:
@@ -89,6 +202,16 @@ class SlotCounts:
         self._max_groups = max_groups
         self._lock = forksafe.lock(self)
 
+    def _counts(self, group: Group) -> _Counts:
+        counts = self._groups.get(group)
+        if counts is None:
+            counts = self._groups[group] = _Counts()
+            if len(self._groups) > self._max_groups:
+                self._groups.popitem(last=False)
+        else:
+            self._groups.move_to_end(group)
+        return counts
+
     def observe(self, group: Group, ends: list[int], attempt_ns: int, first_ns: int) -> None:
         """A stream sent at ``attempt_ns`` behind own calls ending at ``ends`` got its first token at ``first_ns``:
         every candidate k it tests is refuted when the call k says it waited for ended after that token."""
@@ -97,18 +220,42 @@ class SlotCounts:
             if n == 0:
                 return
             with self._lock:
-                counts = self._groups.get(group)
-                if counts is None:
-                    counts = self._groups[group] = _Counts()
-                    if len(self._groups) > self._max_groups:
-                        self._groups.popitem(last=False)
-                else:
-                    self._groups.move_to_end(group)
+                counts = self._counts(group)
                 for k in range(1, min(n, MAX_SLOTS) + 1):
                     counts.tests[k] = counts.tests[k] * _DECAY + 1.0
                     counts.refuted[k] = counts.refuted[k] * _DECAY + (1.0 if ends[n - k] >= first_ns else 0.0)
         except Exception:
             _log.debug("llmotel: slot counts could not learn from a call", exc_info=True)
+
+    def observe_body(
+        self, group: Group, ends: list[int], attempt_ns: int, end_ns: int, uncached: int, cached: int, output: int
+    ) -> None:
+        """A whole body sent at ``attempt_ns`` behind own calls ending at ``ends`` ended at ``end_ns``: kept with the
+        waits each candidate count implies; every ``_BODY_REFIT`` bodies the count they imply is chosen afresh."""
+        try:
+            n = len(ends)
+            if n == 0 or end_ns <= attempt_ns:
+                return
+            waits = []
+            for k in range(1, min(n, MAX_SLOTS) + 1):
+                wait = implied_wait_ns(ends, attempt_ns, k)
+                waits.append(math.inf if wait is None else wait / _NS)
+            body = _Body((float(uncached), float(cached), float(output)), (end_ns - attempt_ns) / _NS, waits)
+            with self._lock:
+                counts = self._counts(group)
+                if counts.bodies is None:
+                    counts.bodies = deque(maxlen=_BODY_WINDOW)
+                counts.bodies.append(body)
+                counts.unfitted += 1
+                if len(counts.bodies) < _BODY_MIN or counts.unfitted < _BODY_REFIT:
+                    return
+                counts.unfitted = 0
+                bodies = deque(counts.bodies)
+            slots = _body_slots(bodies)  # outside the lock: a few thousand operations every 8 bodies
+            with self._lock:
+                counts.body_slots = slots
+        except Exception:
+            _log.debug("llmotel: slot counts could not learn from a whole body", exc_info=True)
 
     def own_wait_s(self, group: Group, ends: list[int], attempt_ns: int) -> float | None:
         """The wait the group's learned slot count implies for this call, in seconds; None while the count is not
