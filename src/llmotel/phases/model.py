@@ -32,7 +32,7 @@ from typing import Any
 
 from llmotel import config, forksafe
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
-from llmotel.phases.own_queue import SlotCounts, ceiling_ns
+from llmotel.phases.own_queue import MAX_SLOTS, SlotCounts, ceiling_ns
 from llmotel.phases.passes import MAX_TOLERANCE_S, OPEN, TOLERANCE_STEP_SHARE, PassBook
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
@@ -293,8 +293,8 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
-        own_wait, ceiling = self._own_wait(request, capture, attempt, first,
-                                           queue_srv is None and prefill_srv is None)
+        own_wait, ceiling, _ = self._own_wait(request, capture, attempt, first,
+                                              queue_srv is None and prefill_srv is None)
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s, spread,
@@ -313,14 +313,15 @@ class PhaseModel:
     def _own_wait(
         self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool,
         body: tuple[int, int, int] | None = None,
-    ) -> tuple[float | None, float | None]:
+    ) -> tuple[float | None, float | None, bool]:
         """(the wait the app's own calls in flight imply for this call (own_queue.py), the most it can be), in
         seconds, after learning the server's slot count from it (a stream: ``first`` > 0). The wait is None when
         the slot count is unknown (the most is then the one-slot wait, ``inf`` when a call ahead was not seen to
-        end) or ``use`` is False (both None). ``body``: a whole body's (uncached, cached, output) tokens."""
+        end) or ``use`` is False (both None); and whether own calls were in flight on a server of a few slots, which
+        runs them in the same batches as this one. ``body``: a whole body's (uncached, cached, output) tokens."""
         if not capture.ahead:  # nothing of the app's own was in flight (the common case: keep it cheap)
             capture.ahead = None
-            return (0.0 if use else None), None
+            return (0.0 if use else None), None, False
         group = (request.provider, request.server_address, request.request_model)
         ends = self.passes.ahead(capture)
         if self.learn and not capture.abandoned:
@@ -329,12 +330,12 @@ class PhaseModel:
             elif body is not None:
                 self.slots.observe_body(group, ends, attempt, capture.end_ns, *body)
         if not use:
-            return None, None
-        wait = self.slots.own_wait_s(group, ends, attempt)
+            return None, None, False
+        wait, slots = self.slots.own_wait(group, ends, attempt)
         if wait is not None or not ends:
-            return wait, None
+            return wait, None, 2 <= slots <= MAX_SLOTS and bool(ends)
         most = ceiling_ns(ends, attempt)
-        return None, (math.inf if most >= OPEN else most / _NS)
+        return None, (math.inf if most >= OPEN else most / _NS), False
 
     def _shared_pass(self, co: Coefficients, request: LLMRequest, capture: CallCapture, own: float) -> float:
         """The summed own prefill of the other streams in this call's pass (passes.py), 0 when it had none."""
@@ -413,10 +414,19 @@ class PhaseModel:
         w = split_window(total - decode, queue_srv, known, prefill_est, first_token_est, bound_window, "estimated")
         if inference is not None:
             w.p_src = "estimated"
-        own_wait, ceiling = self._own_wait(request, capture, attempt, 0, queue_srv is None and prefill_srv is None,
-                                           (uncached, cached, output))
+        body = (uncached, cached, output)
+        own_wait, ceiling, batched = self._own_wait(request, capture, attempt, 0,
+                                                    queue_srv is None and prefill_srv is None, body)
         if own_wait is not None:
             _at_least(w, own_wait, total - decode)
+            if batched and w.q > own_wait and w.q_src == "estimated" and w.p_src == "estimated":
+                # Own calls shared this call's batches (a server of a few slots): they stretched its steps, which a
+                # whole body cannot see (no first token). The fit's queue beyond the own wait is that stretch, and
+                # it goes to decode (bench/real/as_bodies.py, two and three slots: queue p90 70-120 -> 1-35 % of
+                # TTFT); other clients' calls ahead would be booked there too.
+                decode += w.q - own_wait
+                w.q = own_wait
+                w.own = True
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         scatter = co.scatter_s if streams_taught else co.total_scatter_s

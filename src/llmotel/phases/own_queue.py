@@ -98,17 +98,20 @@ class _Counts:
 # times, a clean function of their tokens; a count too small takes part of the service away (some calls end before
 # the call they "waited" for: refuted), one too large leaves waits in (scatter); a batching server's totals are
 # explained best with no own wait at all (identical calls on a batching server explain as well under one slot: no
-# wait is kept then). A count is used only where it explains the bodies far better than no wait does (residual
-# scatter at most ``_BODY_CLEAR`` of no-wait's); no wait only where every count is refuted, or none comes close
-# (``_BODY_NONE``) and no wait explains the bodies cleanly (``_BODY_CLEAN``: not two bad hypotheses, as behind other
-# apps' calls); otherwise the count stays unknown and the interval says so. bench/real's llama.cpp recordings
-# replayed as whole bodies (seeds 6-8): one slot 0.07-0.2 of no-wait's scatter (0.4-1.0 with two unseen callers:
-# unknown); two and three slots, whose calls share batches (their service stretches with the others'), 0.46-0.63:
-# unknown (their whole bodies' queue stays the fit's: p90 70-113 % of TTFT, inside its interval 92-100 %).
+# wait is kept then). A count is used only where it explains the bodies far better than no wait does: one slot at
+# most ``_BODY_CLEAR_ONE`` of no-wait's residual scatter (a call's service does not depend on the others'), two or
+# more at most ``_BODY_CLEAR`` (calls share batches: each one's service stretches with its batch-mates'); no wait only
+# where every count is refuted, or none comes close (``_BODY_NONE``) and no wait explains the bodies cleanly
+# (``_BODY_CLEAN``: not two bad hypotheses, as behind other apps' calls); otherwise the count stays unknown and the
+# interval says so. bench/real's llama.cpp recordings replayed as whole bodies (bench/real/as_bodies.py, seeds 6-8,
+# best count's scatter / no-wait's at each refit): one slot 0.03-0.32; one slot with two callers of another app
+# 0.31-1.19 (no count is clean: unknown, mostly); two and three slots 0.35-0.78. Batching servers with noise and
+# stretch (as the unit tests build them) 1.2-2.4.
 _BODY_WINDOW = 64
 _BODY_MIN = 24  # whole bodies behind own calls before a count is chosen
 _BODY_REFIT = 8  # refit after this many more
-_BODY_CLEAR = 0.35  # a count's residual scatter at most this share of no-wait's: the count
+_BODY_CLEAR_ONE = 0.35  # one slot's residual scatter at most this share of no-wait's: one slot
+_BODY_CLEAR = 0.7  # the same for two or more slots, whose calls' service stretches with their batch-mates'
 _BODY_NONE = 0.9  # every count's at least this share, and no-wait's scatter clean: no own wait
 _BODY_CLEAN = 0.15  # no-wait's residual scatter at most this share of the median total: clean
 _BODY_REFUTED = 0.1  # a count under which more than this share of bodies served for less than nothing is refuted
@@ -180,12 +183,10 @@ def _body_slots(bodies: deque[_Body]) -> int | None:
     """The slot count the bodies imply (``NONE``: no own wait); None when they do not tell."""
     baseline = _residual_scatter(bodies, NONE)
     top = max(len(b.waits) for b in bodies)
-    best, best_k = math.inf, NONE
-    for k in range(1, min(top, MAX_SLOTS) + 1):
-        scatter = _residual_scatter(bodies, k)
-        if scatter < best:
-            best, best_k = scatter, k
-    if best <= _BODY_CLEAR * baseline:
+    scatters = [_residual_scatter(bodies, k) for k in range(1, min(top, MAX_SLOTS) + 1)]
+    best = min(scatters)
+    best_k = scatters.index(best) + 1 if best < math.inf else NONE
+    if best <= (_BODY_CLEAR_ONE if best_k == 1 else _BODY_CLEAR) * baseline:
         return best_k
     if best == math.inf:
         return NONE  # every count refuted: calls overtook the ones they would have waited for
@@ -260,21 +261,25 @@ class SlotCounts:
     def own_wait_s(self, group: Group, ends: list[int], attempt_ns: int) -> float | None:
         """The wait the group's learned slot count implies for this call, in seconds; None while the count is not
         known well enough for a call with this many own calls ahead (or the call it waited for was not seen)."""
+        return self.own_wait(group, ends, attempt_ns)[0]
+
+    def own_wait(self, group: Group, ends: list[int], attempt_ns: int) -> tuple[float | None, int]:
+        """(``own_wait_s``, the slot count it used: 0 where none was needed or known)."""
         try:
             if not ends:
-                return 0.0
+                return 0.0, 0
             with self._lock:
                 counts = self._groups.get(group)
                 slots, tested = counts.slots() if counts is not None else (1, False)
             if len(ends) < slots:
-                return 0.0
+                return 0.0, slots if tested else 0
             if not tested:
-                return None
+                return None, 0
             wait = implied_wait_ns(ends, attempt_ns, slots)
-            return None if wait is None else wait / _NS
+            return (None, 0) if wait is None else (wait / _NS, slots)
         except Exception:
             _log.debug("llmotel: no own-call wait", exc_info=True)
-            return None
+            return None, 0
 
     def slots(self, group: Group) -> int | None:
         """The group's learned slot count (``MAX_SLOTS + 1``: more than any candidate), None while unknown."""
