@@ -117,6 +117,12 @@ WORKLOADS: tuple[Workload, ...] = (
              callers=6, headers="early"),
     Workload("one_slot_4_callers_mixed", "1 slot, 4 concurrent callers; each call streams or returns a whole "
              "body at random (one key)", callers=4, mixed=True),
+    # Added 2026-12-06 (session 8) with the slot count whole bodies imply: whole bodies that share batches, and
+    # streams without usage behind own calls (token counts estimated, own wait measured).
+    Workload("two_slots_4_callers_non_streaming", "2 slots, 4 concurrent callers, non-streaming calls only (whole "
+             "bodies share batches: their steps stretch with each other's)", slots=2, callers=4, stream=False),
+    Workload("one_slot_4_callers_no_usage", "1 slot, 4 concurrent callers, streams without "
+             "stream_options.include_usage", callers=4, include_usage=False),
 )
 
 
