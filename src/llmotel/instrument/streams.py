@@ -150,10 +150,20 @@ def _observe_mean(inner: Iterator[Any], call: Call) -> Iterator[Any]:
 
 
 def _observe_each(inner: Iterator[Any], call: Call) -> Iterator[Any]:
-    """``_observe`` with per-chunk metrics opted into: the general bookkeeping (``_on_chunk``) per event."""
+    """``_observe`` with per-chunk metrics opted into: the general bookkeeping, ``capture.chunk``, per event."""
+    cap = call.capture
+    reader = call.read_event or _no_content
+    response = call.response
+    stall_ns = call.stall_ns
     try:
         for event in inner:
-            _on_chunk(call, event, _now())
+            now = _now()
+            try:
+                content = reader(event, response)
+            except Exception:
+                content = False
+                _log.debug("llmotel could not read a stream event", exc_info=True)
+            _chunk(cap, now, content, stall_ns)
             yield event
     except GeneratorExit:
         raise
