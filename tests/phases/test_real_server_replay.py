@@ -35,19 +35,19 @@ TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # Workloads whose replayed scores miss the target, as {"<run folder>/<workload>": the numbers and why}. A fix
 # makes its test XPASS: then remove it (docs/phases.md has every run's figures).
 KNOWN_MISSES: dict[str, str] = {
-    "run-2026-12-06-seed6/prefix_cache": "queue median / p90 10.3 / 22.3 % of TTFT, coverage 55 / 58 %: in this run "
-    "the cache hits' true prefill was erratic: hits of one size (5-token bins) differed by a median 21 % and up to "
-    "1.8x (64 new tokens after 1,505 cached: 71 ms; 62 after 1,501: 123 ms; seeds 5 and 7: a median 5-6 %); the fit "
-    "follows each size's fastest calls, so the others' extra is booked as queue. Seeds 5 and 7 meet the target "
-    "(p90 9.5 / 11.9 %).",
+    "run-2026-12-06-seed9/idle_non_streaming": "queue median / p90 8.0 / 48.9 % of TTFT, coverage 62 / 77 %: the "
+    "server ran slow in spells during this run (calls 74-84 and 97-98 of 100: a 2,330-token prefill took 2,866 ms "
+    "against 2,048 ms for 2,391 tokens earlier, decode steps twice as long); a whole body shows neither, so the "
+    "extra is booked as queue. The first seed-9 run of the same prompts (discarded for an unrelated CPU change) "
+    "read 2.6 / 6.1 %; seeds 7 and 8 meet the target (p90 9.6 / 12.3 %).",
+    "run-2026-12-06-seed9/prefix_sizes": "queue median / p90 6.2 / 28.6 %, prefill 5.3 / 26.7 %: cache hits whose "
+    "true prefill varied from call to call in this run (the fit follows each size's fastest calls); the first "
+    "seed-9 run of the same prompts read 7.0 / 19.4 %, seeds 7 and 8 meet the target (queue p90 7.8 / 10.4 %).",
 }
-# Interval coverage below the test's floor of 65 % (the target is 75-90 %), the same way.
-_NOISY_HITS = ("coverage {}: the cache hits' prefill in this run was erratic (see seed 6's prefix_cache); the "
-               "interval follows the fit's floor and its scatter, not a server this erratic. Seeds 7 and 8: {}.")
+# Interval coverage below the test's floor of 65 % (the target is 75-90 %).
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
-    "run-2026-12-06-seed6/prefix_sizes": _NOISY_HITS.format("60 / 60 %", "95 / 95 and 88 / 92 %"),
-    "run-2026-12-06-seed6/prefix_cache_2_callers": _NOISY_HITS.format("63 / 70 %", "80 / 80 and 88 / 88 %"),
-    "run-2026-12-06-seed6/prefix_cache": "coverage 55 / 58 %: " + KNOWN_MISSES["run-2026-12-06-seed6/prefix_cache"],
+    "run-2026-12-06-seed9/idle_non_streaming": "queue coverage 62 %: "
+    + KNOWN_MISSES["run-2026-12-06-seed9/idle_non_streaming"],
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 
@@ -155,7 +155,8 @@ def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureR
         for phase in ("queue", "prefill"):
             iv = call["replay"][phase].get("interval")
             assert iv is not None, f"{call['call']}: {phase} has no interval"
-            assert 0.0 <= iv["low"] <= call["replay"][phase]["s"] <= iv["high"] + 1e-9, call["call"]
+            # Phases are whole nanoseconds, the interval is not rounded: 1 ns of slack either side.
+            assert 0.0 <= iv["low"] <= call["replay"][phase]["s"] + 1e-9 <= iv["high"] + 2e-9, call["call"]
     row = replay.score(rec)[0]
     assert row["queue_coverage"] >= 0.65 and row["prefill_coverage"] >= 0.65, (
         f"{name}: coverage queue {row['queue_coverage']:.0%}, prefill {row['prefill_coverage']:.0%}"
