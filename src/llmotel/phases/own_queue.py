@@ -36,6 +36,7 @@ import math
 from collections import OrderedDict, deque
 
 from llmotel import forksafe
+from llmotel.phases.learner import _solve
 from llmotel.phases.passes import OPEN, Group
 
 _log = logging.getLogger(__name__)
@@ -155,28 +156,10 @@ def _residual_scatter(bodies: deque[_Body], k: int) -> float:
     for i in range(n):
         a[i][i] += 1e-6 * len(ys)  # a feature that never varies (no cache) leaves the system singular
     coef = _solve(a, v)
+    if coef is None:
+        return math.inf
     residuals = sorted(abs(y - sum(coef[j] * r[j] / scale[j] for j in range(n))) for r, y in zip(rows, ys, strict=True))
     return residuals[len(residuals) // 2]
-
-
-def _solve(a: list[list[float]], v: list[float]) -> list[float]:
-    """Gaussian elimination with partial pivoting (4 x 4); a zero pivot leaves its coefficient at 0."""
-    n = len(v)
-    m = [[*row, v[i]] for i, row in enumerate(a)]
-    for c in range(n):
-        p = max(range(c, n), key=lambda r: abs(m[r][c]))
-        m[c], m[p] = m[p], m[c]
-        if abs(m[c][c]) < 1e-300:
-            continue
-        for r in range(c + 1, n):
-            f = m[r][c] / m[c][c]
-            for j in range(c, n + 1):
-                m[r][j] -= f * m[c][j]
-    out = [0.0] * n
-    for c in range(n - 1, -1, -1):
-        if abs(m[c][c]) >= 1e-300:
-            out[c] = (m[c][n] - sum(m[c][j] * out[j] for j in range(c + 1, n))) / m[c][c]
-    return out
 
 
 def _body_slots(bodies: deque[_Body]) -> int | None:
