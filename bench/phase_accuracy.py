@@ -51,9 +51,6 @@ from openai import OpenAI
 
 from llmotel import phases as phase_module
 from llmotel.phases import PhaseModel
-from llmotel.phases.learner import Calibrator
-from llmotel.phases.own_queue import SlotCounts
-from llmotel.phases.passes import PassBook
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, ServerTiming, Usage
 
 MODEL = "llama-3.1-8b-instruct"
@@ -292,9 +289,7 @@ class Runner:
         if SDK is not None:  # a fresh learner per scenario, inside the process-wide model the SDK uses
             # (every scenario's simulator listens on 127.0.0.1 under one model name: without a fresh book and slot
             # counts, one scenario's own calls and learned slot count would reach the next)
-            phase_module.DEFAULT_MODEL.calibrator = Calibrator()
-            phase_module.DEFAULT_MODEL.passes = PassBook()
-            phase_module.DEFAULT_MODEL.slots = SlotCounts()
+            phase_module.DEFAULT_MODEL.forget()
         self.model = phase_module.DEFAULT_MODEL if SDK is not None else PhaseModel()
         self.samples: list[Sample] = []
         self._lock = threading.Lock()

@@ -28,13 +28,13 @@ def _in_child(check: object) -> int:
 
 def test_a_lock_held_at_fork_is_free_in_the_child() -> None:
     model = PhaseModel(Calibrator())
-    held = [model.calibrator._lock, model.passes._lock, model.slots._lock]
+    held = [model.calibrator._lock, model.passes._lock, model.slots._lock, model.residuals._lock]
     for lock in held:
         lock.acquire()  # as if another thread were inside them when the worker was forked
     try:
         code = _in_child(lambda: all(
             owner._lock.acquire(timeout=1.0)
-            for owner in (model.calibrator, model.passes, model.slots)
+            for owner in (model.calibrator, model.passes, model.slots, model.residuals)
         ))
     finally:
         for lock in held:

@@ -1,17 +1,23 @@
-"""Choose the phase intervals' constants on the recorded real-server runs (no llama.cpp needed).
+"""Choose the phase intervals' constants on the recorded real-server runs and, optionally, the simulator.
 
-Replays every recording through the current phase model once, keeping for each scored call what
-``llmotel.phases.model._intervals`` was given (the split, its confidence, the floor's scatter) and the server's
-truth; then scores every setting of (_REL_ERROR, _REL_ERROR_COLD, _SCATTER_Z, _STRETCH_SHARE) on a grid for
-queue/prefill coverage per workload, without replaying again. Prints the current setting's coverage and the best
-settings: the most workloads within 75-90 %, then the fewest below 75 %, then overall nearest 85 % (a run whose
-workload no setting brings near 75 %, seed 4's conversation, must not decide for the others).
+Replays every recording through the current phase model once, keeping for each call what
+``llmotel.phases.model._intervals`` was given (the split, its confidence, the own-call band, the whole body's
+decode estimate) and the server's truth; then rebuilds every call's intervals under each setting of the model's
+constants (``_REL_ERROR_COLD``, ``_STRETCH_SHARE``, ``_EXCESS_BELOW``) and of the residual share
+(``llmotel.phases.residuals``: quantile, window, share), in call order per recording, without replaying again.
+``--capture-simulator FILE`` runs bench/phase_accuracy.py (~11 min, writes its RESULTS.md section) with the same
+spy and keeps its calls with the simulator's truth; ``--simulator FILE`` scores those beside the recordings.
+Prints the current setting's coverage and the best settings: the most runs (workload runs and simulator
+scenarios) whose mean queue/prefill coverage lies within 75-90 %, then the fewest below 75 %.
 
-    .venv/bin/python bench/real/interval_grid.py
+    .venv/bin/python bench/real/interval_grid.py                       # recordings only, ~1 min
+    .venv/bin/python bench/real/interval_grid.py --capture-simulator /tmp/sim.pkl
+    .venv/bin/python bench/real/interval_grid.py --simulator /tmp/sim.pkl --top 20
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 from collections import defaultdict
@@ -25,16 +31,29 @@ sys.path.insert(0, str(HERE))
 import replay  # noqa: E402
 
 import llmotel.phases.model as phase_model  # noqa: E402
+import llmotel.phases.residuals as residuals  # noqa: E402
+from llmotel.record import Phase  # noqa: E402
+
+MODEL_CONSTANTS = ("_REL_ERROR_COLD", "_STRETCH_SHARE", "_EXCESS_BELOW")
+RESIDUAL_CONSTANTS = ("_QUANTILE", "_WINDOW", "_SHARE")
+
+
+def _copy(w: Any) -> Any:
+    copy = phase_model._Window()
+    for name in phase_model._Window.__slots__:
+        setattr(copy, name, getattr(w, name))
+    return copy
 
 
 def capture(paths: list[Path]) -> list[dict[str, Any]]:
+    """Every call's ``_intervals`` arguments (the window copied), in replay order, with its workload and truth."""
     rows: list[dict[str, Any]] = []
     seen: list[dict[str, Any]] = []
     original = phase_model._intervals
 
-    def spy(w: Any, conf: float, scatter: float, queue: Any, prefill: Any, first: Any, spread: float = 0.0) -> None:
-        seen.append({"q": w.q, "p": w.p, "conf": conf, "scatter": scatter, "spread": spread})
-        original(w, conf, scatter, queue, prefill, first, spread)
+    def spy(w: Any, conf: float, queue: Phase, prefill: Phase, first: Phase, *rest: Any) -> None:
+        seen.append({"w": _copy(w), "conf": conf, "rest": rest})
+        original(w, conf, queue, prefill, first, *rest)
 
     phase_model._intervals = spy  # type: ignore[assignment]
     try:
@@ -45,50 +64,156 @@ def capture(paths: list[Path]) -> list[dict[str, Any]]:
             if len(seen) != len(calls):
                 raise SystemExit(f"{path}: {len(seen)} splits for {len(calls)} calls")
             for call, ingredients in zip(calls, seen, strict=True):
-                if call["order"] < int(rec["meta"]["warmup"]):
-                    continue
                 rows.append({**ingredients, "workload": f"{path.parent.name}/{path.stem}",
+                             "scored": call["order"] >= int(rec["meta"]["warmup"]),
                              "true_queue": call["truth"]["queue_s"], "true_prefill": call["truth"]["prefill_s"]})
     finally:
-        phase_model._intervals = original  # type: ignore[assignment]
+        phase_model._intervals = original
     return rows
 
 
-def coverage(rows: list[dict[str, Any]], rel: float, cold: float, z: float, stretch: float) -> dict[str, float]:
-    """Per workload: the share of (queue, prefill) truths inside their intervals, as _intervals builds them."""
-    per: dict[str, list[float]] = defaultdict(list)
-    for r in rows:
-        width = rel + cold * (1.0 - r["conf"])
-        noise = z * r["scatter"]
-        both = r["q"] + r["p"]
-        lo = max(0.0, r["p"] * (1.0 - width) - noise - r["spread"])
-        hi = min(both, r["p"] * (1.0 + width) + noise + stretch * r["q"] + r["spread"])
-        if r["q"] <= phase_model._UNRESOLVED_QUEUE * r["scatter"]:
-            hi = both
-        covered = (lo <= r["true_prefill"] <= hi) + (both - hi <= r["true_queue"] <= both - lo)
-        per[r["workload"]].append(covered / 2.0)
-    return {k: sum(v) / len(v) for k, v in per.items()}
+def coverage(
+    rows: list[dict[str, Any]], model: dict[str, float], resid: dict[str, float] | None
+) -> dict[str, tuple[float, float]]:
+    """Per workload run: the shares of scored calls whose true queue / prefill lie inside their intervals."""
+    saved = {k: getattr(phase_model, k) for k in model} | {f"r{k}": getattr(residuals, k) for k in resid or {}}
+    for k, v in model.items():
+        setattr(phase_model, k, v)
+    for k, v in (resid or {}).items():
+        setattr(residuals, k, int(v) if k == "_WINDOW" else v)
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    books: dict[str, residuals.Residuals] = defaultdict(residuals.Residuals)
+    try:
+        for r in rows:
+            w, (spread, band, decode_est, decode_share, *_) = r["w"], r["rest"]
+            book = books[r["workload"]]
+            excess = book.share("key") * w.p if resid is not None else 0.0
+            q, p = Phase("queue", 0, 0, w.q_src), Phase("prefill", 0, 0, w.p_src)
+            f = Phase("first_token", 0, 0, w.f_src)
+            phase_model._intervals(w, r["conf"], q, p, f, spread, band, decode_est, decode_share, excess)
+            if band is None:
+                phase_model._observe_residual(book, "key", w)  # type: ignore[arg-type]
+            if not r["scored"]:
+                continue
+            c = per[r["workload"]]
+            c[0] += 1
+            # 1 ns: the spans' interval is what _intervals computed; the truth is compared as recorded.
+            c[1] += _inside(q, r["true_queue"])
+            c[2] += _inside(p, r["true_prefill"])
+    finally:
+        for k, v in saved.items():
+            if k.startswith("r_"):
+                setattr(residuals, k[1:], v)
+            else:
+                setattr(phase_model, k, v)
+    return {k: (c[1] / c[0], c[2] / c[0]) for k, c in per.items() if c[0]}
+
+
+def capture_simulator(out: Path) -> None:
+    """Run bench/phase_accuracy.py with the spy; keep every scored-or-not call with the simulator's truth."""
+    import json
+    import pickle
+    import tempfile
+
+    sys.path.insert(0, str(HERE.parent))
+    import phase_accuracy
+
+    rows: list[dict[str, Any]] = []
+    scenario = {"name": ""}
+    original, run = phase_model._intervals, phase_accuracy.Runner.run
+
+    def spy(w: Any, conf: float, queue: Phase, prefill: Phase, first: Phase, *rest: Any) -> None:
+        original(w, conf, queue, prefill, first, *rest)
+        rows.append({"sc": scenario["name"], "w": _copy(w), "conf": conf, "rest": rest,
+                     "out": (queue.low_s, queue.high_s, prefill.low_s, prefill.high_s)})
+
+    def named(self: Any) -> Any:
+        scenario["name"] = self.scenario.name
+        return run(self)
+
+    phase_model._intervals = spy  # type: ignore[assignment]
+    phase_accuracy.Runner.run = named  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "dump.json"
+        sys.argv = ["phase_accuracy.py", "--dump", str(dump)]
+        try:
+            phase_accuracy.main()
+        finally:
+            phase_model._intervals = original
+            phase_accuracy.Runner.run = run  # type: ignore[method-assign]
+        samples = json.loads(dump.read_text())
+    # A sample's spans carry the intervals the spy saw: match on them, in order, per scenario.
+    def key(values: Any) -> tuple[Any, ...]:
+        return tuple(None if v is None else round(v, 6) for v in values)
+    matched: list[dict[str, Any]] = []
+    for name, calls in samples.items():
+        mine = [r for r in rows if r["sc"] == name]
+        by: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+        for r in mine:
+            by[key(r["out"])].append(r)
+        for s in calls:
+            iv = s["intervals"]
+            if not iv.get("queue") or not iv.get("prefill"):
+                continue
+            found = by.get(key((*iv["queue"], *iv["prefill"])))
+            if found:
+                r = found.pop(0)
+                r.update(workload=f"sim/{name}" + ("" if s["stream"] else " (non-streaming)"),
+                         scored=s["index"] >= 100, true_queue=s["truth"]["queue_s"],
+                         true_prefill=s["truth"]["prefill_s"])
+        for r in mine:  # unmatched calls still teach the residual share, in order; they are not scored
+            r.setdefault("workload", f"sim/{name}")
+            r.setdefault("scored", False)
+        matched += mine
+    out.write_bytes(pickle.dumps(matched))
+    print(f"{out}: {sum(r['scored'] for r in matched)} scored calls of {len(matched)}")
+
+
+def _inside(phase: Phase, truth: float) -> bool:
+    return phase.low_s is not None and phase.high_s is not None and phase.low_s - 1e-9 <= truth <= phase.high_s + 1e-9
+
+
+def verdict(cov: dict[str, tuple[float, float]]) -> tuple[int, int, int, list[str]]:
+    """(runs within 75-90 % by mean coverage, runs above, runs with both phases within, the runs below)."""
+    means = {k: (q + p) / 2 for k, (q, p) in cov.items()}
+    below = sorted(f"{k} {100 * q:.0f}/{100 * p:.0f}" for k, (q, p) in cov.items() if means[k] < 0.75)
+    return (sum(0.75 <= m <= 0.90 for m in means.values()), sum(m > 0.90 for m in means.values()),
+            sum(0.75 <= q <= 0.90 and 0.75 <= p <= 0.90 for q, p in cov.values()), below)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--no-residuals", action="store_true", help="score settings without the residual share")
+    parser.add_argument("--capture-simulator", type=Path, help="run bench/phase_accuracy.py and keep its calls here")
+    parser.add_argument("--simulator", type=Path, help="score a --capture-simulator file beside the recordings")
+    args = parser.parse_args()
+    if args.capture_simulator:
+        capture_simulator(args.capture_simulator)
+        return
     rows = capture(replay.recordings())
-    now = (phase_model._REL_ERROR, phase_model._REL_ERROR_COLD, phase_model._SCATTER_Z, phase_model._STRETCH_SHARE)
+    if args.simulator:
+        import pickle
+
+        rows += pickle.loads(args.simulator.read_bytes())
+    now_model = {k: getattr(phase_model, k) for k in MODEL_CONSTANTS}
+    now_resid = {k: getattr(residuals, k) for k in RESIDUAL_CONSTANTS}
+    within, above, both, below = verdict(coverage(rows, now_model, now_resid))
+    runs = len({r["workload"] for r in rows})
+    print(f"now {now_model} {now_resid}: {within} of {runs} runs within 75-90 %, {above} above, {both} with both "
+          f"phases within; below: {below}")
     ranked = []
-    for setting in itertools.product([0.0, 0.02, 0.04, 0.06, 0.08], [0.0, 0.1, 0.2, 0.3],
-                                     [0.0, 0.1, 0.25, 0.5, 0.75, 1.0], [0.0, 0.03, 0.06, 0.1, 0.15, 0.25]):
-        covs = coverage(rows, *setting)
-        overall = sum(covs.values()) / len(covs)
-        within = sum(0.75 <= v <= 0.90 for v in covs.values())
-        below = sum(v < 0.75 for v in covs.values())
-        ranked.append((within, -below, -abs(overall - 0.85), setting, overall, covs))
+    resid_grid: list[dict[str, float] | None] = [None] if args.no_residuals else [
+        dict(zip(RESIDUAL_CONSTANTS, s, strict=True))
+        for s in itertools.product([0.5, 0.65, 0.8], [32], [0.5, 1.0])]
+    for values in itertools.product([0.1, 0.2, 0.3], [0.05, 0.1, 0.2], [0.0, 0.5, 1.0]):
+        model = dict(zip(MODEL_CONSTANTS, values, strict=True))
+        for resid in resid_grid:
+            within, above, both, below = verdict(coverage(rows, model, resid))
+            ranked.append((within, -len(below), both, model, resid, below))
     ranked.sort(key=lambda r: r[:3], reverse=True)
-    covs = coverage(rows, *now)
-    print(f"current {now}: overall {sum(covs.values()) / len(covs):.0%}")
-    for name, value in sorted(covs.items()):
-        print(f"  {name:55} {value:.0%}")
-    print("best settings (rel, cold, z, stretch): workloads within 75-90 %, overall, lowest")
-    for within, _, _, setting, overall, c in ranked[:8]:
-        print(f"  {setting}  {within}/{len(c)}  {overall:.0%}  {min(c.values()):.0%}")
+    for within, neg_below, both, model, resid, below in ranked[: args.top]:
+        print(f"{within} within, {-neg_below} below, {both} both within: {model} {resid} {below}")
 
 
 if __name__ == "__main__":

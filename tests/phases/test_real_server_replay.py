@@ -35,8 +35,8 @@ TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # Workloads whose replayed scores miss the target, as {"<run folder>/<workload>": the numbers and why}. A fix
 # makes its test XPASS: then remove it (docs/phases.md has every run's figures).
 KNOWN_MISSES: dict[str, str] = {
-    "run-2026-12-06-seed9/idle_non_streaming": "queue median / p90 8.0 / 48.9 % of TTFT, coverage 62 / 77 %: the "
-    "server ran slow in spells during this run (calls 74-84 and 97-98 of 100: a 2,330-token prefill took 2,866 ms "
+    "run-2026-12-06-seed9/idle_non_streaming": "queue median / p90 8.0 / 48.9 % of TTFT, interval coverage 70 / 90 %: "
+    "the server ran slow in spells during this run (calls 74-84 and 97-98 of 100: a 2,330-token prefill took 2,866 ms "
     "against 2,048 ms for 2,391 tokens earlier, decode steps twice as long); a whole body shows neither, so the "
     "extra is booked as queue. The first seed-9 run of the same prompts (discarded for an unrelated CPU change) "
     "read 2.6 / 6.1 %; seeds 7 and 8 meet the target (p90 9.6 / 12.3 %).",
@@ -45,10 +45,7 @@ KNOWN_MISSES: dict[str, str] = {
     "seed-9 run of the same prompts read 7.0 / 19.4 %, seeds 7 and 8 meet the target (queue p90 7.8 / 10.4 %).",
 }
 # Interval coverage below the test's floor of 65 % (the target is 75-90 %).
-KNOWN_COVERAGE_MISSES: dict[str, str] = {
-    "run-2026-12-06-seed9/idle_non_streaming": "queue coverage 62 %: "
-    + KNOWN_MISSES["run-2026-12-06-seed9/idle_non_streaming"],
-}
+KNOWN_COVERAGE_MISSES: dict[str, str] = {}
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 
 pytestmark = pytest.mark.skipif(not PATHS, reason="no recordings in tests/data/real_server")
@@ -142,9 +139,10 @@ def test_estimate_uses_what_the_client_saw(recording: dict[str, Any]) -> None:
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureRequest) -> None:
     """Every estimated queue / prefill carries an 80 % interval. The target is 75-90 % coverage; measured on
-    these recordings: 55-100 % (docs/phases.md has each workload's figure; those below 65 % are listed above).
-    This test holds the floor that must not regress: two thirds of calls covered, and no interval wider than the
-    window."""
+    these recordings: a mean of queue's and prefill's within 75-90 % in 29 runs, above in 24, below in none; each
+    phase 70-100 % (docs/phases.md has each workload's figure; a run that cannot meet this is listed above). This
+    test holds the floor that must not regress: the mean of the two at least 75 %, each at least 70 % (a run
+    scores 60 calls: one call is 1.7 %), and the estimate inside its interval."""
     rec = _load(path)
     name = _id(path)
     reason = KNOWN_COVERAGE_MISSES.get(name)
@@ -158,6 +156,7 @@ def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureR
             # Phases are whole nanoseconds, the interval is not rounded: 1 ns of slack either side.
             assert 0.0 <= iv["low"] <= call["replay"][phase]["s"] + 1e-9 <= iv["high"] + 2e-9, call["call"]
     row = replay.score(rec)[0]
-    assert row["queue_coverage"] >= 0.65 and row["prefill_coverage"] >= 0.65, (
+    mean = (row["queue_coverage"] + row["prefill_coverage"]) / 2.0
+    assert mean >= 0.75 and row["queue_coverage"] >= 0.70 and row["prefill_coverage"] >= 0.70, (
         f"{name}: coverage queue {row['queue_coverage']:.0%}, prefill {row['prefill_coverage']:.0%}"
     )

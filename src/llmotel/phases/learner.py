@@ -151,9 +151,6 @@ class Coefficients(NamedTuple):
     total_prefill_s_per_kpair: float = 0.0
     chars_per_token: float = 4.0
     chars_per_token_samples: int = 0
-    # Median distance of the floor's points from the TTFT (resp. total-time) envelope, seconds: see _Envelope.
-    scatter_s: float = 0.0
-    total_scatter_s: float = 0.0
 
 
 def _log_bin(value: float, per_octave: int) -> int:
@@ -212,7 +209,7 @@ class _Envelope:
 
     __slots__ = (
         "_anchor", "_bins", "_cap", "_counts", "_dirty", "_last_fit", "_last_key", "_last_x", "_per_octave", "_prior",
-        "_worst", "aux_floor", "count", "scatter", "theta",
+        "_worst", "aux_floor", "count", "theta",
     )
 
     def __init__(self, prior_theta: list[float], per_octave: tuple[int, ...], cap: tuple[int, int] | None) -> None:
@@ -223,7 +220,6 @@ class _Envelope:
         # request path); ``aux_floor`` is its median over the points nearest the floor.
         self._bins: dict[tuple[int, ...], list[tuple[tuple[float, ...], float, int, float]]] = {}
         self.aux_floor = 0.0
-        self.scatter = 0.0  # how far the floor's points lie from the fitted line (s): see _floor_scatter
         self._counts: dict[tuple[int, ...], int] = {}  # calls seen per bin (while it lives)
         # Per full bin: (theta, index, residual) of its point farthest above the line, as the last call into the
         # bin found it. Valid while theta is that same list (a refit makes a new one) and the bin is unchanged:
@@ -363,7 +359,6 @@ class _Envelope:
         self.theta = fitted[0]
         residuals = self._residuals(ts, cols)
         self.aux_floor = self._floor_aux(residuals, aux)
-        self.scatter = self._floor_scatter(residuals)
         return True
 
     def _floor_aux(self, residuals: list[float], aux: list[float]) -> float:
@@ -381,16 +376,6 @@ class _Envelope:
         ranked = sorted(range(len(residuals)), key=residuals.__getitem__)
         near = sorted([aux[i] for i in ranked[: max(1, (len(ranked) + 1) // 2)]])
         return near[len(near) // 4]
-
-    def _floor_scatter(self, residuals: list[float]) -> float:
-        """The median distance from the fitted line of the half of the fitted points nearest the floor: what a
-        call that did not queue still differs from the line by (timer noise, work the features do not see).
-        It sets the absolute part of an estimate's interval."""
-        if len(residuals) < 4:
-            return 0.0
-        distances: list[float] = sorted([abs(r) for r in map(sub, residuals, repeat(self.theta[0]))])
-        near = distances[: max(1, len(distances) // 2)]
-        return near[len(near) // 2]
 
     def points(self) -> Iterable[tuple[tuple[float, ...], float]]:
         for pts in self._bins.values():
@@ -619,12 +604,10 @@ def _snapshot(state: _KeyState) -> Coefficients:
         t_per_kpair,  # total_prefill_s_per_kpair
         state.cpt,  # chars_per_token
         state.cpt_n,  # chars_per_token_samples
-        ttft.scatter,  # scatter_s
-        total.scatter,  # total_scatter_s
     ))
 
 
-assert len(Coefficients._fields) == 26, "Coefficients changed: build the new field in _snapshot"
+assert len(Coefficients._fields) == 24, "Coefficients changed: build the new field in _snapshot"
 
 
 def _confidence(samples: int, base: float, spread: float) -> float:

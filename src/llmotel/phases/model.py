@@ -34,6 +34,7 @@ from llmotel import config, forksafe
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
 from llmotel.phases.own_queue import MAX_SLOTS, SlotCounts, ceiling_ns
 from llmotel.phases.passes import MAX_TOLERANCE_S, OPEN, TOLERANCE_STEP_SHARE, PassBook
+from llmotel.phases.residuals import Residuals
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
 _log = logging.getLogger(__name__)
@@ -47,15 +48,15 @@ _ESTIMATED_TOKENS_PENALTY = 0.7  # input tokens estimated from the prompt's char
 _EARLY_HEADERS_SHARE = 0.25
 _DERIVED_CONFIDENCE = 0.9  # a server-reported sum minus measured parts and one estimated decode step
 # Interval widths (see _intervals): relative error of the envelope's prefill at full confidence, its growth
-# as confidence falls, the multiple of the floor's scatter, and the share of an estimated queue that may be
-# prefill stretched by other work. Chosen by bench/real/interval_grid.py on the recorded llama.cpp runs (38
-# workload runs replayed, 864 settings): the most workloads within 75-90 % coverage, then the fewest below; 23
-# of 38 within, only one below (docs/phases.md), and checked on the simulator (bench/phase_accuracy.py).
+# as confidence falls, the share of an estimated queue that may be prefill stretched by other work, and how far
+# below the estimate the prefill may lie as a multiple of how far above it the key's calls run (``excess``,
+# residuals.py). Chosen by bench/real/interval_grid.py on the recorded llama.cpp runs (53 workload runs of seeds
+# 7-9 replayed) together with the simulator's scenarios (one bench/phase_accuracy.py run captured the same way):
+# the most runs whose mean queue/prefill coverage lies within 75-90 %, then the fewest below (docs/phases.md).
 _REL_ERROR = 0.0
 _REL_ERROR_COLD = 0.3
-_SCATTER_Z = 0.1
 _STRETCH_SHARE = 0.1
-_UNRESOLVED_QUEUE = 1.0  # an estimated queue up to this multiple of the floor's scatter may be none at all
+_EXCESS_BELOW = 0.5
 # The true queue against the wait own calls imply (bench/real, llama.cpp, 1-2 slots, 2-4 callers): a median 2-5 ms
 # and a p90 6-16 ms above it (the server's turnaround between one request and the next, and the step under way when
 # a slot freed), rarely more than a request path below. The interval's high side: a turnaround of 5 ms and half a
@@ -162,6 +163,15 @@ class PhaseModel:
         self.passes = PassBook()
         # The server's slot count per group as own streams show it, and the wait own calls imply (own_queue.py).
         self.slots = SlotCounts()
+        # Per key, how far above the fit a call that queued behind nothing of the app's ran (residuals.py).
+        self.residuals = Residuals()
+
+    def forget(self) -> None:
+        """Drop everything learned: a fresh calibrator, book, slot counts, residuals (benchmarks: one per scenario)."""
+        self.calibrator = Calibrator()
+        self.passes = PassBook()
+        self.slots = SlotCounts()
+        self.residuals = Residuals()
 
     def split(
         self,
@@ -297,8 +307,11 @@ class PhaseModel:
                                               queue_srv is None and prefill_srv is None)
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
-        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, co.scatter_s, spread,
-                   _own_band(co, own_wait, ceiling))
+        band = _own_band(co, own_wait, ceiling)
+        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, spread, band,
+                   excess=self.residuals.share(key) * w.p)
+        if self.learn and not capture.abandoned and band is None:
+            _observe_residual(self.residuals, key, w)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
@@ -429,11 +442,12 @@ class PhaseModel:
                 w.own = True
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
-        scatter = co.scatter_s if streams_taught else co.total_scatter_s
-        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, scatter, spread,
-                   _own_band(co, own_wait, ceiling),
+        band = _own_band(co, own_wait, ceiling)
+        self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, spread, band,
                    decode if decode_src == "estimated" else 0.0,
-                   _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD)
+                   _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD, self.residuals.share(key) * w.p)
+        if self.learn and not capture.abandoned and band is None:
+            _observe_residual(self.residuals, key, w)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -452,9 +466,9 @@ class PhaseModel:
     @staticmethod
     def _emit(
         phases: list[Phase], begin: int, window_end: int, w: _Window, conf: float, samples: int,
-        prefill_known: bool, scatter: float, spread: float = 0.0,
+        prefill_known: bool, spread: float = 0.0,
         own_band: tuple[float, float, float, float] | None = None, decode_est: float = 0.0,
-        decode_share: float = _DECODE_SPREAD,
+        decode_share: float = _DECODE_SPREAD, excess: float = 0.0,
     ) -> None:
         q_end = _clamp(begin + round(w.q * _NS), begin, window_end)
         p_end = _clamp(q_end + round(w.p * _NS), q_end, window_end)
@@ -463,10 +477,16 @@ class PhaseModel:
         queue = Phase("queue", begin, q_end, w.q_src, q_conf, samples)
         prefill = Phase("prefill", q_end, p_end, w.p_src, 1.0 if w.p_src == "server" else conf, samples)
         first = Phase("first_token", p_end, window_end, w.f_src, f_conf, samples)
-        _intervals(w, conf, scatter, queue, prefill, first, spread, own_band, decode_est, decode_share)
+        _intervals(w, conf, queue, prefill, first, spread, own_band, decode_est, decode_share, excess)
         phases.append(queue)
         phases.append(prefill)
         phases.append(first)
+
+
+def _observe_residual(residuals: Residuals, key: Key, w: _Window) -> None:
+    """Teach ``residuals`` an estimated split of a call with none of the app's own calls ahead."""
+    if w.q_src == "estimated" and w.p_src == "estimated":
+        residuals.observe(key, w.q, w.p)
 
 
 def _at_least(w: _Window, own_wait: float, window_s: float) -> None:
@@ -506,33 +526,29 @@ def _own_band(
 
 
 def _intervals(
-    w: _Window, conf: float, scatter: float, queue: Phase, prefill: Phase, first: Phase, spread: float = 0.0,
+    w: _Window, conf: float, queue: Phase, prefill: Phase, first: Phase, spread: float = 0.0,
     own_band: tuple[float, float, float, float] | None = None, decode_est: float = 0.0,
-    decode_share: float = _DECODE_SPREAD,
+    decode_share: float = _DECODE_SPREAD, excess: float = 0.0,
 ) -> None:
     """The 80 % intervals of the estimated phases before decode.
 
     Three errors make them. The envelope's prefill is off by a share of itself (the fit; prompts the key
-    rarely sends): ``_REL_ERROR`` at full confidence, wider as confidence drops. A call differs from the line
-    even when it did not queue (timer noise, work the features do not see): ``_SCATTER_Z`` times the floor's
-    scatter, in seconds. And a call that waited may have had its prefill stretched by other requests' work in
-    the same batches (llama.cpp counts those steps in ``prompt_ms``, vLLM in the whole pass), which the client
-    cannot tell from queueing: up to ``_STRETCH_SHARE`` of the estimated queue may be prefill. Queue is the
-    complement of prefill in the same measured window, so its interval mirrors prefill's. first_token: the
-    relative and absolute parts. Calibrated on bench/real's llama.cpp recordings and the simulator (coverage
-    in docs/phases.md).
+    rarely sends): ``_REL_ERROR`` at full confidence, wider as confidence drops. A call runs above the fit even
+    when it did not queue (the fit is a floor; timer noise, work the features do not see): by ``excess`` seconds,
+    which the key's own calls teach (residuals.py), and by half that below it. And a call that waited may have had
+    its prefill stretched by other requests' work in the same batches (llama.cpp counts those steps in
+    ``prompt_ms``, vLLM in the whole pass), which the client cannot tell from queueing: up to ``_STRETCH_SHARE`` of
+    the estimated queue may be prefill. Queue is the complement of prefill in the same measured window, so its
+    interval mirrors prefill's. first_token: the relative part. Calibrated on bench/real's llama.cpp recordings
+    and the simulator (coverage in docs/phases.md).
     """
     rel = _REL_ERROR + _REL_ERROR_COLD * (1.0 - conf)
-    noise = _SCATTER_Z * scatter
     both = w.q + w.p
     if w.p_src == "server":
         p_lo = p_hi = w.p
     else:
-        p_lo = max(0.0, w.p * (1.0 - rel) - noise - spread)
-        p_hi = min(both, w.p * (1.0 + rel) + noise + _STRETCH_SHARE * w.q + spread)
-        if w.q <= _UNRESOLVED_QUEUE * scatter:
-            # A queue within the floor's own scatter cannot be told from none: it may all be prefill.
-            p_hi = both
+        p_lo = max(0.0, w.p * (1.0 - rel) - spread - _EXCESS_BELOW * excess)
+        p_hi = min(both, w.p * (1.0 + rel) + _STRETCH_SHARE * w.q + spread + excess)
         prefill.low_s, prefill.high_s = p_lo, p_hi
     if w.q_src != "server":
         queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both - p_lo)
@@ -563,7 +579,7 @@ def _intervals(
         prefill.low_s = max(0.0, min(both - q_hi - decode_spread, w.p))
         prefill.high_s = max(both - q_lo + decode_spread, w.p)
     if w.f_src == "estimated":
-        first.low_s, first.high_s = max(0.0, w.f * (1.0 - rel) - noise), w.f * (1.0 + rel) + noise
+        first.low_s, first.high_s = max(0.0, w.f * (1.0 - rel)), w.f * (1.0 + rel)
 
 
 def _prefill(co: Coefficients, uncached: int, cached: int) -> float:

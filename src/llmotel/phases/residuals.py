@@ -1,0 +1,75 @@
+"""How much of an estimated queue may be the call's own prefill running slow, learned per key.
+
+The envelope is a floor (learner.py): a call that did not queue still runs above it by a share of its prefill that
+varies with the server (llama.cpp on a busy CPU: tens of ms on a 50 ms prompt; a steady GPU: almost nothing). What a
+split books beyond the floor is queue, and the client cannot tell that from the prompt running slow. The calls that
+had none of the app's own calls ahead show that share directly: their estimated queue over their estimated prefill.
+Its recent median, halved, is how far above the estimate the prefill's interval reaches (model.py's
+``_intervals``; half as far below) on every call of the key: wide where this server's calls scatter, narrow where
+they do not.
+
+Chosen with model.py's interval constants by bench/real/interval_grid.py on bench/real's recordings (seeds 7-9, 53
+workload runs replayed) and one simulator run (bench/phase_accuracy.py, 11 scenarios): without it, 24 real runs had
+a mean queue/prefill coverage within 75-90 % and 5 below (the idle workloads of noisy runs: small prompts 10-25 ms
+above the floor booked as queue, true queue 5-10 ms); with it 32 within and 2 below, and on the simulator none
+below (3 before). Quantiles 0.5-0.8, halved or whole, over the last 16-64 calls were tried.
+
+Bounded: ``_MAX_KEYS`` keys (least recently used dropped). Thread-safe; never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+
+from llmotel import forksafe
+
+_log = logging.getLogger(__name__)
+
+_WINDOW = 32  # the key's last calls without own calls ahead
+_MIN_CALLS = 8  # below this the share is 0: the interval is the fit's alone
+_QUANTILE = 0.5
+_SHARE = 0.5
+_MAX_KEYS = 256
+
+
+class _Ring:
+    __slots__ = ("share", "values")
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque(maxlen=_WINDOW)
+        self.share = 0.0
+
+
+class Residuals:
+    """Per key, the share of its estimated prefill by which the prefill's interval reaches above it."""
+
+    def __init__(self, max_keys: int = _MAX_KEYS) -> None:
+        self._rings: OrderedDict[Hashable, _Ring] = OrderedDict()
+        self._max_keys = max_keys
+        self._lock = forksafe.lock(self)
+
+    def share(self, key: Hashable) -> float:
+        ring = self._rings.get(key)
+        return ring.share if ring is not None else 0.0
+
+    def observe(self, key: Hashable, queue_s: float, prefill_s: float) -> None:
+        """An estimated split of a call that had none of the app's own calls ahead of it."""
+        try:
+            if not prefill_s > 0.0 or not queue_s >= 0.0:
+                return
+            with self._lock:
+                ring = self._rings.get(key)
+                if ring is None:
+                    ring = self._rings[key] = _Ring()
+                    if len(self._rings) > self._max_keys:
+                        self._rings.popitem(last=False)
+                else:
+                    self._rings.move_to_end(key)
+                ring.values.append(queue_s / prefill_s)
+                n = len(ring.values)
+                if n >= _MIN_CALLS:
+                    ring.share = _SHARE * sorted(ring.values)[min(n - 1, int(_QUANTILE * n))]
+        except Exception:
+            _log.debug("llmotel: residuals not updated", exc_info=True)
