@@ -11,8 +11,8 @@ they do not.
 Chosen with model.py's interval constants by bench/real/interval_grid.py on bench/real's recordings (seeds 7-9, 53
 workload runs replayed) and one simulator run (bench/phase_accuracy.py, 11 scenarios): without it, 24 real runs had
 a mean queue/prefill coverage within 75-90 % and 5 below (the idle workloads of noisy runs: small prompts 10-25 ms
-above the floor booked as queue, true queue 5-10 ms); with it 32 within and 2 below, and on the simulator none
-below (3 before). Quantiles 0.5-0.8, halved or whole, over the last 16-64 calls were tried.
+above the floor booked as queue, true queue 5-10 ms); with it 28 within and none below, and on the simulator none
+below (3 before). Quantiles 0.5-0.8, halved or whole, over the last 16-64 calls were tried (docs/phases.md).
 
 Bounded: ``_MAX_KEYS`` keys (least recently used dropped). Thread-safe; never raises.
 """
@@ -32,14 +32,16 @@ _MIN_CALLS = 8  # below this the share is 0: the interval is the fit's alone
 _QUANTILE = 0.5
 _SHARE = 0.5
 _MAX_KEYS = 256
+_EVERY = 4  # calls between two updates of a key's share
 
 
 class _Ring:
-    __slots__ = ("share", "values")
+    __slots__ = ("seen", "share", "values")
 
     def __init__(self) -> None:
         self.values: deque[float] = deque(maxlen=_WINDOW)
         self.share = 0.0
+        self.seen = 0
 
 
 class Residuals:
@@ -68,8 +70,10 @@ class Residuals:
                 else:
                     self._rings.move_to_end(key)
                 ring.values.append(queue_s / prefill_s)
+                ring.seen += 1
                 n = len(ring.values)
-                if n >= _MIN_CALLS:
+                # Sorting on every call would cost ~2 k instructions per call; every _EVERY calls, 0.5 k.
+                if n >= _MIN_CALLS and (n == _MIN_CALLS or ring.seen % _EVERY == 0):
                     ring.share = _SHARE * sorted(ring.values)[min(n - 1, int(_QUANTILE * n))]
         except Exception:
             _log.debug("llmotel: residuals not updated", exc_info=True)
