@@ -53,8 +53,13 @@ class Residuals:
         self._lock = forksafe.lock(self)
 
     def share(self, key: Hashable) -> float:
+        """How far above its estimate the key's prefill interval reaches, as a share of the estimate."""
         ring = self._rings.get(key)
         return ring.share if ring is not None else 0.0
+
+    def typical(self, key: Hashable) -> float:
+        """The key's median estimated queue / prefill over its recent calls with none of the app's own ahead."""
+        return self.share(key) / _SHARE
 
     def observe(self, key: Hashable, queue_s: float, prefill_s: float) -> None:
         """An estimated split of a call that had none of the app's own calls ahead of it."""
