@@ -35,9 +35,7 @@ import llmotel.phases.residuals as residuals  # noqa: E402
 from llmotel.record import Phase  # noqa: E402
 
 MODEL_CONSTANTS = ("_REL_ERROR_COLD", "_STRETCH_SHARE", "_EXCESS_BELOW")
-# Only the share is varied: the quantile and the window also set how much queue _typical_run moves to prefill,
-# which the captured splits already hold.
-RESIDUAL_CONSTANTS = ("_SHARE",)
+RESIDUAL_CONSTANTS = ("_QUANTILE", "_WINDOW", "_SHARE")
 
 
 def _copy(w: Any) -> Any:
@@ -57,13 +55,7 @@ def capture(paths: list[Path]) -> list[dict[str, Any]]:
         seen.append({"w": _copy(w), "conf": conf, "rest": rest})
         original(w, conf, queue, prefill, first, *rest)
 
-    def fit_spy(residuals: Any, key: Any, w: Any, fit: tuple[float, float]) -> None:
-        seen[-1]["fit"] = fit
-        observe(residuals, key, w, fit)
-
-    observe = phase_model._observe_residual
     phase_model._intervals = spy  # type: ignore[assignment]
-    phase_model._observe_residual = fit_spy
     try:
         for path in paths:
             rec = replay.load(path)
@@ -77,7 +69,6 @@ def capture(paths: list[Path]) -> list[dict[str, Any]]:
                              "true_queue": call["truth"]["queue_s"], "true_prefill": call["truth"]["prefill_s"]})
     finally:
         phase_model._intervals = original
-        phase_model._observe_residual = observe
     return rows
 
 
@@ -101,7 +92,7 @@ def coverage(
             f = Phase("first_token", 0, 0, w.f_src)
             phase_model._intervals(w, r["conf"], q, p, f, spread, band, decode_est, decode_share, excess)
             if band is None:
-                phase_model._observe_residual(book, "key", w, r.get("fit", (w.q, w.p)))  # type: ignore[arg-type]
+                phase_model._observe_residual(book, "key", w)  # type: ignore[arg-type]
             if not r["scored"]:
                 continue
             c = per[r["workload"]]
@@ -213,7 +204,8 @@ def main() -> None:
           f"phases within; below: {below}")
     ranked = []
     resid_grid: list[dict[str, float] | None] = [None] if args.no_residuals else [
-        dict(zip(RESIDUAL_CONSTANTS, s, strict=True)) for s in itertools.product([0.25, 0.5, 1.0])]
+        dict(zip(RESIDUAL_CONSTANTS, s, strict=True))
+        for s in itertools.product([0.5, 0.65, 0.8], [32], [0.5, 1.0])]
     for values in itertools.product([0.1, 0.2, 0.3], [0.05, 0.1, 0.2], [0.0, 0.5, 1.0]):
         model = dict(zip(MODEL_CONSTANTS, values, strict=True))
         for resid in resid_grid:

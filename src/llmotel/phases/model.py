@@ -308,13 +308,10 @@ class PhaseModel:
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         band = _own_band(co, own_wait, ceiling)
-        fit = (w.q, w.p)
-        if band is None:
-            _typical_run(w, self.residuals.typical(key))
         self._emit(phases, attempt, first, w, conf, co.samples, known is not None, spread, band,
                    excess=self.residuals.share(key) * w.p)
         if self.learn and not capture.abandoned and band is None:
-            _observe_residual(self.residuals, key, w, fit)
+            _observe_residual(self.residuals, key, w)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
@@ -446,14 +443,11 @@ class PhaseModel:
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         band = _own_band(co, own_wait, ceiling)
-        fit = (w.q, w.p)
-        if band is None:
-            _typical_run(w, self.residuals.typical(key))
         self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, spread, band,
                    decode if decode_src == "estimated" else 0.0,
                    _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD, self.residuals.share(key) * w.p)
         if self.learn and not capture.abandoned and band is None:
-            _observe_residual(self.residuals, key, w, fit)
+            _observe_residual(self.residuals, key, w)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -489,26 +483,10 @@ class PhaseModel:
         phases.append(first)
 
 
-def _typical_run(w: _Window, typical: float) -> None:
-    """Book as prefill the part of an estimated queue that this key's calls typically run above the fit.
-
-    The fit is a floor: a call that did not queue runs above it by a share of its prefill that depends on the
-    server (residuals.py learns the key's median share from its calls with none of the app's own calls ahead). That
-    much of the fit's queue is the prompt's typical run, not waiting; what lies beyond it stays queue (other
-    clients' calls). On bench/real's llama.cpp recordings it took seed 10's idle workloads, whose server's prefill
-    scattered twice as much as in seeds 8-9, from queue p90 16-35 % of TTFT to 7-15 % (docs/phases.md)."""
-    if w.q_src != "estimated" or w.p_src != "estimated" or w.q <= 0.0 or typical <= 0.0:
-        return
-    moved = min(w.q, typical * w.p)
-    w.q -= moved
-    w.p += moved
-
-
-def _observe_residual(residuals: Residuals, key: Key, w: _Window, fit: tuple[float, float]) -> None:
-    """Teach ``residuals`` the fit's split (``fit``: queue, prefill) of a call with none of the app's own calls
-    ahead, before ``_typical_run`` moved any of it."""
+def _observe_residual(residuals: Residuals, key: Key, w: _Window) -> None:
+    """Teach ``residuals`` an estimated split of a call with none of the app's own calls ahead."""
     if w.q_src == "estimated" and w.p_src == "estimated":
-        residuals.observe(key, *fit)
+        residuals.observe(key, w.q, w.p)
 
 
 def _at_least(w: _Window, own_wait: float, window_s: float) -> None:

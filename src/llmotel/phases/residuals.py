@@ -4,9 +4,8 @@ The envelope is a floor (learner.py): a call that did not queue still runs above
 varies with the server (llama.cpp on a busy CPU: tens of ms on a 50 ms prompt; a steady GPU: almost nothing). What a
 split books beyond the floor is queue, and the client cannot tell that from the prompt running slow. The calls that
 had none of the app's own calls ahead show that share directly: their estimated queue over their estimated prefill.
-Its recent median is what such a call typically runs above the fit: model.py's ``_typical_run`` books that much of
-a call's estimated queue as prefill. Halved, it is how far above the estimate the prefill's interval reaches
-(``_intervals``; half as far below) on every call of the key: wide where this server's calls scatter, narrow where
+Its recent median, halved, is how far above the estimate the prefill's interval reaches (model.py's
+``_intervals``; half as far below) on every call of the key: wide where this server's calls scatter, narrow where
 they do not.
 
 Chosen with model.py's interval constants by bench/real/interval_grid.py on bench/real's recordings (seeds 7-9, 53
@@ -37,11 +36,11 @@ _EVERY = 4  # calls between two updates of a key's share
 
 
 class _Ring:
-    __slots__ = ("median", "seen", "values")
+    __slots__ = ("seen", "share", "values")
 
     def __init__(self) -> None:
         self.values: deque[float] = deque(maxlen=_WINDOW)
-        self.median = 0.0
+        self.share = 0.0
         self.seen = 0
 
 
@@ -54,13 +53,8 @@ class Residuals:
         self._lock = forksafe.lock(self)
 
     def share(self, key: Hashable) -> float:
-        """How far above its estimate the key's prefill interval reaches, as a share of the estimate."""
-        return _SHARE * self.typical(key)
-
-    def typical(self, key: Hashable) -> float:
-        """The key's median estimated queue / prefill over its recent calls with none of the app's own ahead."""
         ring = self._rings.get(key)
-        return ring.median if ring is not None else 0.0
+        return ring.share if ring is not None else 0.0
 
     def observe(self, key: Hashable, queue_s: float, prefill_s: float) -> None:
         """An estimated split of a call that had none of the app's own calls ahead of it."""
@@ -80,6 +74,6 @@ class Residuals:
                 n = len(ring.values)
                 # Sorting on every call would cost ~2 k instructions per call; every _EVERY calls, 0.5 k.
                 if n >= _MIN_CALLS and (n == _MIN_CALLS or ring.seen % _EVERY == 0):
-                    ring.median = sorted(ring.values)[min(n - 1, int(_QUANTILE * n))]
+                    ring.share = _SHARE * sorted(ring.values)[min(n - 1, int(_QUANTILE * n))]
         except Exception:
             _log.debug("llmotel: residuals not updated", exc_info=True)
