@@ -14,13 +14,13 @@ a mean queue/prefill coverage within 75-90 % and 5 below (the idle workloads of 
 above the floor booked as queue, true queue 5-10 ms); with it 28 within and none below, and on the simulator none
 below (3 before). Quantiles 0.5-0.8, halved or whole, over the last 16-64 calls were tried (docs/phases.md).
 
-Bounded: ``_MAX_KEYS`` keys (least recently used dropped). Thread-safe; never raises.
+Bounded: ``_MAX_KEYS`` keys (the oldest dropped). Thread-safe; never raises.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Hashable
 
 from llmotel import forksafe
@@ -48,32 +48,36 @@ class Residuals:
     """Per key, the share of its estimated prefill by which the prefill's interval reaches above it."""
 
     def __init__(self, max_keys: int = _MAX_KEYS) -> None:
-        self._rings: OrderedDict[Hashable, _Ring] = OrderedDict()
+        self._rings: dict[Hashable, _Ring] = {}
         self._max_keys = max_keys
-        self._lock = forksafe.lock(self)
+        self._lock = forksafe.lock(self)  # taken only to add a key: a call's update touches its own ring
 
     def share(self, key: Hashable) -> float:
         ring = self._rings.get(key)
         return ring.share if ring is not None else 0.0
 
     def observe(self, key: Hashable, queue_s: float, prefill_s: float) -> None:
-        """An estimated split of a call that had none of the app's own calls ahead of it."""
+        """An estimated split of a call that had none of the app's own calls ahead of it.
+
+        Lock-free past a key's first call (this runs on every such call: callgrind, OpenAI plain, 807 k instructions
+        against the cheapest peer's 804 with a lock and LRU order here): a deque's append is atomic, a share is one
+        assignment, and a sort that meets a concurrent append fails into the except and waits for the next update.
+        """
         try:
             if not prefill_s > 0.0 or not queue_s >= 0.0:
                 return
-            with self._lock:
-                ring = self._rings.get(key)
-                if ring is None:
-                    ring = self._rings[key] = _Ring()
-                    if len(self._rings) > self._max_keys:
-                        self._rings.popitem(last=False)
-                else:
-                    self._rings.move_to_end(key)
-                ring.values.append(queue_s / prefill_s)
-                ring.seen += 1
-                n = len(ring.values)
-                # Sorting on every call would cost ~2 k instructions per call; every _EVERY calls, 0.5 k.
-                if n >= _MIN_CALLS and (n == _MIN_CALLS or ring.seen % _EVERY == 0):
-                    ring.share = _SHARE * sorted(ring.values)[min(n - 1, int(_QUANTILE * n))]
+            ring = self._rings.get(key)
+            if ring is None:
+                with self._lock:
+                    ring = self._rings.setdefault(key, _Ring())
+                    if len(self._rings) > self._max_keys:  # the oldest key goes
+                        del self._rings[next(iter(self._rings))]
+            values = ring.values
+            values.append(queue_s / prefill_s)
+            ring.seen += 1
+            n = len(values)
+            # Sorting on every call would cost ~2 k instructions per call; every _EVERY calls, 0.5 k.
+            if n >= _MIN_CALLS and (n == _MIN_CALLS or ring.seen % _EVERY == 0):
+                ring.share = _SHARE * sorted(values)[min(n - 1, int(_QUANTILE * n))]
         except Exception:
             _log.debug("llmotel: residuals not updated", exc_info=True)
