@@ -150,20 +150,11 @@ def _observe_mean(inner: Iterator[Any], call: Call) -> Iterator[Any]:
 
 
 def _observe_each(inner: Iterator[Any], call: Call) -> Iterator[Any]:
-    """``_observe`` with per-chunk metrics opted into: the general bookkeeping, ``capture.chunk``, per event."""
-    cap = call.capture
-    reader = call.read_event or _no_content
-    response = call.response
-    stall_ns = call.stall_ns
+    """``_observe`` with per-chunk metrics opted into: the general bookkeeping (``_on_chunk``) per event. Not inlined
+    as ``_observe_mean`` is: this mode is opt-in and keeps every gap anyway; the benchmarks run the default."""
     try:
         for event in inner:
-            now = _now()
-            try:
-                content = reader(event, response)
-            except Exception:
-                content = False
-                _log.debug("llmotel could not read a stream event", exc_info=True)
-            _chunk(cap, now, content, stall_ns)
+            _on_chunk(call, event, _now())
             yield event
     except GeneratorExit:
         raise
