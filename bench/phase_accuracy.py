@@ -164,9 +164,11 @@ def _replica(**overrides: Any) -> dict[str, Any]:
     """The simulator's default physics (docs/simulator.md), stated here so the table says what it measured: 50 us
     per uncached token, attention as costly as that at a 4,000-token prompt, 1 % stretch per running decode; and
     what a real server showed that the defaults leave out (bench/real, llama.cpp): reading a cached prefix costs
-    5 % of an uncached token, and a prefill's time scatters call to call (lognormal, sigma 0.04)."""
+    5 % of an uncached token, and a prefill's time scatters call to call (lognormal, sigma 0.067: the median over
+    15 single-caller recorded runs of seeds 8-10, range 0.039-0.178, bench/real/scatter.py; it was 0.04, below every
+    one of them, and the estimator met the simulator far more easily than the server)."""
     return {"max_batch": 32, "prefill_s_per_token": 0.00005, "prefill_s_per_kpair": 0.000025,
-            "prefill_batch_factor": 0.01, "prefill_s_per_cached_token": 0.0000025, "prefill_jitter": 0.04,
+            "prefill_batch_factor": 0.01, "prefill_s_per_cached_token": 0.0000025, "prefill_jitter": 0.067,
             **overrides}
 
 
