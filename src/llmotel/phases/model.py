@@ -308,10 +308,8 @@ class PhaseModel:
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         band = _own_band(co, own_wait, ceiling)
-        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, spread, band,
-                   excess=self.residuals.share(key) * w.p)
-        if self.learn and not capture.abandoned and band is None:
-            _observe_residual(self.residuals, key, w)
+        share = self.residuals.share_then_observe(key, w.q, w.p, _teaches_residuals(self.learn, capture, band, w))
+        self._emit(phases, attempt, first, w, conf, co.samples, known is not None, spread, band, excess=share * w.p)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
             path = (headers - attempt) / _NS if early_now else None
@@ -443,11 +441,10 @@ class PhaseModel:
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         band = _own_band(co, own_wait, ceiling)
+        share = self.residuals.share_then_observe(key, w.q, w.p, _teaches_residuals(self.learn, capture, band, w))
         self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, spread, band,
                    decode if decode_src == "estimated" else 0.0,
-                   _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD, self.residuals.share(key) * w.p)
-        if self.learn and not capture.abandoned and band is None:
-            _observe_residual(self.residuals, key, w)
+                   _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD, share * w.p)
         decode_conf = 1.0 if decode_src == "server" else conf
         phases.append(Phase("decode", decode_start, end, decode_src, decode_conf, samples))
         if self.learn:
@@ -481,6 +478,15 @@ class PhaseModel:
         phases.append(queue)
         phases.append(prefill)
         phases.append(first)
+
+
+def _teaches_residuals(
+    learn: bool, capture: CallCapture, own_band: tuple[float, float, float, float] | None, w: _Window
+) -> bool:
+    """Whether a call's split teaches the residual share: an estimated split of a call with none of the app's own
+    calls ahead, learned from."""
+    return learn and own_band is None and not capture.abandoned and w.q_src == "estimated" \
+        and w.p_src == "estimated"
 
 
 def _observe_residual(residuals: Residuals, key: Key, w: _Window) -> None:
