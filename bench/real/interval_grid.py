@@ -74,8 +74,9 @@ def capture(paths: list[Path]) -> list[dict[str, Any]]:
 
 def coverage(
     rows: list[dict[str, Any]], model: dict[str, float], resid: dict[str, float] | None
-) -> dict[str, tuple[float, float]]:
-    """Per workload run: the shares of scored calls whose true queue / prefill lie inside their intervals."""
+) -> dict[str, tuple[float, float, int]]:
+    """Per workload run: the shares of scored calls whose true queue / prefill lie inside their intervals, and how
+    many calls were scored."""
     saved = {k: getattr(phase_model, k) for k in model} | {f"r{k}": getattr(residuals, k) for k in resid or {}}
     for k, v in model.items():
         setattr(phase_model, k, v)
@@ -91,8 +92,10 @@ def coverage(
             q, p = Phase("queue", 0, 0, w.q_src), Phase("prefill", 0, 0, w.p_src)
             f = Phase("first_token", 0, 0, w.f_src)
             phase_model._intervals(w, r["conf"], q, p, f, spread, band, decode_est, decode_share, excess)
-            if band is None:
-                phase_model._observe_residual(book, "key", w)  # type: ignore[arg-type]
+            if band is None and w.q_src == "estimated" and w.p_src == "estimated":
+                # The book learns the floor's split, before the typical run was booked as prefill (w.moved).
+                moved = getattr(w, "moved", 0.0)
+                book.observe("key", w.q + moved, w.p - moved)
             if not r["scored"]:
                 continue
             c = per[r["workload"]]
@@ -106,7 +109,7 @@ def coverage(
                 setattr(residuals, k[1:], v)
             else:
                 setattr(phase_model, k, v)
-    return {k: (c[1] / c[0], c[2] / c[0]) for k, c in per.items() if c[0]}
+    return {k: (c[1] / c[0], c[2] / c[0], c[0]) for k, c in per.items() if c[0]}
 
 
 def capture_simulator(out: Path) -> None:
@@ -173,12 +176,22 @@ def _inside(phase: Phase, truth: float) -> bool:
     return phase.low_s is not None and phase.high_s is not None and phase.low_s - 1e-9 <= truth <= phase.high_s + 1e-9
 
 
-def verdict(cov: dict[str, tuple[float, float]]) -> tuple[int, int, int, list[str]]:
+def verdict(cov: dict[str, tuple[float, float, int]]) -> tuple[int, int, int, list[str]]:
     """(runs within 75-90 % by mean coverage, runs above, runs with both phases within, the runs below)."""
-    means = {k: (q + p) / 2 for k, (q, p) in cov.items()}
-    below = sorted(f"{k} {100 * q:.0f}/{100 * p:.0f}" for k, (q, p) in cov.items() if means[k] < 0.75)
+    means = {k: (q + p) / 2 for k, (q, p, _) in cov.items()}
+    below = sorted(f"{k} {100 * q:.0f}/{100 * p:.0f}" for k, (q, p, _) in cov.items() if means[k] < 0.75)
     return (sum(0.75 <= m <= 0.90 for m in means.values()), sum(m > 0.90 for m in means.values()),
-            sum(0.75 <= q <= 0.90 and 0.75 <= p <= 0.90 for q, p in cov.values()), below)
+            sum(0.75 <= q <= 0.90 and 0.75 <= p <= 0.90 for q, p, _ in cov.values()), below)
+
+
+def pooled(cov: dict[str, tuple[float, float, int]], simulator: bool) -> str:
+    """Queue / prefill coverage over every scored call of the recordings (or of the simulator), all runs pooled."""
+    runs = [(q, p, n) for k, (q, p, n) in cov.items() if k.startswith("sim/") == simulator]
+    calls = sum(n for _, _, n in runs)
+    if not calls:
+        return "-"
+    return (f"{100 * sum(q * n for q, _, n in runs) / calls:.1f} / {100 * sum(p * n for _, p, n in runs) / calls:.1f} %"
+            f" of {calls} calls")
 
 
 def main() -> None:
@@ -198,10 +211,12 @@ def main() -> None:
         rows += pickle.loads(args.simulator.read_bytes())
     now_model = {k: getattr(phase_model, k) for k in MODEL_CONSTANTS}
     now_resid = {k: getattr(residuals, k) for k in RESIDUAL_CONSTANTS}
-    within, above, both, below = verdict(coverage(rows, now_model, now_resid))
+    now = coverage(rows, now_model, now_resid)
+    within, above, both, below = verdict(now)
     runs = len({r["workload"] for r in rows})
     print(f"now {now_model} {now_resid}: {within} of {runs} runs within 75-90 %, {above} above, {both} with both "
           f"phases within; below: {below}")
+    print(f"now, pooled queue / prefill coverage: recordings {pooled(now, False)}; simulator {pooled(now, True)}")
     ranked = []
     resid_grid: list[dict[str, float] | None] = [None] if args.no_residuals else [
         dict(zip(RESIDUAL_CONSTANTS, s, strict=True))

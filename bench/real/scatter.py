@@ -4,7 +4,8 @@ For each recorded single-caller run (the idle workloads, prefix_sizes: no queue 
 own prefill (llama.cpp ``prompt_ms``) against a power law in uncached prompt tokens, fitted by least squares in
 log-log over calls with more than 200 uncached tokens; the spread of the log residuals, p90 - p10, and the
 lognormal sigma that spread implies (p90 - p10 of a normal is 2.563 sigma). The simulator's ``prefill_jitter``
-(bench/phase_accuracy.py's ``_replica``) is that sigma's median over every run here.
+(bench/phase_accuracy.py's ``_replica``, 0.067) is that sigma's median over seeds 8-10 (15 runs, 2026-12-07); with
+seed 11 in place of seed 8 it reads 0.101.
 
     .venv/bin/python bench/real/scatter.py
 """

@@ -53,9 +53,11 @@ def test_bad_values_are_ignored_and_keys_are_bounded() -> None:
 
 
 def test_a_noisy_real_run_is_covered_because_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """llama.cpp on a busy 2-core CPU (seed 9's idle_no_usage): small prompts ran 10-25 ms above the floor with a
-    true queue of 5-10 ms. The key's own calls teach how far; without the share the intervals miss those calls."""
-    path = replay.RECORDINGS / "run-2026-12-06-seed9" / "idle_no_usage.json"
+    """llama.cpp with one caller on a server whose prefill scattered (seed 11's idle_early_headers): once the key's
+    typical run is booked as prefill, calls still scatter about it by tens of ms. The key's own calls teach how far:
+    coverage 88 / 88 % with the share, 67 / 67 % without it. (Chosen on seed 9's idle_no_usage, which no longer needs
+    it since the typical run: 85 % without.)"""
+    path = replay.RECORDINGS / "run-2026-12-07-seed11" / "idle_early_headers.json"
     if not path.exists():
         pytest.skip("recording not present")
     rec = replay.load(path)
@@ -67,3 +69,67 @@ def test_a_noisy_real_run_is_covered_because_of_it(monkeypatch: pytest.MonkeyPat
     assert without["queue_coverage"] < 0.75 and without["queue_coverage"] < with_share["queue_coverage"], without
     # The estimates themselves do not move: only their intervals.
     assert without["queue_median"] == with_share["queue_median"]
+
+
+def test_the_typical_run_is_the_median_of_solo_calls_only() -> None:
+    book = Residuals()
+    # Hand-computed: eight solo calls with ratios 0.00, 0.04, ..., 0.28; the median by index 8 // 2 = 4 is 0.16.
+    # Calls with own calls in flight teach the share but not the typical run.
+    for i in range(8):
+        book.observe("k", 0.04 * i, 1.0, solo=True)
+    assert book.typical("k") == pytest.approx(0.16)
+    for _ in range(40):
+        book.observe("k", 0.9, 1.0, solo=False)
+    assert book.typical("k") == pytest.approx(0.16)
+    assert book.share("k") == pytest.approx(residuals._SHARE * 0.9)
+    # share_then_observe answers with what the key knew before the call.
+    assert book.share_then_observe("new", 0.5, 1.0, True, True) == (0.0, 0.0)
+    assert book.share_then_observe("k", 0.5, 1.0, False, True) == (pytest.approx(0.45), pytest.approx(0.16))
+
+
+def test_a_solo_call_books_the_typical_run_as_prefill_up_to_the_cap() -> None:
+    from llmotel.phases.model import _TYPICAL_RUN_CAP, _book_typical_run, _Window
+
+    def window(q: float, p: float) -> _Window:
+        w = _Window()
+        w.q, w.p = q, p
+        return w
+
+    # Hand-computed: prefill 100 ms, queue 50 ms. Typical run 0.1 -> 10 ms moves: 40 / 110 ms.
+    w = window(0.050, 0.100)
+    _book_typical_run(w, 0.1)
+    assert (w.q, w.p) == (pytest.approx(0.040), pytest.approx(0.110))
+    # Typical run 0.5 is capped at 0.2 of the prefill: 20 ms moves, 30 / 120 ms.
+    assert _TYPICAL_RUN_CAP == 0.2
+    w = window(0.050, 0.100)
+    _book_typical_run(w, 0.5)
+    assert (w.q, w.p) == (pytest.approx(0.030), pytest.approx(0.120))
+    # Never more than the queue: 5 ms of queue, all of it moves; the window's sum is kept.
+    w = window(0.005, 0.100)
+    _book_typical_run(w, 0.2)
+    assert (w.q, w.p) == (0.0, pytest.approx(0.105))
+    # A measured phase, or a queue that is the wait behind own calls, is left alone.
+    for src_q, src_p, own in (("server", "estimated", False), ("estimated", "server", False),
+                              ("estimated", "estimated", True)):
+        w = window(0.050, 0.100)
+        w.q_src, w.p_src, w.own = src_q, src_p, own  # type: ignore[assignment]
+        _book_typical_run(w, 0.2)
+        assert (w.q, w.p) == (0.050, 0.100)
+
+
+def test_a_noisy_idle_real_run_meets_the_target_because_of_the_typical_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp with one caller on a server whose prefill scattered ~2x as much as usual (seed 10's
+    idle_early_headers: p90 - p10 of the log residual 0.19 against 0.10-0.13 in seeds 8-9): the floor booked each
+    call's run above it as queue (queue median / p90 16.1 / 35.0 % of TTFT, true queue 5 %). Booking the key's typical
+    run as prefill takes it within the target; without it (cap 0) it misses again."""
+    from llmotel.phases import model
+
+    path = replay.RECORDINGS / "run-2026-12-06-seed10" / "idle_early_headers.json"
+    if not path.exists():
+        pytest.skip("recording not present")
+    rec = replay.load(path)
+    now = replay.score(rec)[0]
+    monkeypatch.setattr(model, "_TYPICAL_RUN_CAP", 0.0)
+    without = replay.score(rec)[0]
+    assert now["queue_median"] <= 0.10 and now["queue_p90"] <= 0.25, now
+    assert without["queue_median"] > 0.10 or without["queue_p90"] > 0.25, without

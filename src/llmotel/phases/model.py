@@ -57,6 +57,7 @@ _REL_ERROR = 0.0
 _REL_ERROR_COLD = 0.3
 _STRETCH_SHARE = 0.1
 _EXCESS_BELOW = 0.5
+_TYPICAL_RUN_CAP = 0.2  # the most of a call's prefill its key's typical run above the floor may add (_book_typical_run)
 # The true queue against the wait own calls imply (bench/real, llama.cpp, 1-2 slots, 2-4 callers): a median 2-5 ms
 # and a p90 6-16 ms above it (the server's turnaround between one request and the next, and the step under way when
 # a slot freed), rarely more than a request path below. The interval's high side: a turnaround of 5 ms and half a
@@ -96,10 +97,11 @@ def _finite(value: float | None) -> float | None:
 class _Window:
     """queue / prefill / first_token durations (s) of the span before decode, with sources."""
 
-    __slots__ = ("f", "f_src", "own", "p", "p_src", "q", "q_src")
+    __slots__ = ("f", "f_src", "moved", "own", "p", "p_src", "q", "q_src")
 
     def __init__(self) -> None:
         self.q = self.p = self.f = 0.0
+        self.moved = 0.0  # queue booked as prefill by _book_typical_run: the interval reaches back over it
         self.own = False  # the queue is the wait the app's own calls imply (own_queue.py), not the fit's remainder
         self.q_src: PhaseSource = "estimated"
         self.p_src: PhaseSource = "estimated"
@@ -271,6 +273,7 @@ class PhaseModel:
         estimated_tokens: bool = False,
     ) -> list[Phase]:
         ttft = (first - attempt) / _NS
+        solo = not capture.ahead  # nothing of the app's own was in flight to this server when the call was sent
         # Servers that answer stream headers on arrival (vLLM, TGI, llama.cpp) let the client measure the
         # request path (send -> headers) on every call. The floor's overhead then holds the request path of
         # the calls that make the floor: that part is queue (it comes before the server), not first_token.
@@ -308,7 +311,10 @@ class PhaseModel:
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         band = _own_band(co, own_wait, ceiling)
-        share = self.residuals.share_then_observe(key, w.q, w.p, _teaches_residuals(self.learn, capture, band, w))
+        share, typical = self.residuals.share_then_observe(
+            key, w.q, w.p, _teaches_residuals(self.learn, capture, band, w), solo)
+        if solo and typical > 0.0 and band is None:
+            _book_typical_run(w, typical)
         self._emit(phases, attempt, first, w, conf, co.samples, known is not None, spread, band, excess=share * w.p)
         phases.append(Phase("decode", first, end, "client", 1.0, co.samples))
         if self.learn and not capture.abandoned:
@@ -380,6 +386,7 @@ class PhaseModel:
         estimated_tokens: bool = False,
     ) -> list[Phase]:
         total = (end - attempt) / _NS
+        solo = not capture.ahead  # nothing of the app's own was in flight to this server when the call was sent
         steps = max(output - 1, 0)
         decode_srv = _finite(server.decode_s)
         tpot_srv = _finite(server.time_per_token_s)
@@ -441,7 +448,10 @@ class PhaseModel:
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         band = _own_band(co, own_wait, ceiling)
-        share = self.residuals.share_then_observe(key, w.q, w.p, _teaches_residuals(self.learn, capture, band, w))
+        share, typical = self.residuals.share_then_observe(
+            key, w.q, w.p, _teaches_residuals(self.learn, capture, band, w), solo)
+        if solo and typical > 0.0 and band is None:
+            _book_typical_run(w, typical)
         self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, spread, band,
                    decode if decode_src == "estimated" else 0.0,
                    _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD, share * w.p)
@@ -487,6 +497,27 @@ def _teaches_residuals(
     calls ahead, learned from."""
     return learn and own_band is None and not capture.abandoned and w.q_src == "estimated" \
         and w.p_src == "estimated"
+
+
+def _book_typical_run(w: _Window, typical: float) -> None:
+    """Book the key's typical run above the floor as prefill, on a call sent while nothing of the app's own was in
+    flight to the server (the caller checks): up to ``typical`` (residuals.py: the median estimated queue / estimated
+    prefill of such calls), never more than ``_TYPICAL_RUN_CAP`` of the prefill, never more than the queue.
+
+    The envelope is a floor, so a call that did not wait still runs above it by however much this server's prefill
+    scatters; the fit booked that as queue. On bench/real's llama.cpp (one caller, nothing else on the server) the true
+    queue was a median 0.2-0.5 of the estimated one (seeds 8-11), so the typical run was the prompt's, not a wait.
+    Other clients' calls ahead look the same to the client: the cap bounds what a real wait loses to prefill by the
+    most a real server's prefill scattered (lognormal sigma up to 0.18 in bench/real/scatter.py: the median call
+    ~1.3 sigma, about 0.2, above the fit's low points). The prefill's interval still reaches down to the floor's split
+    (``w.moved``, _intervals): the client cannot tell which it was."""
+    if w.q_src != "estimated" or w.p_src != "estimated" or w.own:
+        return
+    moved = min(w.q, min(typical, _TYPICAL_RUN_CAP) * w.p)
+    if moved > 0.0:
+        w.q -= moved
+        w.p += moved
+        w.moved = moved
 
 
 def _observe_residual(residuals: Residuals, key: Key, w: _Window) -> None:
@@ -555,6 +586,10 @@ def _intervals(
     else:
         p_lo = max(0.0, w.p * (1.0 - rel) - spread - _EXCESS_BELOW * excess)
         p_hi = min(both, w.p * (1.0 + rel) + _STRETCH_SHARE * w.q + spread + excess)
+        if w.moved > 0.0:
+            # The typical run booked as prefill may have been a wait for other clients' calls: the client cannot
+            # tell, so the interval reaches back to the floor's split.
+            p_lo = min(p_lo, max(0.0, w.p - w.moved))
         prefill.low_s, prefill.high_s = p_lo, p_hi
     if w.q_src != "server":
         queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both - p_lo)

@@ -14,6 +14,10 @@ a mean queue/prefill coverage within 75-90 % and 5 below (the idle workloads of 
 above the floor booked as queue, true queue 5-10 ms); with it 28 within and none below, and on the simulator none
 below (3 before). Quantiles 0.5-0.8, halved or whole, over the last 16-64 calls were tried (docs/phases.md).
 
+The same ratio over the key's calls sent while nothing of the app's own was in flight to the server (``solo``) has a
+median too, the key's typical run above the floor: model.py books it as prefill on such calls (``_book_typical_run``;
+no own call can have made them wait, and the real servers' prefill scatters that far).
+
 Bounded: ``_MAX_KEYS`` keys (the oldest dropped). Thread-safe; never raises.
 """
 
@@ -33,15 +37,27 @@ _QUANTILE = 0.5
 _SHARE = 0.5
 _MAX_KEYS = 256
 _EVERY = 4  # calls between two updates of a key's share
+# A solo call whose estimated queue exceeds its prefill did not just run slow (no real server's prefill scattered by
+# 2x: sigma <= 0.18, bench/real/scatter.py): it waited for something (a cold start, another client), and is left out
+# of the typical run.
+_MAX_RUN = 1.0
 
 
 class _Ring:
-    __slots__ = ("seen", "share", "values")
+    __slots__ = ("seen", "share", "solo", "solo_seen", "typical", "values")
 
     def __init__(self) -> None:
         self.values: deque[float] = deque(maxlen=_WINDOW)
         self.share = 0.0
         self.seen = 0
+        # The calls sent while nothing of the app's own was in flight to the server: their median ratio is the key's
+        # typical run above the floor where no own call can have made it wait (model.py's _book_typical_run).
+        self.solo: deque[float] = deque(maxlen=_WINDOW)
+        self.typical = 0.0
+        self.solo_seen = 0
+
+
+_NONE = (0.0, 0.0)
 
 
 class Residuals:
@@ -56,20 +72,27 @@ class Residuals:
         ring = self._rings.get(key)
         return ring.share if ring is not None else 0.0
 
-    def share_then_observe(self, key: Hashable, queue_s: float, prefill_s: float, observe: bool) -> float:
-        """The key's share before this call, then (if ``observe``) this call's split learned: one lookup of the key
-        for both, on every call's path (callgrind, OpenAI plain: at parity with the cheapest peer before this)."""
+    def typical(self, key: Hashable) -> float:
         ring = self._rings.get(key)
-        share = ring.share if ring is not None else 0.0
+        return ring.typical if ring is not None else 0.0
+
+    def share_then_observe(
+        self, key: Hashable, queue_s: float, prefill_s: float, observe: bool, solo: bool = False
+    ) -> tuple[float, float]:
+        """(the key's share, its typical run) before this call, then (if ``observe``) this call's split learned
+        (``solo``: sent while none of the app's own calls to the server was in flight): one lookup of the key for
+        all of it, on every call's path (callgrind, OpenAI plain: at parity with the cheapest peer)."""
+        ring = self._rings.get(key)
+        got = _NONE if ring is None else (ring.share, ring.typical)
         if observe:
-            self._observe(ring, key, queue_s, prefill_s)
-        return share
+            self._observe(ring, key, queue_s, prefill_s, solo)
+        return got
 
-    def observe(self, key: Hashable, queue_s: float, prefill_s: float) -> None:
+    def observe(self, key: Hashable, queue_s: float, prefill_s: float, solo: bool = False) -> None:
         """An estimated split of a call that had none of the app's own calls ahead of it."""
-        self._observe(self._rings.get(key), key, queue_s, prefill_s)
+        self._observe(self._rings.get(key), key, queue_s, prefill_s, solo)
 
-    def _observe(self, ring: _Ring | None, key: Hashable, queue_s: float, prefill_s: float) -> None:
+    def _observe(self, ring: _Ring | None, key: Hashable, queue_s: float, prefill_s: float, solo: bool) -> None:
         """Lock-free past a key's first call (this runs on every such call: callgrind, OpenAI plain, 807 k instructions
         against the cheapest peer's 804 with a lock and LRU order here): a deque's append is atomic, a share is one
         assignment, and a sort that meets a concurrent append fails into the except and waits for the next update.
@@ -82,12 +105,20 @@ class Residuals:
                     ring = self._rings.setdefault(key, _Ring())
                     if len(self._rings) > self._max_keys:  # the oldest key goes
                         del self._rings[next(iter(self._rings))]
+            ratio = queue_s / prefill_s
             values = ring.values
-            values.append(queue_s / prefill_s)
+            values.append(ratio)
             ring.seen += 1
             n = len(values)
             # Sorting on every call would cost ~2 k instructions per call; every _EVERY calls, 0.5 k.
             if n >= _MIN_CALLS and (n == _MIN_CALLS or ring.seen % _EVERY == 0):
                 ring.share = _SHARE * sorted(values)[min(n - 1, int(_QUANTILE * n))]
+            if solo and ratio <= _MAX_RUN:
+                values = ring.solo
+                values.append(ratio)
+                ring.solo_seen += 1
+                n = len(values)
+                if n >= _MIN_CALLS and (n == _MIN_CALLS or ring.solo_seen % _EVERY == 0):
+                    ring.typical = sorted(values)[n // 2]
         except Exception:
             _log.debug("llmotel: residuals not updated", exc_info=True)
