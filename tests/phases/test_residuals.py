@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,19 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "real"))
 
 import replay  # noqa: E402
+
+
+def _scored_with_and_without(
+    monkeypatch: pytest.MonkeyPatch, run: str, workload: str, module: object, name: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A recording's replayed scores as llmotel is, then with ``module.name`` set to 0 (skips if not present)."""
+    path = replay.RECORDINGS / run / f"{workload}.json"
+    if not path.exists():
+        pytest.skip("recording not present")
+    rec = replay.load(path)
+    now = replay.score(rec)[0]
+    monkeypatch.setattr(module, name, 0.0)
+    return now, replay.score(rec)[0]
 
 
 def test_no_share_until_the_key_has_enough_calls() -> None:
@@ -57,13 +71,8 @@ def test_a_noisy_real_run_is_covered_because_of_it(monkeypatch: pytest.MonkeyPat
     typical run is booked as prefill, calls still scatter about it by tens of ms. The key's own calls teach how far:
     coverage 88 / 88 % with the share, 67 / 67 % without it. (Chosen on seed 9's idle_no_usage, which no longer needs
     it since the typical run: 85 % without.)"""
-    path = replay.RECORDINGS / "run-2026-12-07-seed11" / "idle_early_headers.json"
-    if not path.exists():
-        pytest.skip("recording not present")
-    rec = replay.load(path)
-    with_share = replay.score(rec)[0]
-    monkeypatch.setattr(residuals, "_SHARE", 0.0)
-    without = replay.score(rec)[0]
+    with_share, without = _scored_with_and_without(
+        monkeypatch, "run-2026-12-07-seed11", "idle_early_headers", residuals, "_SHARE")
     mean = (with_share["queue_coverage"] + with_share["prefill_coverage"]) / 2.0
     assert mean >= 0.75 and with_share["queue_coverage"] >= 0.70, with_share
     assert without["queue_coverage"] < 0.75 and without["queue_coverage"] < with_share["queue_coverage"], without
@@ -124,12 +133,7 @@ def test_a_noisy_idle_real_run_meets_the_target_because_of_the_typical_run(monke
     run as prefill takes it within the target; without it (cap 0) it misses again."""
     from llmotel.phases import model
 
-    path = replay.RECORDINGS / "run-2026-12-06-seed10" / "idle_early_headers.json"
-    if not path.exists():
-        pytest.skip("recording not present")
-    rec = replay.load(path)
-    now = replay.score(rec)[0]
-    monkeypatch.setattr(model, "_TYPICAL_RUN_CAP", 0.0)
-    without = replay.score(rec)[0]
+    now, without = _scored_with_and_without(
+        monkeypatch, "run-2026-12-06-seed10", "idle_early_headers", model, "_TYPICAL_RUN_CAP")
     assert now["queue_median"] <= 0.10 and now["queue_p90"] <= 0.25, now
     assert without["queue_median"] > 0.10 or without["queue_p90"] > 0.25, without
