@@ -227,6 +227,49 @@ def test_whole_bodies_teach_the_slot_count() -> None:
         assert median < limits[0] and p90 < limits[1], (slots, median, p90)
 
 
+def test_a_whole_body_sharing_batches_keeps_its_measured_wait_and_its_prefill() -> None:
+    # A whole body sent behind three own calls on a server of two slots waited for the second of them to end (0.5 s):
+    # the client measured that. Its batch-mates' prefills stalled its decode for however long they ran, which no
+    # function of its own tokens predicts (bench/real, two slots: 12-17 ms per token plus that stall, up to 150 ms
+    # per token in all): the queue is the measured wait, the prefill the fit's estimate of this prompt's, and decode
+    # whatever is left, however short or long the call ran. Before, the decode came from the envelope's output slope
+    # (which learns from stretched calls) and squeezed the queue below the measured wait on short calls.
+    model = PhaseModel()
+    run(model, slot_server(2, 4, 200, random.Random(2)))
+    assert model.slots.slots(GROUP) == 2
+    model.learn = False
+    request = _request()
+
+    def split(base_s: float, total_s: float) -> tuple[dict[str, float], tuple[float, float]]:
+        base = round(base_s * NS)
+        for end_s in (0.3, 0.5, 0.9):  # own calls in flight when it was sent, seen to end
+            ahead = CallCapture(start_ns=base - NS, attempt_start_ns=base - NS, headers_ns=base + round(end_s * NS),
+                                end_ns=base + round(end_s * NS))
+            model.passes.began(request, ahead)
+        end = base + round(total_s * NS)
+        me = CallCapture(start_ns=base, attempt_start_ns=base, headers_ns=end, end_ns=end)
+        model.passes.began(request, me)
+        phases = model.split(request, _response(500, 30), me, ServerTiming())
+        assert_tiles(phases, me)
+        prefill = next(p for p in phases if p.name == "prefill")
+        return _durations(phases), (prefill.low_s or 0.0, prefill.high_s or 0.0)
+
+    long, long_iv = split(1000.0, 3.0)
+    short, short_iv = split(2000.0, 0.6)
+    for d in (long, short):
+        assert abs(d["queue"] - 0.5) < 1e-9, d
+        assert d["first_token"] == 0.0
+    # Both prompts are the same: one prefill estimate, whatever the stall; all of the difference is decode.
+    estimate = long["prefill"]
+    assert 0.0 < estimate < 0.1
+    assert short["prefill"] == min(estimate, 0.1)
+    assert abs((long["decode"] - short["decode"]) - (2.4 - (estimate - short["prefill"]))) < 1e-8
+    # The fit learned from bodies whose own time held the other slot's work: its low side reaches estimate / sqrt(2)
+    # at least.
+    for d, (low, high) in ((long, long_iv), (short, short_iv)):
+        assert low <= d["prefill"] / math.sqrt(2) + 1e-9 and high >= d["prefill"], (d, low, high)
+
+
 def test_whole_bodies_on_a_batching_server_imply_no_own_wait() -> None:
     # Every call starts on arrival; also when every call is the same (then one slot explains the bodies as well as
     # no wait: no wait is kept).

@@ -39,13 +39,6 @@ KNOWN_MISSES: dict[str, str] = {
     "caller's whole bodies on a server whose prefill scattered (seed 9, dropped, read 4.4 / 41.3 % for slow spells); "
     "a whole body shows neither the first token nor the decode, so the extra is booked as queue (24.2 / 45.8 % "
     "before the typical run was booked as prefill). Seeds 10 and 11 meet the target (queue p90 16.9 / 21.1 %).",
-    "run-2026-12-07-seed11/two_slots_4_callers_non_streaming": "prefill median / p90 7.2 / 25.1 % of TTFT (live, "
-    "9732b23, unchanged since): whole bodies on two slots, whose decode is estimated (the total-time envelope plus "
-    "the fit's excess over the own wait, booked as the batch's stretch) and ran a median 156 ms (p90 392 ms) above "
-    "the server's decode; the prefill between the measured wait and that decode carries the error (seed 10: 124 ms, "
-    "prefill p90 21.6 %; seed 9: 3 ms, 13.2 %).",
-    "run-2026-12-07-seed12/two_slots_4_callers_non_streaming": "queue median / p90 1.0 / 57.4 %, prefill 9.3 / "
-    "31.3 % of TTFT (live, b4fde09): whole bodies on two slots, as in seed 11 (above).",
 }
 # Interval coverage below the test's floor (mean of queue's and prefill's 75 %, each 70 %; the target is 75-90 %).
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
@@ -57,11 +50,6 @@ KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "take their decode from its streams' time per token, off by -32 to +51 ms (p10-p90) against the server's in this "
     "run, more than the 15 % of the estimated decode the prefill's interval allows for it (seeds 9-10: 85 / 85 and "
     "88 / 75 %).",
-    "run-2026-12-07-seed11/two_slots_4_callers_non_streaming": "coverage queue / prefill 73 / 68 %: the whole "
-    "bodies' estimated decode ran a median 156 ms above the server's (above, KNOWN_MISSES), beyond the 35 % of it "
-    "the prefill's interval allows (seed 10: 85 / 70 %, seed 9: 98 / 90 %).",
-    "run-2026-12-07-seed12/two_slots_4_callers_non_streaming": "coverage queue / prefill 57 / 75 %: as in seed 11 "
-    "(above).",
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 

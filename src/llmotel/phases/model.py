@@ -97,12 +97,13 @@ def _finite(value: float | None) -> float | None:
 class _Window:
     """queue / prefill / first_token durations (s) of the span before decode, with sources."""
 
-    __slots__ = ("f", "f_src", "moved", "own", "p", "p_src", "q", "q_src")
+    __slots__ = ("f", "f_src", "moved", "own", "p", "p_src", "q", "q_src", "slots")
 
     def __init__(self) -> None:
         self.q = self.p = self.f = 0.0
         self.moved = 0.0  # queue booked as prefill by _book_typical_run: the interval reaches back over it
         self.own = False  # the queue is the wait the app's own calls imply (own_queue.py), not the fit's remainder
+        self.slots = 0  # a whole body that shared its batches with own calls on a server of this many slots (>= 2)
         self.q_src: PhaseSource = "estimated"
         self.p_src: PhaseSource = "estimated"
         self.f_src: PhaseSource = "estimated"
@@ -330,15 +331,16 @@ class PhaseModel:
     def _own_wait(
         self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool,
         body: tuple[int, int, int] | None = None,
-    ) -> tuple[float | None, float | None, bool]:
+    ) -> tuple[float | None, float | None, int]:
         """(the wait the app's own calls in flight imply for this call (own_queue.py), the most it can be), in
         seconds, after learning the server's slot count from it (a stream: ``first`` > 0). The wait is None when
         the slot count is unknown (the most is then the one-slot wait, ``inf`` when a call ahead was not seen to
-        end) or ``use`` is False (both None); and whether own calls were in flight on a server of a few slots, which
-        runs them in the same batches as this one. ``body``: a whole body's (uncached, cached, output) tokens."""
+        end) or ``use`` is False (both None); and, where own calls were in flight on a server of a few slots, which
+        runs them in the same batches as this one, its slot count (0 otherwise). ``body``: a whole body's
+        (uncached, cached, output) tokens."""
         if not capture.ahead:  # nothing of the app's own was in flight (the common case: keep it cheap)
             capture.ahead = None
-            return (0.0 if use else None), None, False
+            return (0.0 if use else None), None, 0
         group = (request.provider, request.server_address, request.request_model)
         ends = self.passes.ahead(capture)
         if self.learn and not capture.abandoned:
@@ -347,12 +349,12 @@ class PhaseModel:
             elif body is not None:
                 self.slots.observe_body(group, ends, attempt, capture.end_ns, *body)
         if not use:
-            return None, None, False
+            return None, None, 0
         wait, slots = self.slots.own_wait(group, ends, attempt)
         if wait is not None or not ends:
-            return wait, None, 2 <= slots <= MAX_SLOTS and bool(ends)
+            return wait, None, slots if 2 <= slots <= MAX_SLOTS and ends else 0
         most = ceiling_ns(ends, attempt)
-        return None, (math.inf if most >= OPEN else most / _NS), False
+        return None, (math.inf if most >= OPEN else most / _NS), 0
 
     def _shared_pass(self, co: Coefficients, request: LLMRequest, capture: CallCapture, own: float) -> float:
         """The summed own prefill of the other streams in this call's pass (passes.py), 0 when it had none."""
@@ -433,18 +435,26 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
         body = (uncached, cached, output)
-        own_wait, ceiling, batched = self._own_wait(request, capture, attempt, 0,
+        own_wait, ceiling, slots = self._own_wait(request, capture, attempt, 0,
                                                     queue_srv is None and prefill_srv is None, body)
         if own_wait is not None:
             _at_least(w, own_wait, total - decode)
-            if batched and w.q > own_wait and w.q_src == "estimated" and w.p_src == "estimated":
-                # Own calls shared this call's batches (a server of a few slots): they stretched its steps, which a
-                # whole body cannot see (no first token). The fit's queue beyond the own wait is that stretch, and
-                # it goes to decode (bench/real/as_bodies.py, two and three slots: queue p90 70-120 -> 1-35 % of
-                # TTFT); other clients' calls ahead would be booked there too.
-                decode += w.q - own_wait
-                w.q = own_wait
+            if slots and decode_src == "estimated" and inference is None and w.q_src == "estimated" \
+                    and w.p_src == "estimated":
+                # Own calls shared this call's batches (a server of a few slots): each of their prefills stalled
+                # this call's decode steps for as long as it ran (llama.cpp runs a prompt's chunk and the other
+                # slots' next tokens in one batch), which a whole body cannot see (no first token). The decode is
+                # then no function of this call's tokens: on bench/real's two slots it ran 12-17 ms per token plus
+                # the other calls' prefill time that fell inside it, up to 150 ms per token in all, and the
+                # envelope's output slope (which learns from such calls) sat at 25-50. So the queue is the wait the
+                # client measured, the prefill the fit's estimate of this prompt's, and decode what is left.
+                w.q = min(own_wait, total)
+                rest = total - w.q
+                w.p = min(prefill_est, rest)
+                w.f = 0.0
                 w.own = True
+                w.slots = slots
+                decode = rest - w.p
         # The first-token boundary was not observed: never claim more than an estimate for it.
         decode_start = end - round(decode * _NS)
         band = _own_band(co, own_wait, ceiling)
@@ -518,12 +528,6 @@ def _book_typical_run(w: _Window, typical: float) -> None:
         w.q -= moved
         w.p += moved
         w.moved = moved
-
-
-def _observe_residual(residuals: Residuals, key: Key, w: _Window) -> None:
-    """Teach ``residuals`` an estimated split of a call with none of the app's own calls ahead."""
-    if w.q_src == "estimated" and w.p_src == "estimated":
-        residuals.observe(key, w.q, w.p)
 
 
 def _at_least(w: _Window, own_wait: float, window_s: float) -> None:
@@ -619,6 +623,15 @@ def _intervals(
         decode_spread = decode_share * decode_est
         prefill.low_s = max(0.0, min(both - q_hi - decode_spread, w.p))
         prefill.high_s = max(both - q_lo + decode_spread, w.p)
+        if w.slots:
+            # A whole body on a server of k slots that ran it with own calls (_split_total): its prefill is the
+            # fit's, which learned from bodies whose own time held the other slots' work, and the server's lands on
+            # either side of it (bench/real, two slots, seeds 10-12: truth / estimate p10 0.6-1.0, p90 1.7-3.3; the
+            # high side already reaches over a share of the decode). The low side reaches down to the estimate /
+            # sqrt(k) (chosen on those recordings and their multi-slot streams replayed as bodies, among / k^0,
+            # / k^0.5 and / k, with x k^0 or x k on the high side: the others put prefill coverage at 72-78 % or
+            # 90-98 % in most of those 12 runs).
+            prefill.low_s = min(prefill.low_s, w.p / math.sqrt(w.slots))
     if w.f_src == "estimated":
         first.low_s, first.high_s = max(0.0, w.f * (1.0 - rel)), w.f * (1.0 + rel)
 
