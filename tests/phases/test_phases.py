@@ -450,6 +450,33 @@ def test_non_streaming_calls_reuse_what_streams_taught() -> None:
     assert phases[-1].source == "estimated" and phases[-1].samples == 200
 
 
+def test_a_whole_bodys_decode_follows_its_context(no_typical_run: None) -> None:
+    # A decode step grows with the context it attends over: llama.cpp's did by ~1.6 ms per 1,000 tokens over ~4.2 ms
+    # (bench/real, seeds 10-12). Here every stream of the key decodes at exactly 4 ms + 1.6 ms per 1,000 tokens of
+    # context (prompt + half the output), prompts of 200 and 2,200 tokens in turn. The key's weighted regression
+    # then holds that slope, and the recent time per token (an average over contexts of 200-2,200) is carried to a
+    # whole body's own context: 2,000 prompt tokens and 21 output tokens decode 20 steps of
+    # 4 + 1.6 x (2,000 + 10.5) / 1,000 = 7.2168 ms, 144.34 ms, where the recent time per token alone gave about
+    # 20 x 5.9 = 118 ms (the body's other 26 ms were booked before it, as queue).
+    model = PhaseModel()
+    start = 10**13
+    for i in range(40):
+        u, out = (200, 2200)[i % 2], 21
+        tpot = 0.004 + 0.0016 * (u + out / 2) / 1000
+        cap = _stream_capture(start + i * 10 * NS, 0.004 + 5e-5 * u, tpot, out)
+        model.split(_request(), _response(u, out), cap, ServerTiming())
+    co = model.calibrator.coefficients(KEY)
+    assert co.tpot_s_per_ktoken == pytest.approx(0.0016, rel=1e-6)
+    assert co.time_per_output_token_s == pytest.approx(0.004 + 0.0016 * co.tpot_context_tokens / 1000, rel=1e-6)
+    total = 2.0
+    body = start + 1000 * NS
+    cap = CallCapture(start_ns=body, attempt_start_ns=body, headers_ns=body + round(total * NS),
+                      end_ns=body + round(total * NS))
+    phases = model.split(_request(False), _response(2000, 21), cap, ServerTiming())
+    assert_tiles(phases, cap)
+    assert _durations(phases)["decode"] == pytest.approx(20 * (0.004 + 0.0016 * 2010.5 / 1000), abs=1e-6)
+
+
 def test_non_streaming_body_tail_is_decode_not_queue(tmp_path: Path, no_typical_run: None) -> None:
     # A whole body arrives some milliseconds after the last token (built, sent, read), which no stream shows.
     # The model learns that tail from non-streaming calls of a key that streams; before the fix it was queue.

@@ -80,6 +80,17 @@ _MAX_AGE = 4096  # calls of a key after which a stored point expires
 _EAGER_FIT_SAMPLES = 64  # below this many calls the fit is refreshed on every change
 _LAZY_FIT_EVERY = 8  # above it, at most once per this many calls
 _TPOT_ALPHA = 0.1
+# A decode step grows with its context (each output token attends over the prompt and the tokens before it): on
+# llama.cpp on a CPU, one caller, time per output token = ~4.2 ms + ~1.6 ms per 1,000 tokens of context (bench/real,
+# every single-caller workload of seeds 10-12; residual p10-p90 within +-1.5 ms); on a GPU serving an 8B model the
+# KV cache read is ~1 % of a step per 1,000 tokens. Streams measure it: per key, an exponentially weighted
+# regression of their time per output token on their context (about the last 64 streams; a stream's time per
+# token is clipped at _TPOT_CTX_CLIP x the idle step first, so a stall behind another request's prefill cannot
+# tilt it) gives the slope, used from _TPOT_CTX_MIN streams on to carry the recent time per token
+# (``time_per_output_token_s``, at the recent streams' context) to a whole body's context.
+_TPOT_CTX_ALPHA = 1.0 / 64.0
+_TPOT_CTX_MIN = 16
+_TPOT_CTX_CLIP = 3.0
 # The idle decode step is a low percentile of the last _TPOT_RING streams' time per output token: not the
 # minimum, because chunks that arrive in one burst make a single stream look impossibly fast.
 _RING = 32
@@ -151,6 +162,10 @@ class Coefficients(NamedTuple):
     total_prefill_s_per_kpair: float = 0.0
     chars_per_token: float = 4.0
     chars_per_token_samples: int = 0
+    # The context (prompt + half the output, tokens) that ``time_per_output_token_s`` refers to (the same weighting
+    # over recent streams), and how much a step grows per 1,000 tokens of it (seconds; 0 until _TPOT_CTX_MIN streams).
+    tpot_context_tokens: float = 0.0
+    tpot_s_per_ktoken: float = 0.0
 
 
 def _log_bin(value: float, per_octave: int) -> int:
@@ -530,8 +545,9 @@ class _LowRing:
 
 class _KeyState:
     __slots__ = (
-        "coefficients", "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "header_votes", "prior", "tail_ring", "total",
-        "tpot", "tpot_n", "tpot_ring", "ttft", "tu_max", "tu_min", "u_max", "u_min",
+        "coefficients", "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "ctx_cov", "ctx_mean", "ctx_n", "ctx_tpot",
+        "ctx_var", "header_votes", "prior", "tail_ring", "total", "tpot", "tpot_ctx", "tpot_n", "tpot_ring", "ttft",
+        "tu_max", "tu_min", "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
@@ -555,6 +571,10 @@ class _KeyState:
         # Time per output token of recent streams: not the minimum, because chunks read in one burst make
         # a single stream look impossibly fast.
         self.tpot_ring = _LowRing(0.2)
+        self.tpot_ctx = 0.0  # the context of ``tpot``'s streams (same weighting)
+        # The regression of time per output token on context (_TPOT_CTX_ALPHA): weighted means and (co)variance.
+        self.ctx_n = 0
+        self.ctx_mean = self.ctx_tpot = self.ctx_var = self.ctx_cov = 0.0
         self.tail_ring = _LowRing(0.2)  # non-streaming residuals against the stream model (see Coefficients)
         self.header_votes = 0
         self.u_min = math.inf
@@ -604,10 +624,20 @@ def _snapshot(state: _KeyState) -> Coefficients:
         t_per_kpair,  # total_prefill_s_per_kpair
         state.cpt,  # chars_per_token
         state.cpt_n,  # chars_per_token_samples
+        state.tpot_ctx,  # tpot_context_tokens
+        _ctx_slope(state),  # tpot_s_per_ktoken
     ))
 
 
-assert len(Coefficients._fields) == 24, "Coefficients changed: build the new field in _snapshot"
+def _ctx_slope(state: _KeyState) -> float:
+    """Seconds per output token per 1,000 tokens of context, from the key's streams (never negative); 0 before
+    _TPOT_CTX_MIN streams or while their contexts have not varied."""
+    if state.ctx_n < _TPOT_CTX_MIN or state.ctx_var <= 0.0:
+        return 0.0
+    return max(0.0, state.ctx_cov / state.ctx_var) * 1000.0
+
+
+assert len(Coefficients._fields) == 26, "Coefficients changed: build the new field in _snapshot"
 
 
 def _confidence(samples: int, base: float, spread: float) -> float:
@@ -617,6 +647,23 @@ def _confidence(samples: int, base: float, spread: float) -> float:
     learned = 0.9 * samples / (samples + 30.0)
     coverage = 1.0 if spread >= 4.0 else 0.5 + 0.5 * max(0.0, math.log2(max(spread, 1.0))) / 2.0
     return max(base, learned * coverage)
+
+
+def _observe_context(state: _KeyState, context: float, tpot_s: float) -> None:
+    """One stream's (context, time per output token) into the key's weighted regression (see _TPOT_CTX_ALPHA)."""
+    state.tpot_ctx = context if state.tpot_n <= 1 else state.tpot_ctx + _TPOT_ALPHA * (context - state.tpot_ctx)
+    idle = state.tpot_ring.low()
+    y = min(tpot_s, _TPOT_CTX_CLIP * idle) if idle else tpot_s
+    if state.ctx_n == 0:
+        state.ctx_mean, state.ctx_tpot = context, y
+    else:
+        a = _TPOT_CTX_ALPHA
+        dx, dy = context - state.ctx_mean, y - state.ctx_tpot
+        state.ctx_mean += a * dx
+        state.ctx_tpot += a * dy
+        state.ctx_var = (1.0 - a) * (state.ctx_var + a * dx * dx)
+        state.ctx_cov = (1.0 - a) * (state.ctx_cov + a * dx * dy)
+    state.ctx_n += 1
 
 
 class Calibrator:
@@ -648,10 +695,11 @@ class Calibrator:
 
     def observe_stream(
         self, key: Key, uncached: int, cached: int, ttft_s: float, tpot_s: float | None,
-        headers_early: bool | None = None, request_path_s: float | None = None,
+        headers_early: bool | None = None, request_path_s: float | None = None, context: float | None = None,
     ) -> None:
         """Teach one streaming call: its TTFT (send -> first content), time per output token, whether
-        headers came before the server worked and, if so, send -> headers (the request path)."""
+        headers came before the server worked and, if so, send -> headers (the request path); ``context``: the
+        tokens its decode attended over (prompt + half its output), for the time per token's growth with it."""
         if not (ttft_s >= 0.0 and math.isfinite(ttft_s)):
             return
         with self._lock:
@@ -673,6 +721,8 @@ class Calibrator:
                 state.tpot = tpot_s if state.tpot_n == 0 else state.tpot + _TPOT_ALPHA * (tpot_s - state.tpot)
                 state.tpot_ring.add(tpot_s)
                 state.tpot_n += 1
+                if context is not None and context >= 0.0 and math.isfinite(context):
+                    _observe_context(state, context, tpot_s)
         if self._state_path:
             self._maybe_save()
 

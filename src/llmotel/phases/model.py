@@ -325,7 +325,8 @@ class PhaseModel:
             own = ttft - hidden_s - shared
             if own_wait is not None and own_wait < own:
                 own -= own_wait
-            self.calibrator.observe_stream(key, uncached, cached, own, tpot, early_now, path)
+            self.calibrator.observe_stream(key, uncached, cached, own, tpot, early_now, path,
+                                           uncached + cached + 0.5 * visible)
         return phases
 
     def _own_wait(
@@ -393,6 +394,12 @@ class PhaseModel:
         decode_srv = _finite(server.decode_s)
         tpot_srv = _finite(server.time_per_token_s)
         streams_taught = co.samples >= _MIN_STREAM_SAMPLES or co.total_samples == 0
+        # The streams' recent time per token, carried from their context to this body's (learner.py,
+        # _TPOT_CTX_ALPHA): a step over a long prompt takes longer than the recent streams' typical one.
+        tpot = co.time_per_output_token_s
+        if co.tpot_s_per_ktoken > 0.0:
+            context = uncached + cached + 0.5 * output
+            tpot = max(0.5 * tpot, tpot + co.tpot_s_per_ktoken * (context - co.tpot_context_tokens) / 1000.0)
         decode_src: PhaseSource = "server"
         if decode_srv is not None:
             decode = decode_srv
@@ -400,7 +407,7 @@ class PhaseModel:
             decode = tpot_srv * steps
         else:
             decode_src = "estimated"
-            decode = (co.time_per_output_token_s if streams_taught else co.total_s_per_output_token) * steps
+            decode = (tpot if streams_taught else co.total_s_per_output_token) * steps
             if streams_taught and co.nonstream_tail_s is not None:
                 # The last token's way back in a whole body, which no stream shows: without it, every
                 # non-streaming call would carry those milliseconds as queue.
@@ -472,7 +479,7 @@ class PhaseModel:
             if co.samples >= _MIN_STREAM_SAMPLES:
                 # What the stream model leaves unexplained (queue + the body's tail); its low percentile
                 # over calls is the tail of the calls that did not queue.
-                tail = total - co.overhead_s - _prefill(co, uncached, cached) - co.time_per_output_token_s * steps
+                tail = total - co.overhead_s - _prefill(co, uncached, cached) - tpot * steps
             if own_wait is not None and own_wait < total:
                 # As for streams: the envelope learns the call's own time, without the wait behind own calls.
                 total -= own_wait
