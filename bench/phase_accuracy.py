@@ -166,10 +166,12 @@ def _replica(**overrides: Any) -> dict[str, Any]:
     what a real server showed that the defaults leave out (bench/real, llama.cpp): reading a cached prefix costs
     5 % of an uncached token, and a prefill's time scatters call to call (lognormal, sigma 0.067: the median over
     15 single-caller recorded runs of seeds 8-10, range 0.039-0.178, bench/real/scatter.py; it was 0.04, below every
-    one of them, and the estimator met the simulator far more easily than the server)."""
+    one of them, and the estimator met the simulator far more easily than the server); and a decode step grows with
+    its context, by the share of a step llama.cpp's grew (~1.6 ms per 1,000 tokens over ~4.2 ms, bench/real seeds
+    10-12: 0.38 of the 20 ms step per 1,000 tokens of each running sequence's context)."""
     return {"max_batch": 32, "prefill_s_per_token": 0.00005, "prefill_s_per_kpair": 0.000025,
             "prefill_batch_factor": 0.01, "prefill_s_per_cached_token": 0.0000025, "prefill_jitter": 0.067,
-            **overrides}
+            "decode_step_s_per_ktoken": 0.0076, **overrides}
 
 
 def _config(name: str, replica: dict[str, Any] | None = None, replicas: int = 1,

@@ -52,9 +52,13 @@ class ReplicaSpec:
     # A prefill pass shared with running decodes costs (1 + prefill_batch_factor * running batch size) times its
     # work: batching interference (the pass in turn stalls their next token: head-of-line blocking).
     prefill_batch_factor: float = 0.01
-    # Decode: one step emits one token for every running sequence and costs base + per_seq * batch size.
+    # Decode: one step emits one token for every running sequence and costs base + per_seq * batch size
+    #   + per_ktoken x the running sequences' context (prompt + tokens produced so far) / 1000: each sequence's
+    #   next token attends over its whole context (llama.cpp on a CPU, one sequence: ~4.2 ms + ~1.6 ms per 1,000
+    #   tokens of context, bench/real seeds 10-12). 0 (off) by default; bench/phase_accuracy.py's scenarios set it.
     decode_step_s: float = 0.02
     decode_step_s_per_seq: float = 0.0005
+    decode_step_s_per_ktoken: float = 0.0
     # Prefix cache capacity in blocks of `block_tokens` tokens (LRU).
     cache_blocks: int = 8192
     block_tokens: int = 128

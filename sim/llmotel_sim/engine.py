@@ -362,7 +362,11 @@ class Replica:
             return
         batch = len(self.running)
         step_v = self.v
-        await self._advance((spec.decode_step_s + spec.decode_step_s_per_seq * batch) * self.revision.decode_scale)
+        step = spec.decode_step_s + spec.decode_step_s_per_seq * batch
+        if spec.decode_step_s_per_ktoken:
+            context = sum(r.input_tokens + r.produced for r in self.running)
+            step += spec.decode_step_s_per_ktoken * context / 1000.0
+        await self._advance(step * self.revision.decode_scale)
         self._occupy(step_v, _shares(self.running, lambda r: 1.0))
         self.steps += 1
         now_w = time.perf_counter()

@@ -66,10 +66,12 @@ def no_typical_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests of other parts of the split, in a world of one caller whose calls queue behind other clients' (``_train``:
     half of them for an exponential 50 ms): there the key's typical run above the floor is a wait, and booking it as
     prefill (model._book_typical_run, for the real servers' scatter) would move up to 0.2 of each prefill out of the
-    queue these tests measure. Its cost in this world has its own test."""
+    queue these tests measure, and as much again onto a whole body's decode (model._book_typical_decode). Its cost in
+    this world has its own test."""
     from llmotel.phases import model
 
     monkeypatch.setattr(model, "_TYPICAL_RUN_CAP", 0.0)
+    monkeypatch.setattr(model, "_TYPICAL_DECODE_CAP", 0.0)
 
 
 def _train(model: PhaseModel, n: int, rng: random.Random, *, overhead: float = 0.004, per_token: float = 5e-5,

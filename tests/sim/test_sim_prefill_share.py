@@ -174,3 +174,20 @@ def test_a_suffix_after_a_cached_prefix_pays_attention_over_the_prefix(sim_facto
     assert hit["sim"]["prefill_s"] == pytest.approx(_work(uncached, cached), rel=1e-9)
     # Each new token attends to the >= 5,000 cached ones: more than 3x what the same suffix costs alone.
     assert hit["sim"]["prefill_s"] > 3 * _work(uncached)
+
+
+def test_a_decode_step_grows_with_the_context(sim_factory: Any) -> None:
+    # llama.cpp's decode step grew by ~1.6 ms per 1,000 tokens of context over ~4.2 ms (bench/real, seeds 10-12): each
+    # token attends over the prompt and the tokens before it. Steps of 20 ms + 10 ms per 1,000 tokens of context: a
+    # 4,000-token prompt with 10 output tokens gets its first from the pass, then 9 steps at contexts 4,001-4,009:
+    # 9 x 0.02 + 0.01 x (9 x 4,000 + 45) / 1,000 = 0.18 + 0.36045 = 0.54045 s (0.18 s without the context term).
+    config = {**CONFIG, "replica": {**CONFIG["replica"], "decode_step_s": 0.02, "decode_step_s_per_ktoken": 0.01}}
+    sim = sim_factory(config, speed=50)
+    stream = _client(sim).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "context"}], stream=True,
+        extra_headers={"x-sim-output-tokens": "10", "x-sim-input-tokens": "4000"},
+    )
+    for _ in stream:
+        pass
+    truth = sim.truth(stream.response.headers["x-sim-request-id"])
+    assert truth["sim"]["decode_s"] == pytest.approx(0.54045, rel=1e-9)

@@ -85,9 +85,9 @@ _TPOT_ALPHA = 0.1
 # every single-caller workload of seeds 10-12; residual p10-p90 within +-1.5 ms); on a GPU serving an 8B model the
 # KV cache read is ~1 % of a step per 1,000 tokens. Streams measure it: per key, an exponentially weighted
 # regression of their time per output token on their context (about the last 64 streams; a stream's time per
-# token is clipped at _TPOT_CTX_CLIP x the idle step first, so a stall behind another request's prefill cannot
-# tilt it) gives the slope, used from _TPOT_CTX_MIN streams on to carry the recent time per token
-# (``time_per_output_token_s``, at the recent streams' context) to a whole body's context.
+# token is clipped at _TPOT_CTX_CLIP x what the regression expects at its context first, so a stall behind another
+# request's prefill cannot tilt it) gives the slope, used from _TPOT_CTX_MIN streams on to carry the recent time per
+# token (``time_per_output_token_s``, at the recent streams' context) to a whole body's context.
 _TPOT_CTX_ALPHA = 1.0 / 64.0
 _TPOT_CTX_MIN = 16
 _TPOT_CTX_CLIP = 3.0
@@ -652,8 +652,13 @@ def _confidence(samples: int, base: float, spread: float) -> float:
 def _observe_context(state: _KeyState, context: float, tpot_s: float) -> None:
     """One stream's (context, time per output token) into the key's weighted regression (see _TPOT_CTX_ALPHA)."""
     state.tpot_ctx = context if state.tpot_n <= 1 else state.tpot_ctx + _TPOT_ALPHA * (context - state.tpot_ctx)
-    idle = state.tpot_ring.low()
-    y = min(tpot_s, _TPOT_CTX_CLIP * idle) if idle else tpot_s
+    # Clipped against what the regression expects at this context (a long prompt's step is several idle steps on a
+    # small model: clipping against the idle step alone flattened the slope, 6.95 against 7.58 ms per 1,000 tokens
+    # on the simulator's idle scenario), or the idle step while there is no slope yet.
+    expected = state.tpot_ring.low() or 0.0
+    if state.ctx_n >= 2 and state.ctx_var > 0.0:
+        expected = max(expected, state.ctx_tpot + max(0.0, state.ctx_cov / state.ctx_var) * (context - state.ctx_mean))
+    y = min(tpot_s, _TPOT_CTX_CLIP * expected) if expected > 0.0 else tpot_s
     if state.ctx_n == 0:
         state.ctx_mean, state.ctx_tpot = context, y
     else:

@@ -58,6 +58,8 @@ _REL_ERROR_COLD = 0.3
 _STRETCH_SHARE = 0.1
 _EXCESS_BELOW = 0.5
 _TYPICAL_RUN_CAP = 0.2  # the most of a call's prefill its key's typical run above the floor may add (_book_typical_run)
+# The same for a whole body's decode, as a share of the smaller of its decode and its prefill (_book_typical_decode).
+_TYPICAL_DECODE_CAP = _TYPICAL_RUN_CAP
 # The true queue against the wait own calls imply (bench/real, llama.cpp, 1-2 slots, 2-4 callers): a median 2-5 ms
 # and a p90 6-16 ms above it (the server's turnaround between one request and the next, and the step under way when
 # a slot freed), rarely more than a request path below. The interval's high side: a turnaround of 5 ms and half a
@@ -97,11 +99,12 @@ def _finite(value: float | None) -> float | None:
 class _Window:
     """queue / prefill / first_token durations (s) of the span before decode, with sources."""
 
-    __slots__ = ("f", "f_src", "moved", "own", "p", "p_src", "q", "q_src", "slots")
+    __slots__ = ("decoded", "f", "f_src", "moved", "own", "p", "p_src", "q", "q_src", "slots")
 
     def __init__(self) -> None:
         self.q = self.p = self.f = 0.0
         self.moved = 0.0  # queue booked as prefill by _book_typical_run: the interval reaches back over it
+        self.decoded = 0.0  # queue booked as a whole body's decode by _book_typical_decode: the same
         self.own = False  # the queue is the wait the app's own calls imply (own_queue.py), not the fit's remainder
         self.slots = 0  # a whole body that shared its batches with own calls on a server of this many slots (>= 2)
         self.q_src: PhaseSource = "estimated"
@@ -462,13 +465,15 @@ class PhaseModel:
                 w.own = True
                 w.slots = slots
                 decode = rest - w.p
-        # The first-token boundary was not observed: never claim more than an estimate for it.
-        decode_start = end - round(decode * _NS)
         band = _own_band(co, own_wait, ceiling)
         share, typical = self.residuals.share_then_observe(
             key, w.q, w.p, _teaches_residuals(self.learn, capture, band, w), solo)
         if solo and typical > 0.0 and band is None:
             _book_typical_run(w, typical)
+            if decode_src == "estimated":
+                decode = _book_typical_decode(w, typical, decode)
+        # The first-token boundary was not observed: never claim more than an estimate for it.
+        decode_start = end - round(decode * _NS)
         self._emit(phases, attempt, decode_start, w, conf, samples, known is not None, spread, band,
                    decode if decode_src == "estimated" else 0.0,
                    _DECODE_SPREAD if streams_taught else _TOTAL_DECODE_SPREAD, share * w.p)
@@ -537,6 +542,26 @@ def _book_typical_run(w: _Window, typical: float) -> None:
         w.moved = moved
 
 
+def _book_typical_decode(w: _Window, typical: float, decode: float) -> float:
+    """The whole body's decode with the key's typical run above the floor booked onto it as well (the caller checks
+    as for _book_typical_run, which booked the prefill's share first): a whole body shows no first token, so its
+    decode is an estimate too, and it runs above its floor as the prefill does. On bench/real's one-caller whole
+    bodies the estimated decode fell short of the server's by 20-30 % in spells (steps slowed, and grew with the
+    context), all of it booked as queue: idle_non_streaming, seeds 10 / 11 / 12 replayed, queue p90 16.9 / 21.1 /
+    30.7 -> 15.9 / 18.6 / 21.8 % of TTFT. At most ``_TYPICAL_DECODE_CAP`` of the smaller of the decode and the
+    prefill: a whole body's decode can be many times its TTFT, and a share of the decode alone took all of a real
+    100 ms wait (behind callers the client cannot see) on a 60-token body in the unit tests' world. Never more than
+    the queue left; the intervals keep the floor's split within them (``w.decoded``). Returns the new decode."""
+    if w.q_src != "estimated" or w.own:
+        return decode
+    extra = min(w.q, min(typical, _TYPICAL_DECODE_CAP) * min(decode, w.p))
+    if extra > 0.0:
+        w.q -= extra
+        w.decoded = extra
+        decode += extra
+    return decode
+
+
 def _at_least(w: _Window, own_wait: float, window_s: float) -> None:
     """Raise an estimated queue to the wait the app's own calls imply (a lower bound of it, measured by the client
     where the slot count is right): the rest of the window is the call's own time, first_token kept if it fits.
@@ -592,18 +617,21 @@ def _intervals(
     """
     rel = _REL_ERROR + _REL_ERROR_COLD * (1.0 - conf)
     both = w.q + w.p
+    # A whole body's typical run booked as decode (_book_typical_decode) may have been queue or prefill after all:
+    # the intervals are the floor's split's, whose window held it.
+    floor_q = w.q + w.decoded
     if w.p_src == "server":
         p_lo = p_hi = w.p
     else:
         p_lo = max(0.0, w.p * (1.0 - rel) - spread - _EXCESS_BELOW * excess)
-        p_hi = min(both, w.p * (1.0 + rel) + _STRETCH_SHARE * w.q + spread + excess)
+        p_hi = min(both + w.decoded, w.p * (1.0 + rel) + _STRETCH_SHARE * floor_q + spread + excess)
         if w.moved > 0.0:
             # The typical run booked as prefill may have been a wait for other clients' calls: the client cannot
             # tell, so the interval reaches back to the floor's split.
             p_lo = min(p_lo, max(0.0, w.p - w.moved))
         prefill.low_s, prefill.high_s = p_lo, p_hi
     if w.q_src != "server":
-        queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both - p_lo)
+        queue.low_s, queue.high_s = max(0.0, both - p_hi), max(0.0, both + w.decoded - p_lo)
     if own_band is not None and own_band[0] < 0.0:
         if w.q_src != "server" and w.p_src != "server":
             # Own calls were in flight but the server's slot count is unknown: the server may have queued this call
