@@ -96,13 +96,17 @@ def test_the_typical_run_is_the_median_of_solo_calls_only() -> None:
     assert book.share_then_observe("k", 0.5, 1.0, False, True) == (pytest.approx(0.45), pytest.approx(0.16))
 
 
-def test_a_solo_call_books_the_typical_run_as_prefill_up_to_the_cap() -> None:
-    from llmotel.phases.model import _TYPICAL_RUN_CAP, _book_typical_run, _Window
+def window(q: float, p: float) -> Any:
+    """A split window of ``q`` s of queue and ``p`` s of prefill, both estimated (model._Window)."""
+    from llmotel.phases.model import _Window
 
-    def window(q: float, p: float) -> _Window:
-        w = _Window()
-        w.q, w.p = q, p
-        return w
+    w = _Window()
+    w.q, w.p = q, p
+    return w
+
+
+def test_a_solo_call_books_the_typical_run_as_prefill_up_to_the_cap() -> None:
+    from llmotel.phases.model import _TYPICAL_RUN_CAP, _book_typical_run
 
     # Hand-computed: prefill 100 ms, queue 50 ms. Typical run 0.1 -> 10 ms moves: 40 / 110 ms.
     w = window(0.050, 0.100)
@@ -127,12 +131,7 @@ def test_a_solo_call_books_the_typical_run_as_prefill_up_to_the_cap() -> None:
 
 
 def test_a_whole_bodys_typical_run_is_booked_onto_its_decode_too() -> None:
-    from llmotel.phases.model import _TYPICAL_DECODE_CAP, _book_typical_decode, _book_typical_run, _Window
-
-    def window(q: float, p: float) -> _Window:
-        w = _Window()
-        w.q, w.p = q, p
-        return w
+    from llmotel.phases.model import _TYPICAL_DECODE_CAP, _book_typical_decode, _book_typical_run
 
     # Hand-computed: queue 50 ms, prefill 100 ms, decode 300 ms, typical run 0.1. The prefill's share first: 10 ms,
     # 40 / 110 ms; then the decode's: 0.1 x min(300, 110) = 11 ms, queue 29 ms, decode 311 ms.
