@@ -111,8 +111,9 @@ type call struct {
 }
 
 type streak struct {
-	n        int
-	last     time.Time // the evaluation that last advanced it
+	n        int       // evaluations over new evidence the rule held in, in a row (named at Persist)
+	misses   int       // once named: evaluations over new evidence it failed in, in a row (the name lapses at Persist)
+	last     time.Time // the evaluation that last advanced either
 	evidence float64   // the start (Unix seconds) of the newest complete busy slot that evaluation tested
 }
 
@@ -628,9 +629,7 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 	for i := range pr.Tenants {
 		tr := &pr.Tenants[i]
 		key := poolTenant{pr.Pool, tr.Tenant}
-		if !tr.Excess || !tr.HasBlame || tr.BlameShare <= equalPart {
-			continue
-		}
+		holds := tr.Excess && tr.HasBlame && tr.BlameShare > equalPart
 		var victims []float64
 		for _, other := range names {
 			if other != tr.Tenant {
@@ -639,26 +638,17 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 			}
 		}
 		sort.Float64s(victims)
-		abnormal := len(victims) > 0 && nearestRank(victims, 0.95) >= t.opt.AbnormalSlowdown
-		// Only the slots in which the pool was busy (someone served or waiting) are exchangeable: over idle slots
-		// every tenant's load "correlates" with the others' waiting merely because both are zero there.
-		var x, y []float64
-		for _, k := range active {
-			x = append(x, ts[tr.Tenant].svc[k])
-			w := 0.0
-			for _, other := range names {
-				if other != tr.Tenant {
-					w += ts[other].waitSec[k]
-				}
-			}
-			y = append(y, w)
+		holds = holds && len(victims) > 0 && nearestRank(victims, 0.95) >= t.opt.AbnormalSlowdown
+		if holds {
+			x, y := slotSeries(ts, names, tr.Tenant, active)
+			tr.PValue = permutationP(x, y, t.opt.Permutations, seed(pr.Pool, tr.Tenant))
+			holds = tr.PValue <= t.opt.Alpha/m
 		}
-		tr.PValue = permutationP(x, y, t.opt.Permutations, seed(pr.Pool, tr.Tenant))
-		if !abnormal || tr.PValue > t.opt.Alpha/m {
-			continue
+		st := t.streaks[key]
+		if !holds && (st == nil || st.n < t.opt.Persist) {
+			continue // not named: the streak, if any, ends (Snapshot drops the keys not seen)
 		}
 		seen[key] = true
-		st := t.streaks[key]
 		if st == nil {
 			st = &streak{}
 			t.streaks[key] = st
@@ -669,14 +659,49 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 		// every chance verdict over a finished burst of load "persisted" (tests/fairness random windows).
 		// Compared in nanoseconds: as float Unix seconds (~0.24 µs apart at today's dates) an evaluation exactly
 		// one slot after the last could read as a fraction of a microsecond short of it and not count.
-		evidence := begin + float64(active[len(active)-1])*slotDur.Seconds()
-		if st.n == 0 || (now.Sub(st.last) >= slotDur && evidence >= st.evidence+slotDur.Seconds()/2) {
-			st.n++
-			st.last = now
-			st.evidence = evidence
+		fresh := len(active) > 0
+		evidence := 0.0
+		if fresh {
+			evidence = begin + float64(active[len(active)-1])*slotDur.Seconds()
+			fresh = st.n == 0 || (now.Sub(st.last) >= slotDur && evidence >= st.evidence+slotDur.Seconds()/2)
+		}
+		if fresh {
+			st.last, st.evidence = now, evidence
+			if holds {
+				st.n++
+				st.misses = 0
+			} else {
+				st.misses++
+			}
+		}
+		// A named tenant keeps its name until the rule has failed over as many evaluations, each over new evidence,
+		// as naming it took: an alert on the gauge must not flap on one slot. On tests/e2e's bully (blame share
+		// 0.99, its victims' p95 slowdown in the hundreds) the p-value moved between 0.001 and 0.11 from one 1 s
+		// slot to the next as long waits arrived, on a loaded 2-core machine; each miss reset the streak, and one
+		// late in the burst could not be earned back after it (no new evidence): the bully ended unnamed in a CI run.
+		if st.misses >= t.opt.Persist {
+			delete(t.streaks, key)
+			continue
 		}
 		tr.Named = st.n >= t.opt.Persist
 	}
+}
+
+// slotSeries is, over the pool's busy slots, the tenant's service and the others' seconds waited. Only the slots in
+// which the pool was busy (someone served or waiting) are exchangeable: over idle slots every tenant's load
+// "correlates" with the others' waiting merely because both are zero there.
+func slotSeries(ts map[string]*tenantState, names []string, tenant string, active []int) (x, y []float64) {
+	for _, k := range active {
+		x = append(x, ts[tenant].svc[k])
+		w := 0.0
+		for _, other := range names {
+			if other != tenant {
+				w += ts[other].waitSec[k]
+			}
+		}
+		y = append(y, w)
+	}
+	return x, y
 }
 
 // permutationP is the one-sided p-value of sum x_s*y_s against r random permutations of x over the

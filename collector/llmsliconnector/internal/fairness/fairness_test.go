@@ -295,3 +295,33 @@ func TestVerdictNeedsNewEvidenceToPersist(t *testing.T) {
 		assert.False(t, n.Named, "no busy slot since the first verdict, at %v", at)
 	}
 }
+
+func TestANameLapsesOnlyAfterTheRuleFailsAsLongAsItTookToEarn(t *testing.T) {
+	// Example 2 with persist_evaluations = 2; then V's calls go on, one a slot (new evidence every 10 s), and from
+	// slot 11 each waits 8 s with nobody else served: N's bursts no longer explain the waiting (from 129 the two left
+	// in the window sit on two of the three waiting slots of nine: p = C(3,2) / C(9,2) = 1/12 > 0.025).
+	tr := NewTracker(Options{Window: 100 * time.Second, Slots: 10, Persist: 2})
+	burstScenario(tr, sec(99))
+	assert.False(t, tenant(t, tr.Snapshot(sec(99)).Pools[1], "N").Named)
+	assert.True(t, tenant(t, tr.Snapshot(sec(109)).Pools[1], "N").Named)
+	v := func(s int, wait float64) {
+		at := float64(s * 10)
+		tr.Observe(sec(at+2+wait), mk("V", poolP, at, wait, at+2+wait, 100, 0, 1+wait, true))
+	}
+	v(10, 0)
+	n := tenant(t, tr.Snapshot(sec(119)).Pools[1], "N")
+	assert.True(t, n.Named)
+	assert.Less(t, n.PValue, 0.05/2, "three bursts on the three waiting slots of nine: 1/84")
+	v(11, 8)
+	n = tenant(t, tr.Snapshot(sec(129)).Pools[1], "N")
+	require.Greater(t, n.PValue, 0.05/2)
+	assert.True(t, n.Named, "one failed evaluation: still named")
+	n = tenant(t, tr.Snapshot(sec(134)).Pools[1], "N")
+	assert.True(t, n.Named, "half a slot later, no new evidence: still named")
+	v(12, 8)
+	n = tenant(t, tr.Snapshot(sec(139)).Pools[1], "N")
+	require.Greater(t, n.PValue, 0.05/2)
+	assert.False(t, n.Named, "the second failed evaluation over new evidence: the name lapses")
+	v(13, 8)
+	assert.False(t, tenant(t, tr.Snapshot(sec(149)).Pools[1], "N").Named, "and it is earned anew, not restored")
+}
