@@ -40,19 +40,19 @@ def test_no_share_until_the_key_has_enough_calls() -> None:
     assert book.share("k") == pytest.approx(residuals._SHARE * 0.2)
 
 
-def test_the_share_is_half_the_median_of_recent_calls_per_key() -> None:
+def test_the_share_is_0_4_of_the_median_of_recent_calls_per_key() -> None:
     book = Residuals()
     # Hand-computed: ratios 0.00, 0.05, ..., 0.55 (twelve calls; the share is updated at the 8th and every 4th
-    # call); the median by index int(0.5 * 12) = 6 is 0.30; half of it is 0.15. Another key's calls do not move it.
+    # call); the median by index int(0.5 * 12) = 6 is 0.30; 0.4 of it is 0.12. Another key's calls do not move it.
     for i in range(12):
         book.observe("steady", 0.0, 1.0)
         book.observe("noisy", 0.05 * i, 1.0)
-    assert book.share("noisy") == pytest.approx(0.15)
+    assert book.share("noisy") == pytest.approx(0.12)
     assert book.share("steady") == 0.0
     # Only the last _WINDOW calls count: after 32 calls at 0.1 the old ones are gone.
     for _ in range(residuals._WINDOW):
         book.observe("noisy", 0.1, 1.0)
-    assert book.share("noisy") == pytest.approx(0.05)
+    assert book.share("noisy") == pytest.approx(0.04)
 
 
 def test_bad_values_are_ignored_and_keys_are_bounded() -> None:
@@ -93,7 +93,7 @@ def test_the_typical_run_is_the_median_of_solo_calls_only() -> None:
     assert book.share("k") == pytest.approx(residuals._SHARE * 0.9)
     # share_then_observe answers with what the key knew before the call.
     assert book.share_then_observe("new", 0.5, 1.0, True, True) == (0.0, 0.0)
-    assert book.share_then_observe("k", 0.5, 1.0, False, True) == (pytest.approx(0.45), pytest.approx(0.16))
+    assert book.share_then_observe("k", 0.5, 1.0, False, True) == (pytest.approx(0.4 * 0.9), pytest.approx(0.16))
 
 
 def window(q: float, p: float) -> Any:
