@@ -67,9 +67,11 @@ def recording(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def test_recordings_are_small() -> None:
-    # About 2.6 MB per harness run of nineteen workloads of 100 calls (format 2): keep three runs at most.
+    # About 2.6 MB per harness run of nineteen workloads of 100 calls (format 2): keep four runs at most. Four since
+    # 2026-12-07: seeds 11 and 12 each hold a real behaviour a test names (a scattering idle server; one caller's
+    # whole bodies decoding slow in spells), 13 a held-out live coverage miss, 14 the live run of today's estimator.
     total = sum(p.stat().st_size for p in PATHS)
-    assert total < 8_000_000, f"{total} bytes of recordings: keep three runs at most"
+    assert total < 11_000_000, f"{total} bytes of recordings: keep four runs at most"
 
 
 def test_recording_is_consistent(recording: dict[str, Any]) -> None:
