@@ -3,7 +3,9 @@
 Replays every recording through the current phase model once, keeping for each call what
 ``llmotel.phases.model._intervals`` was given (the split, its confidence, the own-call band, the whole body's
 decode estimate) and the server's truth; then rebuilds every call's intervals under each setting of the model's
-constants (``_REL_ERROR_COLD``, ``_STRETCH_SHARE``, ``_EXCESS_BELOW``) and of the residual share
+constants (``_REL_ERROR_COLD``, ``_STRETCH_SHARE``, ``_EXCESS_BELOW``, ``_SAMPLING_SPREAD``: the last acts only
+where the model's size is known, i.e. on the simulator; captures older than 2026-12-07 keep their spread fixed)
+and of the residual share
 (``llmotel.phases.residuals``: quantile, window, share), in call order per recording, without replaying again.
 ``--capture-simulator FILE`` runs bench/phase_accuracy.py (~11 min, writes its RESULTS.md section) with the same
 spy and keeps its calls with the simulator's truth; ``--simulator FILE`` scores those beside the recordings.
@@ -34,7 +36,7 @@ import llmotel.phases.model as phase_model  # noqa: E402
 import llmotel.phases.residuals as residuals  # noqa: E402
 from llmotel.record import Phase  # noqa: E402
 
-MODEL_CONSTANTS = ("_REL_ERROR_COLD", "_STRETCH_SHARE", "_EXCESS_BELOW")
+MODEL_CONSTANTS = ("_REL_ERROR_COLD", "_STRETCH_SHARE", "_EXCESS_BELOW", "_SAMPLING_SPREAD")
 RESIDUAL_CONSTANTS = ("_QUANTILE", "_WINDOW", "_SHARE")
 
 
@@ -52,7 +54,7 @@ def capture(paths: list[Path]) -> list[dict[str, Any]]:
     original = phase_model._intervals
 
     def spy(w: Any, conf: float, queue: Phase, prefill: Phase, first: Phase, *rest: Any) -> None:
-        seen.append({"w": _copy(w), "conf": conf, "rest": rest})
+        seen.append({"w": _copy(w), "conf": conf, "rest": rest, "sampling_spread": phase_model._SAMPLING_SPREAD})
         original(w, conf, queue, prefill, first, *rest)
 
     phase_model._intervals = spy  # type: ignore[assignment]
@@ -87,6 +89,9 @@ def coverage(
     try:
         for r in rows:
             w, (spread, band, decode_est, decode_share, *_) = r["w"], r["rest"]
+            if r.get("sampling_spread"):
+                # The spread was captured as the sampling x the constant of its day: rescaled to the one scored.
+                spread *= phase_model._SAMPLING_SPREAD / r["sampling_spread"]
             book = books[r["workload"]]
             excess = book.share("key") * w.p if resid is not None else 0.0
             q, p = Phase("queue", 0, 0, w.q_src), Phase("prefill", 0, 0, w.p_src)
@@ -128,6 +133,7 @@ def capture_simulator(out: Path) -> None:
     def spy(w: Any, conf: float, queue: Phase, prefill: Phase, first: Phase, *rest: Any) -> None:
         original(w, conf, queue, prefill, first, *rest)
         rows.append({"sc": scenario["name"], "w": _copy(w), "conf": conf, "rest": rest,
+                     "sampling_spread": phase_model._SAMPLING_SPREAD,
                      "out": (queue.low_s, queue.high_s, prefill.low_s, prefill.high_s)})
 
     def named(self: Any) -> Any:
@@ -220,8 +226,8 @@ def main() -> None:
     ranked = []
     resid_grid: list[dict[str, float] | None] = [None] if args.no_residuals else [
         dict(zip(RESIDUAL_CONSTANTS, s, strict=True))
-        for s in itertools.product([0.5, 0.65, 0.8], [32], [0.5, 1.0])]
-    for values in itertools.product([0.1, 0.2, 0.3], [0.05, 0.1, 0.2], [0.0, 0.5, 1.0]):
+        for s in itertools.product([0.5, 0.65], [32], [0.4, 0.5])]
+    for values in itertools.product([0.1, 0.2, 0.3], [0.05, 0.1, 0.2], [0.0, 0.5, 1.0], [0.3, 1.5]):
         model = dict(zip(MODEL_CONSTANTS, values, strict=True))
         for resid in resid_grid:
             within, above, both, below = verdict(coverage(rows, model, resid))
