@@ -629,16 +629,7 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 	for i := range pr.Tenants {
 		tr := &pr.Tenants[i]
 		key := poolTenant{pr.Pool, tr.Tenant}
-		holds := tr.Excess && tr.HasBlame && tr.BlameShare > equalPart
-		var victims []float64
-		for _, other := range names {
-			if other != tr.Tenant {
-				victims = append(victims, ts[other].slow[0]...)
-				victims = append(victims, ts[other].slow[1]...)
-			}
-		}
-		sort.Float64s(victims)
-		holds = holds && len(victims) > 0 && nearestRank(victims, 0.95) >= t.opt.AbnormalSlowdown
+		holds := tr.Excess && tr.HasBlame && tr.BlameShare > equalPart && t.abnormal(ts, names, tr.Tenant)
 		if holds {
 			x, y := slotSeries(ts, names, tr.Tenant, active)
 			tr.PValue = permutationP(x, y, t.opt.Permutations, seed(pr.Pool, tr.Tenant))
@@ -685,6 +676,19 @@ func (t *Tracker) name(pr *PoolReport, ts map[string]*tenantState, names []strin
 		}
 		tr.Named = st.n >= t.opt.Persist
 	}
+}
+
+// abnormal: the other tenants' p95 per-call slowdown reaches AbnormalSlowdown (their waiting is abnormal).
+func (t *Tracker) abnormal(ts map[string]*tenantState, names []string, tenant string) bool {
+	var victims []float64
+	for _, other := range names {
+		if other != tenant {
+			victims = append(victims, ts[other].slow[0]...)
+			victims = append(victims, ts[other].slow[1]...)
+		}
+	}
+	sort.Float64s(victims)
+	return len(victims) > 0 && nearestRank(victims, 0.95) >= t.opt.AbnormalSlowdown
 }
 
 // slotSeries is, over the pool's busy slots, the tenant's service and the others' seconds waited. Only the slots in
