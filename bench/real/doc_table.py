@@ -14,13 +14,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 sys.path.insert(0, str(HERE))
 
+import harness  # noqa: E402
 import replay  # noqa: E402
 
-ORDER = ["idle", "idle_early_headers", "idle_no_usage", "idle_non_streaming", "one_slot_4_callers",
-         "one_slot_4_callers_early", "one_slot_4_callers_non_streaming", "two_slots_4_callers",
-         "two_slots_4_callers_early", "prefix_cache", "prefix_cache_2_callers", "prefix_sizes", "conversation",
-         "one_prompt_size", "one_slot_2_callers_2_unseen", "three_slots_6_callers", "one_slot_4_callers_mixed",
-         "two_slots_4_callers_non_streaming", "one_slot_4_callers_no_usage"]
+ORDER = [w.name for w in harness.WORKLOADS]  # the harness's order
 
 
 def _run(seed: str) -> Path:
