@@ -123,6 +123,13 @@ WORKLOADS: tuple[Workload, ...] = (
              "bodies share batches: their steps stretch with each other's)", slots=2, callers=4, stream=False),
     Workload("one_slot_4_callers_no_usage", "1 slot, 4 concurrent callers, streams without "
              "stream_options.include_usage", callers=4, include_usage=False),
+    # Added 2026-12-07 (session 13) with the prefix book (phases/prefix_book.py): prefix-cache hits that no usage
+    # reports (a held-out trial of this combination missed the target by far: queue p90 92 % of TTFT).
+    Workload("prefix_cache_no_usage", "as prefix_cache with stream headers on arrival and streams without "
+             "stream_options.include_usage (no cached-token count)", prefix=True, tokens=(20, 400), headers="early",
+             include_usage=False),
+    Workload("conversation_no_usage", "as conversation, streams without stream_options.include_usage",
+             conversation=4000, tokens=(20, 300), include_usage=False),
 )
 
 
@@ -352,6 +359,9 @@ class Call:
     model: str = ""
     error: str = ""
     reply: str = ""  # the generated text (conversation workloads send it back; never recorded)
+    # Streams without usage: the prompt's message-prefix hashes as llmotel made them (this process's salted hash, so
+    # equal within one recording only), for the replay's prefix book.
+    prefixes: list[list[int]] = field(default_factory=list)
     spans: dict[str, Any] | None = None
     proxy: dict[str, Any] = field(default_factory=dict)
 
@@ -437,6 +447,10 @@ class Runner:
                         include_usage=stream and self.wl.include_usage, max_tokens=max_tokens,
                         prompt_chars=sum(len(m["content"]) for m in messages), messages=len(messages),
                         target_tokens=n_tokens + prefix_tokens)
+            if call.stream and not call.include_usage:
+                from llmotel.providers.openai import _prompt_prefixes
+
+                call.prefixes = [list(p) for p in _prompt_prefixes(messages, "")]
             self._one(client, call, messages)
             if self.wl.conversation:
                 # The reply goes back as the assistant's turn (random weights: its text is noise; the server
@@ -556,7 +570,8 @@ def record(wl: Workload, c: Call, order: int, origin_ns: int = 0) -> dict[str, A
         "call": c.call, "index": c.index, "order": order, "worker": c.worker, "offset_ns": offset,
         "start_ns": c.t0_ns + offset - origin_ns,
         "request": {"stream": c.stream, "include_usage": c.include_usage, "max_tokens": c.max_tokens,
-                    "prompt_chars": c.prompt_chars, "messages": c.messages, "target_tokens": c.target_tokens},
+                    "prompt_chars": c.prompt_chars, "messages": c.messages, "target_tokens": c.target_tokens,
+                    **({"prefixes": c.prefixes} if c.prefixes else {})},
         "capture_ns": capture,
         "response": {"model": c.model, "usage": c.usage},
         "truth": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in truth.items()},

@@ -77,6 +77,8 @@ def replay(recording: dict[str, Any]) -> list[dict[str, Any]]:
         request = LLMRequest(provider="openai", operation="chat", request_model=meta["model"]["alias"],
                              server_address=meta["server_address"], stream=req["stream"],
                              max_tokens=req["max_tokens"], prompt_chars=req.get("prompt_chars", 0))
+        if req.get("prefixes") and hasattr(request, "prompt_prefixes"):
+            request.prompt_prefixes = tuple((int(h), int(n)) for h, n in req["prefixes"])
         usage = Usage()
         if resp.get("usage"):
             u = resp["usage"]

@@ -126,6 +126,7 @@ LLMOTEL_SLI_STEP_KIND: Final = "llmotel.sli.step.kind"
 LLMOTEL_STREAM_ABANDONED: Final = "llmotel.stream.abandoned"
 LLMOTEL_TENANT_ID: Final = "llmotel.tenant.id"
 LLMOTEL_TOOL_PLANNED: Final = "llmotel.tool.planned"
+LLMOTEL_USAGE_CACHE_READ_INPUT_TOKENS_ESTIMATED: Final = "llmotel.usage.cache_read.input_tokens.estimated"
 LLMOTEL_USAGE_CACHE_WRITE_1H_INPUT_TOKENS: Final = "llmotel.usage.cache_write.1h.input_tokens"
 LLMOTEL_USAGE_CACHE_WRITE_5M_INPUT_TOKENS: Final = "llmotel.usage.cache_write.5m.input_tokens"
 LLMOTEL_USAGE_INPUT_TOKENS_ESTIMATED: Final = "llmotel.usage.input_tokens.estimated"
@@ -260,6 +261,7 @@ AttributeName = Literal[
     "llmotel.stream.abandoned",
     "llmotel.tenant.id",
     "llmotel.tool.planned",
+    "llmotel.usage.cache_read.input_tokens.estimated",
     "llmotel.usage.cache_write.1h.input_tokens",
     "llmotel.usage.cache_write.5m.input_tokens",
     "llmotel.usage.input_tokens.estimated",

@@ -52,6 +52,10 @@ class LLMRequest:
     # an input-token estimate, in its own attribute, for calls whose usage never comes (streams without
     # stream_options.include_usage); never into gen_ai.usage.*.
     prompt_chars: int = 0
+    # Where usage will not come (a stream without include_usage): (hash, characters so far) at the end of each
+    # message, in memory only (never exported), so the phase model can tell a prefix this process sent before
+    # (phases/prefix_book.py). Empty otherwise.
+    prompt_prefixes: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -188,6 +192,8 @@ class CallOutcome:
     phases: list[Phase] = field(default_factory=list)
     # The prompt's tokens as the phase model assumed them when usage reported none; never part of ``Usage``.
     input_tokens_estimated: int | None = None
+    # Of those, the ones assumed cached: the longest prefix this process sent before (phases/prefix_book.py).
+    cache_read_tokens_estimated: int | None = None
     # Price of the call in USD (``llmotel.cost``): None when the model, provider or usage is unknown, never a guess.
     cost_usd: float | None = None
     cost_input_usd: float | None = None

@@ -47,9 +47,15 @@ def compute(
         _log.debug("llmotel could not compute the call's outcome", exc_info=True)
     if out.answered and request.emit_phases:
         try:
+            prompt = None
             if response.usage.input_tokens is None:
-                out.input_tokens_estimated = phases.DEFAULT_MODEL.input_tokens_estimate(request, response)
-            out.phases = phases.DEFAULT_MODEL.split(request, response, capture, timing)
+                prompt = phases.DEFAULT_MODEL.prompt_estimate(request, response)
+                if prompt is not None:
+                    out.input_tokens_estimated = prompt[0]
+                    if request.prompt_prefixes and response.usage.cache_read_tokens is None \
+                            and timing.cached_tokens is None:
+                        out.cache_read_tokens_estimated = prompt[1]
+            out.phases = phases.DEFAULT_MODEL.split(request, response, capture, timing, prompt)
         except Exception:
             _log.debug("llmotel phase model failed", exc_info=True)
     return out

@@ -34,6 +34,7 @@ from llmotel import config, forksafe
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
 from llmotel.phases.own_queue import MAX_SLOTS, SlotCounts, ceiling_ns
 from llmotel.phases.passes import MAX_TOLERANCE_S, OPEN, TOLERANCE_STEP_SHARE, PassBook
+from llmotel.phases.prefix_book import PrefixBook
 from llmotel.phases.residuals import Residuals
 from llmotel.record import CallCapture, LLMRequest, LLMResponse, Phase, PhaseSource, ServerTiming
 
@@ -171,13 +172,16 @@ class PhaseModel:
         self.slots = SlotCounts()
         # Per key, how far above the fit a call that queued behind nothing of the app's ran (residuals.py).
         self.residuals = Residuals()
+        # Per key, the prompt prefixes sent without usage: which part of a prompt the server likely has cached.
+        self.prefixes = PrefixBook()
 
     def forget(self) -> None:
-        """Drop everything learned: a fresh calibrator, book, slot counts, residuals (benchmarks: one per scenario)."""
+        """Drop everything learned: a fresh calibrator, books, slot counts, residuals (benchmarks: one per scenario)."""
         self.calibrator = Calibrator()
         self.passes = PassBook()
         self.slots = SlotCounts()
         self.residuals = Residuals()
+        self.prefixes = PrefixBook()
 
     def split(
         self,
@@ -185,16 +189,19 @@ class PhaseModel:
         response: LLMResponse,
         capture: CallCapture,
         server: ServerTiming,
+        prompt: tuple[int, int] | None = None,
     ) -> list[Phase]:
-        """Never raises; see the module docstring for the tiling guarantee."""
+        """Never raises; see the module docstring for the tiling guarantee. ``prompt``: ``prompt_estimate``'s
+        answer for this call where the caller already asked (it notes the call's prefixes: ask once per call)."""
         try:
-            return self._split(request, response, capture, server)
+            return self._split(request, response, capture, server, prompt)
         except Exception:
             _log.debug("llmotel: phase model failed; emitting one estimated phase set", exc_info=True)
             return _fallback(capture)
 
     def _split(
-        self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming
+        self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming,
+        prompt: tuple[int, int] | None,
     ) -> list[Phase]:
         start = capture.start_ns
         end = max(capture.end_ns, start)
@@ -212,15 +219,19 @@ class PhaseModel:
         usage = response.usage
         co = self.calibrator.coefficients(key)
         estimated_tokens = usage.input_tokens is None
+        cached_est = 0
         if usage.input_tokens is not None:
             input_tokens = max(usage.input_tokens, 0)
             if self.learn and request.prompt_chars > 0:
                 self.calibrator.observe_prompt_size(key, request.prompt_chars, input_tokens)
         else:
             # No usage (a stream without include_usage): the prompt's size in tokens, as this key's calls taught
-            # it. Without it every such call would have prefill 0 and its whole prefill booked as queue.
-            input_tokens = _tokens_from_chars(request.prompt_chars, co)
+            # it, and the part of it the server likely has cached. Without it every such call would have prefill 0
+            # and its whole prefill booked as queue.
+            input_tokens, cached_est = prompt if prompt is not None else self._prompt(key, co, request)
         cached = usage.cache_read_tokens if usage.cache_read_tokens is not None else server.cached_tokens
+        if cached is None:
+            cached = cached_est
         cached = max(min(cached or 0, input_tokens), 0)
         uncached = input_tokens - cached
         output = usage.output_tokens if usage.output_tokens is not None else capture.content_chunk_count
@@ -239,9 +250,10 @@ class PhaseModel:
         return self._split_total(phases, key, co, server, request, capture, attempt, end, uncached, cached, output,
                                  queue_srv, prefill_srv, inference, bound, estimated_tokens)
 
-    def input_tokens_estimate(self, request: LLMRequest, response: LLMResponse) -> int | None:
-        """The input tokens ``split`` assumes for a call whose usage reported none; None when it reported
-        them or the prompt's size is unknown. Never raises."""
+    def prompt_estimate(self, request: LLMRequest, response: LLMResponse) -> tuple[int, int] | None:
+        """(input tokens, of them cached) as ``split`` assumes them for a call whose usage reported no input
+        tokens; None when it reported them or the prompt's size is unknown. Notes the call's prompt prefixes
+        (prefix_book.py): ask once per call and hand the answer to ``split``. Never raises."""
         try:
             if response.usage.input_tokens is not None or request.prompt_chars <= 0:
                 return None
@@ -251,10 +263,16 @@ class PhaseModel:
                 response.response_model or request.request_model,
                 response.region or request.region,
             )
-            return _tokens_from_chars(request.prompt_chars, self.calibrator.coefficients(key))
+            return self._prompt(key, self.calibrator.coefficients(key), request)
         except Exception:
             _log.debug("llmotel: no input-token estimate", exc_info=True)
             return None
+
+    def _prompt(self, key: Key, co: Coefficients, request: LLMRequest) -> tuple[int, int]:
+        """(input tokens, cached tokens) from the prompt's characters and the prefixes this process sent before."""
+        tokens = _tokens_from_chars(request.prompt_chars, co)
+        cached_chars = self.prefixes.cached_chars(key, request.prompt_prefixes) if request.prompt_prefixes else 0
+        return tokens, min(_tokens_from_chars(cached_chars, co), tokens)
 
     def _split_stream(
         self,

@@ -89,6 +89,27 @@ def _text_parts(content: Any) -> Iterable[str]:
                 yield part["text"]
 
 
+def _usage_requested(options: Any) -> bool:
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _prompt_prefixes(messages: list[Any] | tuple[Any, ...], seed: str) -> tuple[tuple[int, int], ...]:
+    """(hash, characters so far) at the end of each message: the prefixes a server's prompt cache may hold, as
+    ``prefix_book`` compares them. Python's own (per-process, salted) hash of each message's role and text parts,
+    chained; kept in memory only, never exported. Stops at a message that is not a dict (its text is not read)."""
+    h = hash(seed)
+    chars = 0
+    out: list[tuple[int, int]] = []
+    for m in messages:
+        if not isinstance(m, dict):
+            break
+        texts = tuple(_text_parts(m.get("content")))
+        h = hash((h, m.get("role"), texts))
+        chars += sum(map(len, texts))
+        out.append((h, chars))
+    return tuple(out)
+
+
 def _request(
     operation: str, instance: Any, kwargs: dict[str, Any], system: list[str], tools: Any, settings: Settings
 ) -> LLMRequest:
@@ -139,8 +160,13 @@ def read_chat_request(
                     system.extend(_text_parts(m.get("content")))
                 for text in _text_parts(m.get("content")):
                     chars += len(text)
-    req = _request("chat", instance, kwargs, system, kwargs.get("tools"), settings)
+    tools = kwargs.get("tools")
+    req = _request("chat", instance, kwargs, system, tools, settings)
     req.prompt_chars = chars
+    if req.stream and isinstance(messages, (list, tuple)) and not _usage_requested(kwargs.get("stream_options")):
+        # No usage will come, so no cached-token count either: the phase model guesses the cache from the prompts
+        # this process sent before (phases/prefix_book.py). Tools render ahead of the messages.
+        req.prompt_prefixes = _prompt_prefixes(messages, req.prefix_fingerprint if _given(tools) and tools else "")
     if settings.capture_content:
         req.input_messages_json = content.to_json(content.openai_chat_input(messages), settings.content_max_chars)
     return req

@@ -310,6 +310,8 @@ def _finish(
         span.set_status(Status(StatusCode.ERROR, outcome.error_type))
     if outcome.input_tokens_estimated is not None:
         attrs[sc.LLMOTEL_USAGE_INPUT_TOKENS_ESTIMATED] = outcome.input_tokens_estimated
+    if outcome.cache_read_tokens_estimated is not None:
+        attrs[sc.LLMOTEL_USAGE_CACHE_READ_INPUT_TOKENS_ESTIMATED] = outcome.cache_read_tokens_estimated
     if outcome.energy is not None:
         _energy_into(outcome.energy, attrs)
     if outcome.cost_usd is not None:

@@ -126,6 +126,7 @@ const (
 	AttrStreamAbandoned                      = "llmotel.stream.abandoned"
 	AttrTenantID                             = "llmotel.tenant.id"
 	AttrToolPlanned                          = "llmotel.tool.planned"
+	AttrUsageCacheReadInputTokensEstimated   = "llmotel.usage.cache_read.input_tokens.estimated"
 	AttrUsageCacheWrite1hInputTokens         = "llmotel.usage.cache_write.1h.input_tokens"
 	AttrUsageCacheWrite5mInputTokens         = "llmotel.usage.cache_write.5m.input_tokens"
 	AttrUsageInputTokensEstimated            = "llmotel.usage.input_tokens.estimated"
