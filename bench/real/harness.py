@@ -130,6 +130,10 @@ WORKLOADS: tuple[Workload, ...] = (
              include_usage=False),
     Workload("conversation_no_usage", "as conversation, streams without stream_options.include_usage",
              conversation=4000, tokens=(20, 300), include_usage=False),
+    # Added 2026-12-07 (session 13) with the restore of a cached prefix in the own-call band (model.py's
+    # _RESTORE_SHARE): two chats alternating on one slot, each call's cached prefix restored before its prompt.
+    Workload("conversation_2_callers", "as conversation with 2 concurrent callers on the one slot (each chat's "
+             "cached prefix is restored when its turn comes)", conversation=4000, tokens=(20, 300), callers=2),
 )
 
 

@@ -307,3 +307,22 @@ def test_odd_input_never_raises() -> None:
         assert counts.own_wait_s(("p", str(g), "m"), [OPEN], 0) in (None, 0.0)
     counts.observe(GROUP, None, 0, 0)  # type: ignore[arg-type]
     assert counts.own_wait_s(GROUP, None, 0) in (None, 0.0)  # type: ignore[arg-type]
+
+
+def test_the_band_above_the_own_wait_allows_for_restoring_a_cached_prefix() -> None:
+    """A call that hit the prefix cache behind own calls may wait, beyond the turnaround and half a step, for the
+    server to restore its cached prefix (llama.cpp's host-memory prompt cache): 2.5 % of a token's prefill per cached
+    token, or the fit's cache-read cost if higher. Hand-computed: 0.5 ms per token x 2.5 % x 4,000 cached = 50 ms."""
+    from llmotel.phases.learner import Calibrator
+    from llmotel.phases.model import _OWN_STEPS, _OWN_TURNAROUND_S, _own_band
+
+    co = Calibrator().coefficients(("openai", "127.0.0.1", "test-lm", ""))._replace(
+        prefill_s_per_token=0.0005, cache_read_s_per_token=0.0, step_floor_s=0.02)
+    no_hit = _own_band(co, 1.0, None, 0)
+    hit = _own_band(co, 1.0, None, 4000)
+    assert no_hit is not None and hit is not None
+    assert math.isclose(no_hit[2], _OWN_TURNAROUND_S + _OWN_STEPS * 0.02)
+    assert math.isclose(hit[2] - no_hit[2], 0.050)
+    assert hit[:2] == no_hit[:2]  # the low side is the request paths' alone
+    dearer = co._replace(cache_read_s_per_token=0.0001)  # the fit's own cache read, 20 % of a token: 400 ms
+    assert math.isclose(_own_band(dearer, 1.0, None, 4000)[2] - no_hit[2], 0.4)  # type: ignore[index]

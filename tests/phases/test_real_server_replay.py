@@ -37,11 +37,6 @@ TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 KNOWN_MISSES: dict[str, str] = {}  # none today: every recorded workload run meets the target
 # Interval coverage below the test's floor (mean of queue's and prefill's 75 %, each 70 %; the target is 75-90 %).
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
-    "run-2026-12-07-seed13/prefix_cache_2_callers": "coverage queue / prefill 73 / 73 % (live, b752d7b; one call "
-    "short of 75 %): the estimated queue ran above the truth beyond its interval on the cache misses (10 of 60 calls, "
-    "~1,600-token prompts the key rarely sends: the fit's prefill for them ~20 % low, queue a median 285 ms high, "
-    "coverage 30 %) and on a few short hits (40-55 ms high); the hits read 82 / 82 %. Seeds 11-12: 75 / 75 and "
-    "82 / 82 %; seed 10 (in git history) 73 / 75 %.",
     "run-2026-12-07-seed11/one_slot_4_callers_mixed": "coverage queue / prefill 82 / 63 %: the key's whole bodies "
     "take their decode from its streams' time per token (carried to their context), and in this run the streams ran "
     "21 % slower per token than the bodies (estimated / true decode 1.21; seeds 10 and 12: 0.97 and 1.00, coverage "
