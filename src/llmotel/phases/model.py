@@ -740,8 +740,10 @@ def _sampling_spread(co: Coefficients, sampling: float) -> float:
     2026-12-07, 11 scenarios): at 1.5 (first chosen when steady load's queue coverage was 55 % without it) the
     scenarios' pooled queue / prefill coverage read 92.9 / 94.7 %, above the 75-90 % band, 2 of 11 within; at 0.3,
     89.5 / 88.2 % and 6 within, none below by the mean of the two (idle_hosted's prefill 69 %, 100 % at 1.5; 0.0
-    gives 87.5 / 86.5 % and 64 %). A model of unknown size takes one whole step, the value the interval constants
-    were calibrated with (bench/real), so no more is added."""
+    gives 87.5 / 86.5 % and 64 %), with the residual share at 0.5; with the share then re-chosen at 0.4
+    (residuals.py), 87.9 / 87.0 % on that capture and 87.5 / 86.5 % on one made at the final constants
+    (docs/phases.md). A model of unknown size takes one whole step, the value the interval constants were
+    calibrated with (bench/real), so no more is added."""
     prior = co.prior
     if prior is None or not prior.size_known:
         return 0.0
