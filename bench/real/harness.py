@@ -452,9 +452,9 @@ class Runner:
                         prompt_chars=sum(len(m["content"]) for m in messages), messages=len(messages),
                         target_tokens=n_tokens + prefix_tokens)
             if call.stream and not call.include_usage:
-                from llmotel.providers.openai import _prompt_prefixes
+                from llmotel.providers.openai import prompt_prefixes
 
-                call.prefixes = [list(p) for p in _prompt_prefixes(messages, "")]
+                call.prefixes = [list(p) for p in prompt_prefixes(messages)]
             self._one(client, call, messages)
             if self.wl.conversation:
                 # The reply goes back as the assistant's turn (random weights: its text is noise; the server

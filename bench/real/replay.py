@@ -8,6 +8,7 @@ judged against real llama.cpp behaviour without building it.
 
     .venv/bin/python bench/real/replay.py                  # every recording: the table, replayed
     .venv/bin/python bench/real/replay.py tests/data/real_server/idle.json
+    .venv/bin/python bench/real/replay.py --compare-live tests/data/real_server/run-*-seed15/*.json
 """
 
 from __future__ import annotations
@@ -135,7 +136,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", type=Path)
     parser.add_argument("--live", action="store_true", help="score the estimates recorded live instead")
+    parser.add_argument("--compare-live", action="store_true", help="per recording, the calls whose replay differs "
+                        "from the live estimate (as tests/phases/test_real_server_replay.py counts them), whatever "
+                        "source recorded it: a change meant to leave every estimate alone must leave 0")
     args = parser.parse_args()
+    if args.compare_live:
+        from score import ttft_s
+
+        for path in args.paths or recordings():
+            rec = load(path)
+            calls = replay(rec)
+            off = sum(any(abs(c["replay"][ph]["s"] - c["live"][ph]["s"]) > 0.01 * ttft_s(c) + 1e-4
+                          for ph in ("queue", "prefill", "first_token", "decode")) for c in calls)
+            print(f"{path.parent.name}/{path.stem}: {off} of {len(calls)} calls differ from the live estimate "
+                  f"(recorded with {rec['meta'].get('llmotel_src_sha256')}, now {llmotel_source_hash()})")
+        return
     rows: list[dict[str, Any]] = []
     version, warmup, measured = "unknown", 0, 0
     for path in args.paths or recordings():

@@ -97,12 +97,12 @@ def test_usage_requested_means_no_prefix_hashes() -> None:
     from llmotel.providers import openai as p
 
     messages = _with_system(10, 10, "a")
-    assert p._prompt_prefixes(messages, "") == p._prompt_prefixes(list(messages), "")
-    (h1, n1), (_, n2) = p._prompt_prefixes(messages, "")
+    assert p.prompt_prefixes(messages, "") == p.prompt_prefixes(list(messages), "")
+    (h1, n1), (_, n2) = p.prompt_prefixes(messages, "")
     assert (n1, n2) == (len(messages[0]["content"]), len(messages[0]["content"]) + len(messages[1]["content"]))
-    assert p._prompt_prefixes(_with_system(10, 11, "a"), "")[0] == (h1, n1)  # same system prompt, same first prefix
-    assert p._prompt_prefixes(_with_system(10, 10, "b"), "")[0][0] != h1
-    assert p._prompt_prefixes(messages, "tools")[0][0] != h1  # tools render ahead of the messages
+    assert p.prompt_prefixes(_with_system(10, 11, "a"), "")[0] == (h1, n1)  # same system prompt, same first prefix
+    assert p.prompt_prefixes(_with_system(10, 10, "b"), "")[0][0] != h1
+    assert p.prompt_prefixes(messages, "tools")[0][0] != h1  # tools render ahead of the messages
     assert not p._usage_requested(None) and p._usage_requested({"include_usage": True})
     client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0)
     settings = config.resolve()
@@ -112,6 +112,6 @@ def test_usage_requested_means_no_prefix_hashes() -> None:
                                   settings)
         return req.prompt_prefixes
 
-    assert read(stream=True) == p._prompt_prefixes(messages, "")
+    assert read(stream=True) == p.prompt_prefixes(messages, "")
     assert read(stream=True, stream_options={"include_usage": True}) == ()
     assert read() == ()

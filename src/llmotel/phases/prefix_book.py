@@ -15,14 +15,13 @@ answers, for a new prompt, the characters of its longest prefix among them: the 
 (an estimate, marked as such on the span). It cannot see a prefix another process sent (a hit it reads as a miss),
 nor a server's eviction (a miss it reads as a hit: that prefill then runs long and the excess is booked as queue).
 
-Bounded: ``_PER_KEY`` prefixes per key (the least recently used dropped) and ``_MAX_KEYS`` keys (the oldest
-dropped). Thread-safe; never raises.
+Bounded: ``_PER_KEY`` prefixes per key (the least recently used dropped) and ``_MAX_KEYS`` keys (the one added
+first dropped). Thread-safe; never raises.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Hashable
 
 from llmotel import forksafe
@@ -39,36 +38,43 @@ class PrefixBook:
     """Per key, the prompt prefixes sent recently (see the module docstring)."""
 
     def __init__(self, per_key: int = _PER_KEY, max_keys: int = _MAX_KEYS) -> None:
-        self._books: OrderedDict[Hashable, OrderedDict[int, int]] = OrderedDict()
+        # Plain dicts, in insertion order: a prefix sent again is moved to the end, the first one is the least
+        # recently used.
+        self._books: dict[Hashable, dict[int, int]] = {}
         self._per_key = per_key
         self._max_keys = max_keys
         self._lock = forksafe.lock(self)
 
     def cached_chars(self, key: Hashable, prefixes: tuple[tuple[int, int], ...]) -> int:
         """The characters of the longest of ``prefixes`` ((hash, characters so far), in prompt order) sent before on
-        ``key``, 0 if none; then notes all of them as sent now."""
+        ``key``, 0 if none; then notes all of them as sent now.
+
+        Lock-free past a key's first call, as residuals.py: each dict operation is atomic, and two threads noting
+        the same key at once can at worst drop or keep one prefix too many (an eviction that meets a concurrent
+        insert fails into the except: that call reads as a miss)."""
         if not prefixes:
             return 0
         try:
-            with self._lock:
-                book = self._books.get(key)
-                if book is None:
-                    book = self._books[key] = OrderedDict()
-                    if len(self._books) > self._max_keys:
-                        self._books.popitem(last=False)
-                else:
-                    self._books.move_to_end(key)
-                found = 0
-                for h, chars in reversed(prefixes):
-                    if h in book:
-                        found = chars
-                        break
-                for h, chars in prefixes:
-                    book[h] = chars
-                    book.move_to_end(h)
-                while len(book) > self._per_key:
-                    book.popitem(last=False)
-                return found
+            book = self._books.get(key)
+            if book is None:
+                with self._lock:
+                    books = self._books
+                    book = books.setdefault(key, {})
+                    if len(books) > self._max_keys:  # the key added first goes
+                        del books[next(iter(books))]
+            found = 0
+            for h, chars in reversed(prefixes):
+                if h in book:
+                    found = chars
+                    break
+            pop = book.pop
+            for h, chars in prefixes:
+                pop(h, None)
+                book[h] = chars
+            if len(book) > self._per_key:
+                for _ in range(len(book) - self._per_key):
+                    del book[next(iter(book))]
+            return found
         except Exception:
             _log.debug("llmotel: prefix book not consulted", exc_info=True)
             return 0

@@ -93,21 +93,49 @@ def _usage_requested(options: Any) -> bool:
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
-def _prompt_prefixes(messages: list[Any] | tuple[Any, ...], seed: str) -> tuple[tuple[int, int], ...]:
-    """(hash, characters so far) at the end of each message: the prefixes a server's prompt cache may hold, as
-    ``prefix_book`` compares them. Python's own (per-process, salted) hash of each message's role and text parts,
-    chained; kept in memory only, never exported. Stops at a message that is not a dict (its text is not read)."""
-    h = hash(seed)
+def _read_messages(messages: Any, chaining: bool) -> tuple[list[str], int, list[tuple[int, int]]]:
+    """(the system and developer messages' texts, the characters of every message's text parts, and where
+    ``chaining``, (hash, characters so far) at the end of each message). The hashes are Python's own (per process,
+    salted) of each message's role and text, chained; kept in memory only, never exported. A message that is not a
+    dict is not read: its text is not counted and the chain stops before it."""
+    system: list[str] = []
     chars = 0
-    out: list[tuple[int, int]] = []
+    chain: list[tuple[int, int]] = []
+    if not isinstance(messages, (list, tuple)):
+        return system, chars, chain
+    h = 0
     for m in messages:
         if not isinstance(m, dict):
-            break
-        texts = tuple(_text_parts(m.get("content")))
-        h = hash((h, m.get("role"), texts))
-        chars += sum(map(len, texts))
-        out.append((h, chars))
-    return tuple(out)
+            chaining = False
+            continue
+        role = m.get("role")
+        content = m.get("content")
+        if isinstance(content, str):  # the common case: no generator; the string caches its own hash
+            chars += len(content)
+            if role in ("system", "developer"):
+                system.append(content)
+        else:
+            texts = tuple(_text_parts(content))
+            chars += sum(map(len, texts))
+            if role in ("system", "developer"):
+                system.extend(texts)
+            content = texts
+        if chaining:
+            h = hash((h, role, content))
+            chain.append((h, chars))
+    return system, chars, chain
+
+
+def _prefixes(chain: list[tuple[int, int]], tools: str) -> tuple[tuple[int, int], ...]:
+    """The chain of ``_read_messages`` with the tools' fingerprint mixed in (they render ahead of the messages)."""
+    if tools:
+        return tuple((hash((tools, h)), n) for h, n in chain)
+    return tuple(chain)
+
+
+def prompt_prefixes(messages: Any, tools_fingerprint: str = "") -> tuple[tuple[int, int], ...]:
+    """The prefixes ``read_chat_request`` gives a stream without usage (bench/real records them for its replays)."""
+    return _prefixes(_read_messages(messages, True)[2], tools_fingerprint)
 
 
 def _request(
@@ -151,22 +179,15 @@ def read_chat_request(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
 ) -> LLMRequest:
     messages = kwargs.get("messages")
-    system: list[str] = []
-    chars = 0
-    if isinstance(messages, (list, tuple)):
-        for m in messages:
-            if isinstance(m, dict):
-                if m.get("role") in ("system", "developer"):
-                    system.extend(_text_parts(m.get("content")))
-                for text in _text_parts(m.get("content")):
-                    chars += len(text)
+    # No usage will come, so no cached-token count either: the phase model guesses the cache from the prompts this
+    # process sent before (phases/prefix_book.py), by the prompt's prefix hashes, made in the same pass.
+    chaining = kwargs.get("stream") is True and not _usage_requested(kwargs.get("stream_options"))
+    system, chars, chain = _read_messages(messages, chaining)
     tools = kwargs.get("tools")
     req = _request("chat", instance, kwargs, system, tools, settings)
     req.prompt_chars = chars
-    if req.stream and isinstance(messages, (list, tuple)) and not _usage_requested(kwargs.get("stream_options")):
-        # No usage will come, so no cached-token count either: the phase model guesses the cache from the prompts
-        # this process sent before (phases/prefix_book.py). Tools render ahead of the messages.
-        req.prompt_prefixes = _prompt_prefixes(messages, req.prefix_fingerprint if _given(tools) and tools else "")
+    if chain:
+        req.prompt_prefixes = _prefixes(chain, req.prefix_fingerprint if _given(tools) and tools else "")
     if settings.capture_content:
         req.input_messages_json = content.to_json(content.openai_chat_input(messages), settings.content_max_chars)
     return req
