@@ -47,15 +47,12 @@ def compute(
         _log.debug("llmotel could not compute the call's outcome", exc_info=True)
     if out.answered and request.emit_phases:
         try:
-            prompt = None
-            if response.usage.input_tokens is None:
-                prompt = phases.DEFAULT_MODEL.prompt_estimate(request, response)
-                if prompt is not None:
-                    out.input_tokens_estimated = prompt[0]
-                    if request.prompt_prefixes and response.usage.cache_read_tokens is None \
-                            and timing.cached_tokens is None:
-                        out.cache_read_tokens_estimated = prompt[1]
-            out.phases = phases.DEFAULT_MODEL.split(request, response, capture, timing, prompt)
+            out.phases, prompt = phases.DEFAULT_MODEL.split_and_prompt(request, response, capture, timing)
+            if prompt is not None:
+                out.input_tokens_estimated = prompt[0]
+                if request.prompt_prefixes and response.usage.cache_read_tokens is None \
+                        and timing.cached_tokens is None:
+                    out.cache_read_tokens_estimated = prompt[1]
         except Exception:
             _log.debug("llmotel phase model failed", exc_info=True)
     return out

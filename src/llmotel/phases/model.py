@@ -198,20 +198,25 @@ class PhaseModel:
         response: LLMResponse,
         capture: CallCapture,
         server: ServerTiming,
-        prompt: tuple[int, int] | None = None,
     ) -> list[Phase]:
-        """Never raises; see the module docstring for the tiling guarantee. ``prompt``: ``prompt_estimate``'s
-        answer for this call where the caller already asked (it notes the call's prefixes: ask once per call)."""
+        """Never raises; see the module docstring for the tiling guarantee."""
+        return self.split_and_prompt(request, response, capture, server)[0]
+
+    def split_and_prompt(
+        self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming
+    ) -> tuple[list[Phase], tuple[int, int] | None]:
+        """``split``, and the prompt as it assumed it where the usage reported no input tokens: (input tokens, of
+        them cached), from the prompt's characters and the prefixes this process sent before (prefix_book.py); None
+        where the usage reported them or the prompt's size is unknown. Never raises."""
         try:
-            return self._split(request, response, capture, server, prompt)
+            return self._split(request, response, capture, server)
         except Exception:
             _log.debug("llmotel: phase model failed; emitting one estimated phase set", exc_info=True)
-            return _fallback(capture)
+            return _fallback(capture), None
 
     def _split(
-        self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming,
-        prompt: tuple[int, int] | None,
-    ) -> list[Phase]:
+        self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming
+    ) -> tuple[list[Phase], tuple[int, int] | None]:
         start = capture.start_ns
         end = max(capture.end_ns, start)
         attempt = _clamp(capture.attempt_start_ns or start, start, end)
@@ -229,6 +234,7 @@ class PhaseModel:
         co = self.calibrator.coefficients(key)
         estimated_tokens = usage.input_tokens is None
         cached_est = 0
+        prompt = None
         if usage.input_tokens is not None:
             input_tokens = max(usage.input_tokens, 0)
             if self.learn and request.prompt_chars > 0:
@@ -237,7 +243,9 @@ class PhaseModel:
             # No usage (a stream without include_usage): the prompt's size in tokens, as this key's calls taught
             # it, and the part of it the server likely has cached. Without it every such call would have prefill 0
             # and its whole prefill booked as queue.
-            input_tokens, cached_est = prompt if prompt is not None else self._prompt(key, co, request)
+            input_tokens, cached_est = self._prompt(key, co, request)
+            if request.prompt_chars > 0:
+                prompt = (input_tokens, cached_est)
         cached = usage.cache_read_tokens if usage.cache_read_tokens is not None else server.cached_tokens
         if cached is None:
             cached = cached_est
@@ -255,27 +263,10 @@ class PhaseModel:
         if first > 0 and attempt <= first <= end:
             reasoning = usage.reasoning_tokens or 0
             return self._split_stream(phases, key, co, request, capture, attempt, first, end, uncached, cached,
-                                      output, reasoning, queue_srv, prefill_srv, inference, bound, estimated_tokens)
+                                      output, reasoning, queue_srv, prefill_srv, inference, bound,
+                                      estimated_tokens), prompt
         return self._split_total(phases, key, co, server, request, capture, attempt, end, uncached, cached, output,
-                                 queue_srv, prefill_srv, inference, bound, estimated_tokens)
-
-    def prompt_estimate(self, request: LLMRequest, response: LLMResponse) -> tuple[int, int] | None:
-        """(input tokens, of them cached) as ``split`` assumes them for a call whose usage reported no input
-        tokens; None when it reported them or the prompt's size is unknown. Notes the call's prompt prefixes
-        (prefix_book.py): ask once per call and hand the answer to ``split``. Never raises."""
-        try:
-            if response.usage.input_tokens is not None or request.prompt_chars <= 0:
-                return None
-            key: Key = (
-                request.provider,
-                request.server_address,
-                response.response_model or request.request_model,
-                response.region or request.region,
-            )
-            return self._prompt(key, self.calibrator.coefficients(key), request)
-        except Exception:
-            _log.debug("llmotel: no input-token estimate", exc_info=True)
-            return None
+                                 queue_srv, prefill_srv, inference, bound, estimated_tokens), prompt
 
     def _prompt(self, key: Key, co: Coefficients, request: LLMRequest) -> tuple[int, int]:
         """(input tokens, cached tokens) from the prompt's characters and the prefixes this process sent before."""
