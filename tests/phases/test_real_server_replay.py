@@ -37,7 +37,7 @@ TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 KNOWN_MISSES: dict[str, str] = {}  # none today: every recorded workload run meets the target
 # Interval coverage below the test's floor (mean of queue's and prefill's 75 %, each 70 %; the target is 75-90 %).
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
-    "run-2026-12-07-seed11/one_slot_4_callers_mixed": "coverage queue / prefill 82 / 63 %: the key's whole bodies "
+    "run-2026-12-07-seed11/one_slot_4_callers_mixed": "coverage queue / prefill 83 / 63 %: the key's whole bodies "
     "take their decode from its streams' time per token (carried to their context), and in this run the streams ran "
     "21 % slower per token than the bodies (estimated / true decode 1.21; seeds 10 and 12: 0.97 and 1.00, coverage "
     "88 / 90 and 85 / 90 %), more "
@@ -62,11 +62,12 @@ def recording(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def test_recordings_are_small() -> None:
-    # About 2.6 MB per harness run of nineteen workloads of 100 calls (format 2): keep four runs at most. Four since
-    # 2026-12-07: seeds 11 and 12 each hold a real behaviour a test names (a scattering idle server; one caller's
-    # whole bodies decoding slow in spells), 13 a held-out live coverage miss, 14 the live run of today's estimator.
+    # About 2.6 MB per harness run of nineteen workloads of 100 calls (format 2), 3.0 MB of twenty-two: keep four runs
+    # at most. Seeds 11 and 12 each hold a real behaviour a test names (a scattering idle server; one caller's whole
+    # bodies decoding slow in spells), 14 a quiet server (session 12's held-out live run), 15 the live run of
+    # today's estimator with session 13's workloads (seed 13, session 11's held-out run, is in git history).
     total = sum(p.stat().st_size for p in PATHS)
-    assert total < 11_000_000, f"{total} bytes of recordings: keep four runs at most"
+    assert total < 11_500_000, f"{total} bytes of recordings: keep four runs at most"
 
 
 def test_recording_is_consistent(recording: dict[str, Any]) -> None:
