@@ -79,7 +79,8 @@ _OWN_PATH_STEPS = 0.5
 # wait on a third of the calls; coverage 65 / 63 %). The band's high side reaches over this share of a token's
 # prefill per cached token (or the fit's own cache-read cost, if higher): half the learner's cap on a cached
 # token's read (learner.py). 2.5 %: that trial 93 / 93 %, seed 13's prefix_cache_2_callers 73 -> 77 %; 1.25 %:
-# 87 / 82 % and 73 % (seeds 11-14 replayed: 43 runs within 75-90 %, 38 above, 3 below at 2.5 %; 44, 35, 5 before).
+# 87 / 82 % and 73 % (seeds 11-14 and that trial's 8 workloads replayed, 84 runs: 43 within 75-90 %, 38 above, 3 below
+# at 2.5 %; 44, 35 and 5 without it).
 _RESTORE_SHARE = 0.025
 _OWN_PATHS = 1.5  # the low side, in measured request paths (the simulator's full batch: 66 % coverage at 1, 89 at 1.5)
 # A call whose fitted queue exceeds the own wait by at most this share of its fitted prefill was served when its
