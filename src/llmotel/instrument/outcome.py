@@ -49,10 +49,7 @@ def compute(
         try:
             out.phases, prompt = phases.DEFAULT_MODEL.split_and_prompt(request, response, capture, timing)
             if prompt is not None:
-                out.input_tokens_estimated = prompt[0]
-                if request.prompt_prefixes and response.usage.cache_read_tokens is None \
-                        and timing.cached_tokens is None:
-                    out.cache_read_tokens_estimated = prompt[1]
+                out.input_tokens_estimated, out.cache_read_tokens_estimated = prompt
         except Exception:
             _log.debug("llmotel phase model failed", exc_info=True)
     return out

@@ -205,10 +205,11 @@ class PhaseModel:
 
     def split_and_prompt(
         self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming
-    ) -> tuple[list[Phase], tuple[int, int] | None]:
+    ) -> tuple[list[Phase], tuple[int, int | None] | None]:
         """``split``, and the prompt as it assumed it where the usage reported no input tokens: (input tokens, of
-        them cached), from the prompt's characters and the prefixes this process sent before (prefix_book.py); None
-        where the usage reported them or the prompt's size is unknown. Never raises."""
+        them cached, from the prefixes this process sent before (prefix_book.py); None where the server reported
+        the cached count or the prompt's prefixes were not hashed); None where the usage reported input tokens or
+        the prompt's size is unknown. Never raises."""
         try:
             return self._split(request, response, capture, server)
         except Exception:
@@ -217,7 +218,7 @@ class PhaseModel:
 
     def _split(
         self, request: LLMRequest, response: LLMResponse, capture: CallCapture, server: ServerTiming
-    ) -> tuple[list[Phase], tuple[int, int] | None]:
+    ) -> tuple[list[Phase], tuple[int, int | None] | None]:
         start = capture.start_ns
         end = max(capture.end_ns, start)
         attempt = _clamp(capture.attempt_start_ns or start, start, end)
@@ -235,7 +236,7 @@ class PhaseModel:
         co = self.calibrator.coefficients(key)
         estimated_tokens = usage.input_tokens is None
         cached_est = 0
-        prompt = None
+        prompt: tuple[int, int | None] | None = None
         if usage.input_tokens is not None:
             input_tokens = max(usage.input_tokens, 0)
             if self.learn and request.prompt_chars > 0:
@@ -245,9 +246,10 @@ class PhaseModel:
             # it, and the part of it the server likely has cached. Without it every such call would have prefill 0
             # and its whole prefill booked as queue.
             input_tokens, cached_est = self._prompt(key, co, request)
-            if request.prompt_chars > 0:
-                prompt = (input_tokens, cached_est)
         cached = usage.cache_read_tokens if usage.cache_read_tokens is not None else server.cached_tokens
+        if estimated_tokens and request.prompt_chars > 0:
+            # The cached part is the book's only where nothing reported it and the prompt's prefixes were hashed.
+            prompt = (input_tokens, cached_est if cached is None and request.prompt_prefixes else None)
         if cached is None:
             cached = cached_est
         cached = max(min(cached or 0, input_tokens), 0)
