@@ -15,6 +15,7 @@ LLAMA_SERVER=/path/to/llama-server skips the build (bench/real/build_llama.sh ot
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import math
@@ -75,6 +76,7 @@ class Workload:
     # as long as the recorded callers run. Their calls are load, never recorded.
     unseen: int = 0
     mixed: bool = False  # each call streams or not at random (half and half), on one key
+    aio: bool = False  # the callers are asyncio tasks of one event loop with the AsyncOpenAI client, not threads
 
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -385,11 +387,14 @@ class Runner:
     def run(self) -> list[Call]:
         per = [self.calls // self.wl.callers + (1 if i < self.calls % self.wl.callers else 0)
                for i in range(self.wl.callers)]
-        threads = [threading.Thread(target=self._worker, args=(i, n), daemon=True) for i, n in enumerate(per)]
+        threads = [] if self.wl.aio else \
+            [threading.Thread(target=self._worker, args=(i, n), daemon=True) for i, n in enumerate(per)]
         stop = threading.Event()
         unseen = [threading.Thread(target=self._unseen, args=(i, stop), daemon=True) for i in range(self.wl.unseen)]
         for t in [*unseen, *threads]:
             t.start()
+        if self.wl.aio:
+            asyncio.run(self._async_workers(per))
         for t in threads:
             t.join()
         stop.set()
@@ -421,10 +426,28 @@ class Runner:
     def _worker(self, worker: int, n: int) -> None:
         from openai import OpenAI
 
+        client = OpenAI(base_url=self.proxy.base_url + "/v1", api_key="bench", max_retries=0, timeout=900)
+        for call, messages in self._calls(worker, n):
+            self._one(client, call, messages)
+
+    async def _async_workers(self, per: list[int]) -> None:
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI(base_url=self.proxy.base_url + "/v1", api_key="bench", max_retries=0, timeout=900)
+
+        async def worker(i: int, n: int) -> None:
+            for call, messages in self._calls(i, n):
+                await self._one_async(client, call, messages)
+
+        await asyncio.gather(*(worker(i, n) for i, n in enumerate(per)))
+        await client.close()
+
+    def _calls(self, worker: int, n: int) -> Iterator[tuple[Call, list[dict[str, str]]]]:
+        """A caller's calls in order, each yielded to be made; taken back (its reply in a chat, the result) when
+        the next one is asked for."""
         rng = random.Random(self.seed * 1000 + worker)
         text = Text(rng)
         text.chars_per_token = self.text.chars_per_token
-        client = OpenAI(base_url=self.proxy.base_url + "/v1", api_key="bench", max_retries=0, timeout=900)
         chat: list[dict[str, str]] = []  # the conversation so far (``conversation`` workloads)
         chat_tokens = 0
         for _ in range(n):
@@ -455,7 +478,7 @@ class Runner:
                 from llmotel.providers.openai import prompt_prefixes
 
                 call.prefixes = [list(p) for p in prompt_prefixes(messages)]
-            self._one(client, call, messages)
+            yield call, messages
             if self.wl.conversation:
                 # The reply goes back as the assistant's turn (random weights: its text is noise; the server
                 # caches the tokens it generated, so the next turn hits on all of it but the template's tail).
@@ -464,7 +487,7 @@ class Runner:
             with self._lock:
                 self.results.append(call)
 
-    def _one(self, client: Any, call: Call, messages: list[dict[str, str]]) -> None:
+    def _kwargs(self, call: Call, messages: list[dict[str, str]]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.alias, "messages": messages, "max_tokens": call.max_tokens,
             # Exactly max_tokens tokens: random weights may sample </s> (model.py keeps the others out).
@@ -475,6 +498,51 @@ class Runner:
             kwargs["stream"] = True
             if call.include_usage:
                 kwargs["stream_options"] = {"include_usage": True}
+        return kwargs
+
+    @staticmethod
+    def _chunk(call: Call, chunk: Any, now: int) -> None:
+        call.chunk_count += 1
+        call.last_chunk_rel = now
+        call.model = chunk.model or call.model
+        if chunk.choices and (chunk.choices[0].delta.content or chunk.choices[0].delta.tool_calls):
+            call.reply += chunk.choices[0].delta.content or ""
+            call.content_chunk_count += 1
+            call.first_content_rel = call.first_content_rel or now
+        if chunk.usage is not None:
+            call.usage = _usage(chunk.usage)
+
+    @staticmethod
+    def _body(call: Call, result: Any) -> None:
+        call.model = result.model
+        call.reply = (result.choices[0].message.content or "") if result.choices else ""
+        call.usage = _usage(result.usage) if result.usage is not None else None
+
+    async def _one_async(self, client: Any, call: Call, messages: list[dict[str, str]]) -> None:
+        """As ``_one``, with the AsyncOpenAI client on the run's event loop."""
+        kwargs = self._kwargs(call, messages)
+        with self.spans.tracer.start_as_current_span("bench call") as root:
+            call.t0_wall_ns = time.time_ns()
+            t0 = time.perf_counter_ns()
+            call.t0_ns = t0
+            try:
+                if call.stream:
+                    stream = await client.chat.completions.create(**kwargs)
+                    call.headers_rel = time.perf_counter_ns() - t0
+                    async for chunk in stream:
+                        self._chunk(call, chunk, time.perf_counter_ns() - t0)
+                else:
+                    result = await client.chat.completions.create(**kwargs)
+                    call.headers_rel = time.perf_counter_ns() - t0
+                    self._body(call, result)
+            except Exception as exc:  # recorded and left out of the scores, never fatal to the run
+                call.error = f"{type(exc).__name__}: {exc}"[:300]
+            call.end_rel = time.perf_counter_ns() - t0
+            trace_id = root.get_span_context().trace_id
+        call.spans = self.spans.take(trace_id)
+
+    def _one(self, client: Any, call: Call, messages: list[dict[str, str]]) -> None:
+        kwargs = self._kwargs(call, messages)
         with self.spans.tracer.start_as_current_span("bench call") as root:
             call.t0_wall_ns = time.time_ns()
             t0 = time.perf_counter_ns()
@@ -484,22 +552,11 @@ class Runner:
                     stream = client.chat.completions.create(**kwargs)
                     call.headers_rel = time.perf_counter_ns() - t0
                     for chunk in stream:
-                        now = time.perf_counter_ns() - t0
-                        call.chunk_count += 1
-                        call.last_chunk_rel = now
-                        call.model = chunk.model or call.model
-                        if chunk.choices and (chunk.choices[0].delta.content or chunk.choices[0].delta.tool_calls):
-                            call.reply += chunk.choices[0].delta.content or ""
-                            call.content_chunk_count += 1
-                            call.first_content_rel = call.first_content_rel or now
-                        if chunk.usage is not None:
-                            call.usage = _usage(chunk.usage)
+                        self._chunk(call, chunk, time.perf_counter_ns() - t0)
                 else:
                     result = client.chat.completions.create(**kwargs)
                     call.headers_rel = time.perf_counter_ns() - t0
-                    call.model = result.model
-                    call.reply = (result.choices[0].message.content or "") if result.choices else ""
-                    call.usage = _usage(result.usage) if result.usage is not None else None
+                    self._body(call, result)
             except Exception as exc:  # recorded and left out of the scores, never fatal to the run
                 call.error = f"{type(exc).__name__}: {exc}"[:300]
             call.end_rel = time.perf_counter_ns() - t0
@@ -622,6 +679,8 @@ def main() -> None:
     parser.add_argument("--measured", type=int, default=60, help="scored calls per workload")
     parser.add_argument("--quick", action="store_true", help="10 + 10 calls; no recordings, no RESULTS.md")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dims", default=None, metavar="LAYERS,EMBD,HEADS,KV_HEADS,FF",
+                        help="another random-weight model than the default 6,512,8,8,1536 (held-out trials)")
     parser.add_argument("--record-dir", type=Path, default=None,
                         help="where the recordings go (default: tests/data/real_server/run-<date>-seed<seed>)")
     parser.add_argument("--no-record", action="store_true")
@@ -644,7 +703,11 @@ def main() -> None:
     os.environ["LLAMA_SERVER"] = binary  # model.py finds the gguf package in the tree it was built from
     version = llama_version(binary)
     dims = Dims()
-    model = CACHE / "model" / f"tiny-random-{dims.n_layer}x{dims.n_embd}.gguf"
+    if args.dims:
+        layers, embd, heads, kv_heads, ff = (int(v) for v in args.dims.split(","))
+        dims = Dims(n_embd=embd, n_layer=layers, n_head=heads, n_head_kv=kv_heads, n_ff=ff)
+    gqa = f"-kv{dims.n_head_kv}" if dims.n_head_kv != dims.n_head else ""
+    model = CACHE / "model" / f"tiny-random-{dims.n_layer}x{dims.n_embd}{gqa}.gguf"
     if not model.exists():
         write_model(model, dims)
     print(f"llama-server {version} ({binary}); model {model.name}", flush=True)
@@ -683,7 +746,8 @@ def main() -> None:
                     "workload": wl.name, "description": wl.description, "warmup": warmup,
                     "llama_cpp": version, "llama_server_args": [a for a in meta_args if not a.startswith("/")],
                     "model": {"alias": f"tiny-random-{wl.name}", "n_embd": dims.n_embd, "n_layer": dims.n_layer,
-                              "n_ff": dims.n_ff, "n_head": dims.n_head, "n_vocab": dims.n_vocab,
+                              "n_ff": dims.n_ff, "n_head": dims.n_head, "n_head_kv": dims.n_head_kv,
+                              "n_vocab": dims.n_vocab,
                               "weights": "random f16"},
                     "server_address": host, "proxy_headers": wl.headers, "slots": wl.slots, "callers": wl.callers,
                     "unseen_callers": wl.unseen,

@@ -10,6 +10,8 @@ is, so it draws the same prompts again; trial 1 (seed 31) ran beside 19, so a re
 
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 1 --seed 31      # trial 1, ~10 min
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 2 --seed 41      # trial 2, ~14 min
+    LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 3 --seed 51      # trial 3 (async callers), ~8 min
+    LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 4 --seed 61      # trial 4 (another model), ~10 min
 """
 
 from __future__ import annotations
@@ -55,7 +57,31 @@ TRIALS: dict[str, tuple[Workload, ...]] = {
         Workload("h2_one_slot_4_callers_no_usage_early", "1 slot, 4 callers, no usage, headers on arrival", callers=4,
                  include_usage=False, headers="early"),
     ),
+    # Session 14: every caller an asyncio task of one event loop with AsyncOpenAI (the matrix runs threads and
+    # the sync client): the client reads many streams in one thread, between the app's own awaits.
+    "3": (
+        Workload("h3_async_idle", "idle, AsyncOpenAI", aio=True),
+        Workload("h3_async_one_slot_4_callers", "1 slot, 4 async callers", callers=4, aio=True),
+        Workload("h3_async_two_slots_6_callers_mixed", "2 slots, 6 async callers, bodies and streams at random",
+                 slots=2, callers=6, mixed=True, aio=True),
+        Workload("h3_async_prefix_2_callers_no_usage", "prefix cache, 2 async callers, no usage", prefix=True,
+                 tokens=(20, 400), callers=2, include_usage=False, aio=True),
+    ),
+    # Session 14: another model than the matrix's (12 layers of width 384, 2 KV heads of 6: grouped-query attention,
+    # half the KV state per token and twice the layers), on workloads of the matrix's kinds.
+    "4": (
+        Workload("h4_idle", "idle, another model"),
+        Workload("h4_one_slot_4_callers", "1 slot, 4 callers, another model", callers=4),
+        Workload("h4_two_slots_4_callers_non_streaming", "2 slots, 4 callers, bodies, another model", slots=2,
+                 callers=4, stream=False),
+        Workload("h4_conversation_2_callers", "chats, 2 callers on one slot, another model", conversation=4000,
+                 tokens=(20, 300), callers=2),
+        Workload("h4_prefix_cache_no_usage", "prefix cache, no usage, another model", prefix=True, tokens=(20, 400),
+                 include_usage=False),
+    ),
 }
+# Harness arguments a trial adds (its model).
+TRIAL_ARGS: dict[str, list[str]] = {"4": ["--dims", "12,384,6,2,1024"]}
 
 
 def main() -> None:
@@ -67,7 +93,7 @@ def main() -> None:
     harness.WORKLOADS = harness.WORKLOADS + chosen
     record_dir = HERE.parent / ".cache" / "trials" / f"trial{args.trial}-seed{args.seed}"
     sys.argv = [sys.argv[0], "--seed", str(args.seed), "--record-dir", str(record_dir)]
-    sys.argv += [a for w in chosen for a in ("-w", w.name)]
+    sys.argv += [a for w in chosen for a in ("-w", w.name)] + TRIAL_ARGS.get(args.trial, [])
     harness.main()
 
 
