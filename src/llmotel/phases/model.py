@@ -98,9 +98,10 @@ _TOTAL_DECODE_SPREAD = 0.35
 # The first chunk's way back as a share of the request path where headers come on arrival: that path (send ->
 # headers) is a round trip plus the server's handling of the request, the way back one trip. On loopback the way back
 # was 0.8 ms against a 1.6-2.5 ms path on bench/real's llama.cpp behind its proxy (seed 15), 0.5 ms against 2.6 on
-# the simulator. The whole path (until session 14) read the first token 2 ms long on 6-10 ms TTFTs: bench/sim_trials.py's
-# three pausing callers, queue p90 23.1-26.8 -> 14.1 % of TTFT, coverage 65-72 -> 85 %; the simulator's idle (seed 1)
-# 18.9 -> 11.1 %, steady_load (seed 2, the same run before and after) 13.3 -> 10.7 %, coverage 73 / 79 -> 83 / 82 %.
+# the simulator. The whole path (until session 14) read the first token 2 ms long on 6-10 ms TTFTs:
+# bench/sim_trials.py's three pausing callers, queue p90 23.1-26.8 -> 14.1 % of TTFT, coverage 65-72 -> 85 %; the
+# simulator's idle (seed 1) 18.9 -> 11.1 %, steady_load (seed 2, the same run before and after) 13.3 -> 10.7 %,
+# coverage 73 / 79 -> 83 / 82 %.
 # bench/real: no workload's median or p90 moved by more than 0.3 points (its early-header floors hold ~0 path).
 _WAY_BACK_SHARE = 0.5
 _SAMPLING_SHARE_8B = 0.066  # the output layer's share of a decode step on Llama-3.1-8B (see _sampling_share)
@@ -723,10 +724,11 @@ def _first_token_parts(co: Coefficients, floor_path: float, early: bool) -> tupl
     the second-lowest time per output token of recent streams (``step_floor_s``: one without stalls for
     other requests' prefills). The way back is one trip of the request path where headers come on arrival (a
     round trip, measured per call): ``_WAY_BACK_SHARE`` of it; where headers come with the first token (hosted
-    APIs) it is not measured and is taken as 0: it then counts as queue, like the request path. What the intercept holds beyond these
-    (the server's fixed work, and the wait for the current step when no call ever reached an idle server)
-    is queue: had it been first_token, every call's shared-slot wait would have been (llama.cpp, one slot,
-    four callers, headers at the first token: queue error median 26.6 -> 7.1 % of TTFT, bench/real).
+    APIs) it is not measured and is taken as 0: it then counts as queue, like the request path. What the
+    intercept holds beyond these (the server's fixed work, and the wait for the current step when no call ever
+    reached an idle server) is queue: had it been first_token, every call's shared-slot wait would have been
+    (llama.cpp, one slot, four callers, headers at the first token: queue error median 26.6 -> 7.1 % of TTFT,
+    bench/real).
     """
     way_back = _WAY_BACK_SHARE * floor_path if early else 0.0
     room = max(co.overhead_s - floor_path - way_back, 0.0)
