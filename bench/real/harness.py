@@ -518,50 +518,48 @@ class Runner:
         call.reply = (result.choices[0].message.content or "") if result.choices else ""
         call.usage = _usage(result.usage) if result.usage is not None else None
 
-    async def _one_async(self, client: Any, call: Call, messages: list[dict[str, str]]) -> None:
-        """As ``_one``, with the AsyncOpenAI client on the run's event loop."""
-        kwargs = self._kwargs(call, messages)
+    @contextlib.contextmanager
+    def _timed(self, call: Call) -> Iterator[int]:
+        """One call under a root span of its own, stamped from the t0 it yields; an error is recorded on the call
+        and left out of the scores, never fatal to the run."""
         with self.spans.tracer.start_as_current_span("bench call") as root:
             call.t0_wall_ns = time.time_ns()
             t0 = time.perf_counter_ns()
             call.t0_ns = t0
             try:
-                if call.stream:
-                    stream = await client.chat.completions.create(**kwargs)
-                    call.headers_rel = time.perf_counter_ns() - t0
-                    async for chunk in stream:
-                        self._chunk(call, chunk, time.perf_counter_ns() - t0)
-                else:
-                    result = await client.chat.completions.create(**kwargs)
-                    call.headers_rel = time.perf_counter_ns() - t0
-                    self._body(call, result)
-            except Exception as exc:  # recorded and left out of the scores, never fatal to the run
+                yield t0
+            except Exception as exc:
                 call.error = f"{type(exc).__name__}: {exc}"[:300]
             call.end_rel = time.perf_counter_ns() - t0
             trace_id = root.get_span_context().trace_id
         call.spans = self.spans.take(trace_id)
 
+    async def _one_async(self, client: Any, call: Call, messages: list[dict[str, str]]) -> None:
+        """As ``_one``, with the AsyncOpenAI client on the run's event loop."""
+        kwargs = self._kwargs(call, messages)
+        with self._timed(call) as t0:
+            if call.stream:
+                stream = await client.chat.completions.create(**kwargs)
+                call.headers_rel = time.perf_counter_ns() - t0
+                async for chunk in stream:
+                    self._chunk(call, chunk, time.perf_counter_ns() - t0)
+            else:
+                result = await client.chat.completions.create(**kwargs)
+                call.headers_rel = time.perf_counter_ns() - t0
+                self._body(call, result)
+
     def _one(self, client: Any, call: Call, messages: list[dict[str, str]]) -> None:
         kwargs = self._kwargs(call, messages)
-        with self.spans.tracer.start_as_current_span("bench call") as root:
-            call.t0_wall_ns = time.time_ns()
-            t0 = time.perf_counter_ns()
-            call.t0_ns = t0
-            try:
-                if call.stream:
-                    stream = client.chat.completions.create(**kwargs)
-                    call.headers_rel = time.perf_counter_ns() - t0
-                    for chunk in stream:
-                        self._chunk(call, chunk, time.perf_counter_ns() - t0)
-                else:
-                    result = client.chat.completions.create(**kwargs)
-                    call.headers_rel = time.perf_counter_ns() - t0
-                    self._body(call, result)
-            except Exception as exc:  # recorded and left out of the scores, never fatal to the run
-                call.error = f"{type(exc).__name__}: {exc}"[:300]
-            call.end_rel = time.perf_counter_ns() - t0
-            trace_id = root.get_span_context().trace_id
-        call.spans = self.spans.take(trace_id)
+        with self._timed(call) as t0:
+            if call.stream:
+                stream = client.chat.completions.create(**kwargs)
+                call.headers_rel = time.perf_counter_ns() - t0
+                for chunk in stream:
+                    self._chunk(call, chunk, time.perf_counter_ns() - t0)
+            else:
+                result = client.chat.completions.create(**kwargs)
+                call.headers_rel = time.perf_counter_ns() - t0
+                self._body(call, result)
 
 
 def _usage(u: Any) -> dict[str, int]:
