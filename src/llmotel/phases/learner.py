@@ -34,7 +34,7 @@ import math
 import os
 import tempfile
 from bisect import bisect_left, insort
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from itertools import repeat
 from operator import mul, sub
@@ -99,6 +99,10 @@ _HEADER_VOTES = 16  # saturating vote on whether this key's server sends stream 
 # The non-streaming tail is the 20th percentile of the last _RING residuals (the calls that did not queue),
 # reported once this many were seen (the lowest of one or two calls is still mostly noise).
 _TAIL_MIN_CALLS = 4
+# Calls a key keeps whose time held an unknown wait behind the app's own calls (the server's slot count not learned
+# yet: own_queue.py), to take that wait out once the count is known (Calibrator.settle). Whole bodies need
+# _BODY_MIN (24) such calls to learn a count, and bench/real's two slots took 24-48; older ones stay as taught.
+_PENDING = 64
 # "One token generally corresponds to ~4 characters of text for common English text" (OpenAI, "What are tokens
 # and how to count them?", help.openai.com). Only used until a call of the key reports its input tokens.
 DEFAULT_CHARS_PER_TOKEN = 4.0
@@ -256,23 +260,23 @@ class _Envelope:
             r -= s * v
         return r
 
-    def add(self, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
-        self.count += 1
-        seq = self.count
+    def add(self, x: tuple[float, ...], t: float, aux: float = 0.0, seq: int = 0) -> int:
+        """Admit one call's point; returns its sequence number. ``seq``: a point added before and since lost from
+        its bin, admitted again (``amend``): not counted again."""
+        counted = not seq
+        if counted:
+            self.count += 1
+            seq = self.count
         if x == self._last_x:
             key = self._last_key
         else:
-            # _log_bin inlined (this runs on every call); a feature without bins of its own (0 per octave) only
-            # tells sizes below one token from the rest, without a logarithm.
-            key = tuple([
-                0 if v < 1.0 else 1 if not p else 1 + int(p * math.log2(v))
-                for v, p in zip(x, self._per_octave, strict=True)
-            ])
+            key = self._bin(x)
             self._last_x, self._last_key = x, key
         bins = self._bins
         points = bins.get(key)
         counts = self._counts
-        counts[key] = counts.get(key, 0) + 1
+        if counted:
+            counts[key] = counts.get(key, 0) + 1
         if points is None:
             if len(bins) >= _MAX_BINS:
                 # Evict the bin whose newest point is oldest: it describes a size no longer sent.
@@ -282,14 +286,14 @@ class _Envelope:
                 self._worst.pop(stale, None)
             bins[key] = [(x, t, seq, aux)]
             self._dirty = True
-            return
+            return seq
         if points and points[0][2] < seq - _MAX_AGE:
             points[:] = [p for p in points if p[2] >= seq - _MAX_AGE]
             self._worst.pop(key, None)
         if len(points) < _PER_BIN:
             points.append((x, t, seq, aux))
             self._dirty = True
-            return
+            return seq
         theta = self.theta
         slopes = theta[1:]
         known = self._worst.get(key)
@@ -311,6 +315,31 @@ class _Envelope:
             points[worst] = (x, t, seq, aux)
             del self._worst[key]
             self._dirty = True
+        return seq
+
+    def amend(self, seq: int, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
+        """Lower the point ``seq`` (features ``x``) to ``t``: in place where its bin still holds it, else admitted
+        afresh as its bin admits any point (a lower time may displace the bin's worst), not counted again; nothing
+        where the bin itself has gone (its sizes are no longer sent)."""
+        key = self._bin(x)
+        points = self._bins.get(key)
+        if points is not None:
+            for i, p in enumerate(points):
+                if p[2] == seq:
+                    points[i] = (p[0], min(t, p[1]), seq, p[3])
+                    self._worst.pop(key, None)
+                    self._dirty = True
+                    return
+            if seq > self.count - _MAX_AGE:
+                self.add(x, t, aux, seq)
+
+    def _bin(self, x: tuple[float, ...]) -> tuple[int, ...]:
+        # _log_bin inlined (add runs on every call); a feature without bins of its own (0 per octave) only tells
+        # sizes below one token from the rest, without a logarithm.
+        return tuple([
+            0 if v < 1.0 else 1 if not p else 1 + int(p * math.log2(v))
+            for v, p in zip(x, self._per_octave, strict=True)
+        ])
 
     def _residuals(self, ts: list[float], cols: list[list[float]]) -> list[float]:
         """``_residual`` of every point, column by column (the same subtractions in the same order)."""
@@ -546,8 +575,8 @@ class _LowRing:
 class _KeyState:
     __slots__ = (
         "coefficients", "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "ctx_cov", "ctx_mean", "ctx_n", "ctx_tpot",
-        "ctx_var", "header_votes", "prior", "tail_ring", "total", "tpot", "tpot_ctx", "tpot_n", "tpot_ring", "ttft",
-        "tu_max", "tu_min", "u_max", "u_min",
+        "ctx_var", "header_votes", "pending", "prior", "tail_ring", "total", "tpot", "tpot_ctx", "tpot_n", "tpot_ring",
+        "ttft", "tu_max", "tu_min", "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
@@ -585,6 +614,9 @@ class _KeyState:
         self.cpt_n = 0
         self.cpt_chars = 0.0  # decayed sums of prompt characters and input tokens of calls that reported both
         self.cpt_tokens = 0.0
+        # Points taught with an unknown own wait in them (Calibrator.settle): (envelope, seq, features, time, aux,
+        # the wait each slot count 1, 2, ... implies). Made on the first such call.
+        self.pending: deque[tuple[_Envelope, int, tuple[float, ...], float, float, tuple[float, ...]]] | None = None
 
 
 def _snapshot(state: _KeyState) -> Coefficients:
@@ -649,6 +681,15 @@ def _confidence(samples: int, base: float, spread: float) -> float:
     return max(base, learned * coverage)
 
 
+def _keep_pending(
+    state: _KeyState, envelope: _Envelope, seq: int, x: tuple[float, ...], t: float, aux: float,
+    waits: tuple[float, ...],
+) -> None:
+    if state.pending is None:
+        state.pending = deque(maxlen=_PENDING)
+    state.pending.append((envelope, seq, x, t, aux, waits))
+
+
 def _observe_context(state: _KeyState, context: float, tpot_s: float) -> None:
     """One stream's (context, time per output token) into the key's weighted regression (see _TPOT_CTX_ALPHA)."""
     state.tpot_ctx = context if state.tpot_n <= 1 else state.tpot_ctx + _TPOT_ALPHA * (context - state.tpot_ctx)
@@ -701,10 +742,13 @@ class Calibrator:
     def observe_stream(
         self, key: Key, uncached: int, cached: int, ttft_s: float, tpot_s: float | None,
         headers_early: bool | None = None, request_path_s: float | None = None, context: float | None = None,
+        waits: tuple[float, ...] | None = None,
     ) -> None:
         """Teach one streaming call: its TTFT (send -> first content), time per output token, whether
         headers came before the server worked and, if so, send -> headers (the request path); ``context``: the
-        tokens its decode attended over (prompt + half its output), for the time per token's growth with it."""
+        tokens its decode attended over (prompt + half its output), for the time per token's growth with it;
+        ``waits``: where the TTFT holds a wait behind own calls that is not known yet, the wait each slot count
+        implies (``settle`` takes it out later)."""
         if not (ttft_s >= 0.0 and math.isfinite(ttft_s)):
             return
         with self._lock:
@@ -716,7 +760,10 @@ class Calibrator:
             if request_path_s is not None and not (request_path_s >= 0.0 and math.isfinite(request_path_s)):
                 request_path_s = None
             u, c = float(max(uncached, 0)), float(max(cached, 0))
-            state.ttft.add((u, c, attention_work(u, c)), ttft_s, request_path_s or 0.0)
+            x = (u, c, attention_work(u, c))
+            seq = state.ttft.add(x, ttft_s, request_path_s or 0.0)
+            if waits:
+                _keep_pending(state, state.ttft, seq, x, ttft_s, request_path_s or 0.0, waits)
             size = float(uncached)
             if size < state.u_min:  # min() and max() without their calls
                 state.u_min = size
@@ -732,10 +779,12 @@ class Calibrator:
             self._maybe_save()
 
     def observe_total(
-        self, key: Key, uncached: int, cached: int, output: int, total_s: float, tail_s: float | None = None
+        self, key: Key, uncached: int, cached: int, output: int, total_s: float, tail_s: float | None = None,
+        waits: tuple[float, ...] | None = None,
     ) -> None:
         """Teach one non-streaming call: send -> body read, with its token counts, and (for keys that stream)
-        ``tail_s``: the total minus what the stream model predicts for it without queueing."""
+        ``tail_s``: the total minus what the stream model predicts for it without queueing; ``waits`` as for
+        ``observe_stream``."""
         if not (total_s >= 0.0 and math.isfinite(total_s)):
             return
         with self._lock:
@@ -744,7 +793,10 @@ class Calibrator:
             if tail_s is not None and math.isfinite(tail_s):
                 state.tail_ring.add(tail_s)
             u, c = float(max(uncached, 0)), float(max(cached, 0))
-            state.total.add((u, c, float(max(output, 0)), attention_work(u, c)), total_s)
+            x = (u, c, float(max(output, 0)), attention_work(u, c))
+            seq = state.total.add(x, total_s)
+            if waits:
+                _keep_pending(state, state.total, seq, x, total_s, 0.0, waits)
             size = float(uncached)
             if size < state.tu_min:
                 state.tu_min = size
@@ -752,6 +804,29 @@ class Calibrator:
                 state.tu_max = size
         if self._state_path:  # _maybe_save's own test, without its call
             self._maybe_save()
+
+    def settle(self, key: Key, slots: int) -> None:
+        """The server's slot count is known now (own_queue.py; more than any candidate: no own wait): take the
+        wait it implies out of the points taught while it was not. Without this, a key whose callers all share a
+        few slots learns its floor from calls that all waited, for as long as those points live: bench/real's two
+        slots with four whole-body callers, 24 of the first 40 calls taught so, read prefill at twice the
+        server's on half the scored calls of one run (seed 17: p90 35.8 % of TTFT)."""
+        with self._lock:
+            state = self._keys.get(key)
+            if state is None or not state.pending:
+                return
+            pending = state.pending
+            for envelope, seq, x, t, aux, waits in pending:
+                wait = waits[slots - 1] if slots <= len(waits) else 0.0
+                if 0.0 < wait < t:
+                    envelope.amend(seq, x, t - wait, aux)
+            pending.clear()
+            state.coefficients = None
+
+    def unsettled(self, key: Key) -> bool:
+        """Whether the key holds points with an own wait not yet taken out (``settle``)."""
+        state = self._keys.get(key)
+        return state is not None and bool(state.pending)
 
     def observe_prompt_size(self, key: Key, chars: int, input_tokens: int) -> None:
         """Teach one call that reported its input tokens: how many prompt characters make a token here.

@@ -32,7 +32,7 @@ from typing import Any
 
 from llmotel import config, forksafe
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
-from llmotel.phases.own_queue import MAX_SLOTS, SlotCounts, ceiling_ns
+from llmotel.phases.own_queue import MAX_SLOTS, SlotCounts, ceiling_ns, implied_wait_ns
 from llmotel.phases.passes import MAX_TOLERANCE_S, OPEN, TOLERANCE_STEP_SHARE, PassBook
 from llmotel.phases.prefix_book import PrefixBook
 from llmotel.phases.residuals import Residuals
@@ -340,8 +340,8 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
-        own_wait, ceiling, _ = self._own_wait(request, capture, attempt, first,
-                                              queue_srv is None and prefill_srv is None)
+        own_wait, ceiling, _, waits = self._own_wait(request, capture, attempt, first,
+                                                     queue_srv is None and prefill_srv is None)
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         band = _own_band(co, own_wait, ceiling, cached)
@@ -359,22 +359,26 @@ class PhaseModel:
             if own_wait is not None and own_wait < own:
                 own -= own_wait
             self.calibrator.observe_stream(key, uncached, cached, own, tpot, early_now, path,
-                                           uncached + cached + 0.5 * visible)
+                                           uncached + cached + 0.5 * visible, waits)
+            if own_wait is not None:
+                self._settle(key, request)
         return phases
 
     def _own_wait(
         self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool,
         body: tuple[int, int, int] | None = None,
-    ) -> tuple[float | None, float | None, int]:
-        """(the wait the app's own calls in flight imply for this call (own_queue.py), the most it can be), in
+    ) -> tuple[float | None, float | None, int, tuple[float, ...] | None]:
+        """(the wait the app's own calls in flight imply for this call (own_queue.py), the most it can be, in
         seconds, after learning the server's slot count from it (a stream: ``first`` > 0). The wait is None when
         the slot count is unknown (the most is then the one-slot wait, ``inf`` when a call ahead was not seen to
         end) or ``use`` is False (both None); and, where own calls were in flight on a server of a few slots, which
-        runs them in the same batches as this one, its slot count (0 otherwise). ``body``: a whole body's
-        (uncached, cached, output) tokens."""
+        runs them in the same batches as this one, its slot count (0 otherwise); and, while the count is unknown,
+        the wait each count 1, 2, ... would imply (``inf`` where its call was not seen to end), for the learner to
+        take out once it is known (Calibrator.settle). ``body``: a whole body's (uncached, cached, output)
+        tokens."""
         if not capture.ahead:  # nothing of the app's own was in flight (the common case: keep it cheap)
             capture.ahead = None
-            return (0.0 if use else None), None, 0
+            return (0.0 if use else None), None, 0, None
         group = (request.provider, request.server_address, request.request_model)
         ends = self.passes.ahead(capture)
         if self.learn and not capture.abandoned:
@@ -383,12 +387,24 @@ class PhaseModel:
             elif body is not None:
                 self.slots.observe_body(group, ends, attempt, capture.end_ns, *body)
         if not use:
-            return None, None, 0
+            return None, None, 0, None
         wait, slots = self.slots.own_wait(group, ends, attempt)
         if wait is not None or not ends:
-            return wait, None, slots if 2 <= slots <= MAX_SLOTS and ends else 0
+            return wait, None, slots if 2 <= slots <= MAX_SLOTS and ends else 0, None
         most = ceiling_ns(ends, attempt)
-        return None, (math.inf if most >= OPEN else most / _NS), 0
+        waits = []
+        for k in range(1, min(len(ends), MAX_SLOTS) + 1):
+            implied = implied_wait_ns(ends, attempt, k)
+            waits.append(math.inf if implied is None else implied / _NS)
+        return None, (math.inf if most >= OPEN else most / _NS), 0, tuple(waits)
+
+    def _settle(self, key: Key, request: LLMRequest) -> None:
+        """Once the server's slot count is known, take the wait it implies out of what the key learned while it
+        was not (Calibrator.settle)."""
+        if self.calibrator.unsettled(key):
+            slots = self.slots.slots((request.provider, request.server_address, request.request_model))
+            if slots is not None:
+                self.calibrator.settle(key, slots)
 
     def _shared_pass(self, co: Coefficients, request: LLMRequest, capture: CallCapture, own: float) -> float:
         """The summed own prefill of the other streams in this call's pass (passes.py), 0 when it had none."""
@@ -475,8 +491,8 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
         body = (uncached, cached, output)
-        own_wait, ceiling, slots = self._own_wait(request, capture, attempt, 0,
-                                                    queue_srv is None and prefill_srv is None, body)
+        own_wait, ceiling, slots, waits = self._own_wait(request, capture, attempt, 0,
+                                                           queue_srv is None and prefill_srv is None, body)
         if own_wait is not None:
             _at_least(w, own_wait, total - decode)
             if slots and decode_src == "estimated" and inference is None and w.q_src == "estimated" \
@@ -519,7 +535,9 @@ class PhaseModel:
                 # As for streams: the envelope learns the call's own time, without the wait behind own calls.
                 total -= own_wait
                 tail = None if tail is None else tail - own_wait
-            self.calibrator.observe_total(key, uncached, cached, output, total, tail)
+            self.calibrator.observe_total(key, uncached, cached, output, total, tail, waits)
+            if own_wait is not None:
+                self._settle(key, request)
         return phases
 
     @staticmethod
