@@ -98,3 +98,28 @@ def test_the_book_is_bounded() -> None:
     for _ in range(100):
         book.began(never_end, CallCapture(start_ns=1, attempt_start_ns=1))
     assert len(book._groups[("openai", "127.0.0.1", "test-lm")].open) == 64
+
+
+def test_a_pass_mate_not_split_yet_is_as_cached_as_the_keys_prompts() -> None:
+    # Every prompt of this key is a 4,000-token cached system prompt and 100-800 new tokens (the calls report the
+    # hit). Two streams sent together wait 100 ms behind other clients' work, then share one pass: 4 ms + one 20 ms
+    # step + 50 us per new token (200 + 400) + 2 us per cached token read (8,000) = 70 ms; TTFT 170 ms. A ends first,
+    # while B (16,000 + 1,600 characters) has reported nothing: read all uncached, B's 4,400 tokens were 224 ms of
+    # prefill, more than A's whole TTFT, and A's 100 ms queue became prefill (bench/sim_trials.py's four callers on
+    # cached prefixes: queue p90 33 % of TTFT; 17.6 % with the key's cached share).
+    model = PhaseModel()
+    rng = random.Random(11)
+    for i in range(150):
+        u = rng.choice([100, 200, 400, 800])
+        queue = rng.expovariate(1 / 0.05) if rng.random() < 0.3 else 0.0
+        cap = _stream_capture(i * 10 * NS, 0.004 + 0.02 + 5e-5 * u + 2e-6 * 4000 + queue, 0.02, 40)
+        model.split(_req(4 * (4000 + u)), _response(4000 + u, 40, 4000), cap, ServerTiming())
+    t0 = 10_000 * NS
+    ra, rb = _req(4 * 4200), _req(4 * 4400)
+    a = _stream_capture(t0, 0.170, 0.02, 40)
+    b = _stream_capture(t0, 0.1704, 0.02, 60)
+    model.passes.began(ra, a)
+    model.passes.began(rb, b)
+    d = _durations(model.split(ra, _response(4200, 40, 4000), a, ServerTiming()))
+    assert 0.07 < d["queue"] < 0.13, d
+    assert 0.04 < d["prefill"] < 0.1, d

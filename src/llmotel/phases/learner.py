@@ -170,6 +170,9 @@ class Coefficients(NamedTuple):
     # over recent streams), and how much a step grows per 1,000 tokens of it (seconds; 0 until _TPOT_CTX_MIN streams).
     tpot_context_tokens: float = 0.0
     tpot_s_per_ktoken: float = 0.0
+    # The share of this key's input tokens the server's prefix cache served (decayed sums over the calls that reported
+    # usage): a prompt known only by its characters (an own stream of the same pass, not split yet) is that cached.
+    cached_share: float = 0.0
 
 
 def _log_bin(value: float, per_octave: int) -> int:
@@ -574,9 +577,9 @@ class _LowRing:
 
 class _KeyState:
     __slots__ = (
-        "coefficients", "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "ctx_cov", "ctx_mean", "ctx_n", "ctx_tpot",
-        "ctx_var", "header_votes", "pending", "prior", "tail_ring", "total", "tpot", "tpot_ctx", "tpot_n", "tpot_ring",
-        "ttft", "tu_max", "tu_min", "u_max", "u_min",
+        "cached_tokens", "coefficients", "cpt", "cpt_chars", "cpt_n", "cpt_tokens", "ctx_cov", "ctx_mean", "ctx_n",
+        "ctx_tpot", "ctx_var", "header_votes", "pending", "prior", "tail_ring", "total", "tpot", "tpot_ctx", "tpot_n",
+        "tpot_ring", "ttft", "tu_max", "tu_min", "u_max", "u_min",
     )
 
     def __init__(self, p: Prior) -> None:
@@ -614,6 +617,7 @@ class _KeyState:
         self.cpt_n = 0
         self.cpt_chars = 0.0  # decayed sums of prompt characters and input tokens of calls that reported both
         self.cpt_tokens = 0.0
+        self.cached_tokens = 0.0  # the same sum of those calls' cached input tokens
         # Points taught with an unknown own wait in them (Calibrator.settle): (envelope, seq, features, time, aux,
         # the wait each slot count 1, 2, ... implies). Made on the first such call.
         self.pending: deque[tuple[_Envelope, int, tuple[float, ...], float, float, tuple[float, ...]]] | None = None
@@ -658,6 +662,7 @@ def _snapshot(state: _KeyState) -> Coefficients:
         state.cpt_n,  # chars_per_token_samples
         state.tpot_ctx,  # tpot_context_tokens
         _ctx_slope(state),  # tpot_s_per_ktoken
+        state.cached_tokens / state.cpt_tokens if state.cpt_tokens > 0.0 else 0.0,  # cached_share
     ))
 
 
@@ -669,7 +674,7 @@ def _ctx_slope(state: _KeyState) -> float:
     return max(0.0, state.ctx_cov / state.ctx_var) * 1000.0
 
 
-assert len(Coefficients._fields) == 26, "Coefficients changed: build the new field in _snapshot"
+assert len(Coefficients._fields) == 27, "Coefficients changed: build the new field in _snapshot"
 
 
 def _confidence(samples: int, base: float, spread: float) -> float:
@@ -828,9 +833,10 @@ class Calibrator:
         state = self._keys.get(key)
         return state is not None and bool(state.pending)
 
-    def observe_prompt_size(self, key: Key, chars: int, input_tokens: int) -> None:
-        """Teach one call that reported its input tokens: how many prompt characters make a token here.
-        The count includes the chat template's tokens, so the ratio carries them too."""
+    def observe_prompt_size(self, key: Key, chars: int, input_tokens: int, cached_tokens: int = 0) -> None:
+        """Teach one call that reported its input tokens: how many prompt characters make a token here, and how
+        many of its tokens the server had cached. The count includes the chat template's tokens, so the ratio
+        carries them too."""
         if chars <= 0 or input_tokens <= 0:
             return
         with self._lock:
@@ -841,6 +847,7 @@ class Calibrator:
             keep = 1.0 - _CPT_ALPHA
             state.cpt_chars = state.cpt_chars * keep + chars
             state.cpt_tokens = state.cpt_tokens * keep + input_tokens
+            state.cached_tokens = state.cached_tokens * keep + min(max(cached_tokens, 0), input_tokens)
             state.cpt = state.cpt_chars / state.cpt_tokens
             state.cpt_n += 1
 

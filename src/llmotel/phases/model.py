@@ -249,7 +249,8 @@ class PhaseModel:
         if usage.input_tokens is not None:
             input_tokens = max(usage.input_tokens, 0)
             if self.learn and request.prompt_chars > 0:
-                self.calibrator.observe_prompt_size(key, request.prompt_chars, input_tokens)
+                hit = usage.cache_read_tokens if usage.cache_read_tokens is not None else server.cached_tokens
+                self.calibrator.observe_prompt_size(key, request.prompt_chars, input_tokens, hit or 0)
         else:
             # No usage (a stream without include_usage): the prompt's size in tokens, as this key's calls taught
             # it, and the part of it the server likely has cached. Without it every such call would have prefill 0
@@ -414,8 +415,12 @@ class PhaseModel:
         for peer in self.passes.peers(request, capture, round(tolerance * _NS), own):
             if peer.own_s >= 0.0:
                 shared += peer.own_s
-            else:  # not split yet: its prompt's characters, all uncached
-                shared += _prefill(co, _tokens_from_chars(peer.chars, co), 0)
+            else:  # not split yet: its prompt's characters, as cached as this key's prompts are
+                # (all uncached, a 5,000-token cached prefix read as prefill took all of a call's TTFT and its
+                # queue of 50-350 ms: bench/sim_trials.py's four callers on cached prefixes, queue p90 33 %)
+                tokens = _tokens_from_chars(peer.chars, co)
+                cached = round(tokens * co.cached_share)
+                shared += _prefill(co, tokens - cached, cached)
         return shared
 
     def _split_total(

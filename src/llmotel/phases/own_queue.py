@@ -24,7 +24,8 @@ one address with one slot each read as k = 2, which is what they are to the clie
 While a group's slot count is unknown (its first tests, and for good where the app never streams to it: a whole
 body shows no first token to test k with) the estimate stays the fit's, but the queue's interval reaches up to the
 wait one slot implies (``ceiling_ns``, the most any slot count does): the client cannot tell a server that queued
-the call behind its own from one that batched it, and the interval says so.
+the call behind its own from one that batched it, and the interval says so. What such calls teach the fit keeps the
+wait each count would imply, and loses the known count's wait once it is known (learner.py, Calibrator.settle).
 
 Bounded: ``_MAX_GROUPS`` groups (least recently used dropped). Thread-safe; never raises.
 """
