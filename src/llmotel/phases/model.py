@@ -361,7 +361,7 @@ class PhaseModel:
                 own -= own_wait
             self.calibrator.observe_stream(key, uncached, cached, own, tpot, early_now, path,
                                            uncached + cached + 0.5 * visible, waits)
-            if own_wait is not None:
+            if own_wait is not None and not solo:  # the count is learned behind own calls: known only then
                 self._settle(key, request)
         return phases
 
@@ -541,7 +541,7 @@ class PhaseModel:
                 total -= own_wait
                 tail = None if tail is None else tail - own_wait
             self.calibrator.observe_total(key, uncached, cached, output, total, tail, waits)
-            if own_wait is not None:
+            if own_wait is not None and not solo:  # the count is learned behind own calls: known only then
                 self._settle(key, request)
         return phases
 
