@@ -12,6 +12,7 @@ is, so it draws the same prompts again; trial 1 (seed 31) ran beside 19, so a re
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 2 --seed 41      # trial 2, ~14 min
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 3 --seed 51      # trial 3 (async callers), ~8 min
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 4 --seed 61      # trial 4 (another model), ~10 min
+    LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 5 --seed 81      # trial 5 (session 15), ~12 min
 """
 
 from __future__ import annotations
@@ -78,6 +79,21 @@ TRIALS: dict[str, tuple[Workload, ...]] = {
                  tokens=(20, 300), callers=2),
         Workload("h4_prefix_cache_no_usage", "prefix cache, no usage, another model", prefix=True, tokens=(20, 400),
                  include_usage=False),
+    ),
+    # Session 15, after its two changes (points taught before the slot count was known lose its wait; a pass-mate
+    # not split yet is as cached as the key's prompts): more slots for whole bodies, and own streams sharing passes
+    # on cached system prompts, which the matrix has only on one slot or without a prefix.
+    "5": (
+        Workload("h5_three_slots_6_callers_non_streaming", "3 slots, 6 callers, whole bodies", slots=3, callers=6,
+                 stream=False),
+        Workload("h5_two_slots_4_callers_prefix", "2 slots, 4 callers, prefix cache", slots=2, callers=4,
+                 prefix=True, tokens=(20, 400)),
+        Workload("h5_two_slots_4_callers_prefix_non_streaming", "2 slots, 4 callers, prefix cache, whole bodies",
+                 slots=2, callers=4, prefix=True, tokens=(20, 400), stream=False),
+        Workload("h5_idle_non_streaming_long", "idle, whole bodies of 500-3,000-token prompts, 8-60 output tokens",
+                 stream=False, tokens=(500, 3000), max_tokens=(8, 60)),
+        Workload("h5_two_slots_6_callers_prefix_no_usage", "2 slots, 6 callers, prefix cache, no usage", slots=2,
+                 callers=6, prefix=True, tokens=(20, 400), include_usage=False),
     ),
 }
 # Harness arguments a trial adds (its model).
