@@ -549,6 +549,9 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
+_CODE = ""  # _code() when the run began (main): a commit made while it ran is not the code it measured
+
+
 def _code() -> str:
     """The commit measured, and whether the measured code (the SDK and this script) had uncommitted edits."""
     root = Path(__file__).resolve().parent.parent
@@ -581,7 +584,7 @@ def render(rows: list[dict[str, Any]], warmup: int, measured: int, seconds: floa
         "## Phase model accuracy (server timing off)",
         "",
         f"Machine: {machine()}. Command: `.venv/bin/python bench/phase_accuracy.py` ({seconds:.0f} s wall)."
-        f" Code measured: {_code()}.",
+        f" Code measured: {_CODE or _code()}.",
         f"Real `openai` calls, {_TIMED_BY[SDK is not None]},"
         f" over loopback against `llmotel_sim` in its own process (speed {SPEED:g}, server timing `none`);"
         f" per scenario {warmup} calls teach the model, the next {measured} are scored against the simulator's"
@@ -680,7 +683,8 @@ def main() -> None:
     parser.add_argument("--timing", choices=["sdk", "client"], default="sdk",
                         help="sdk: llmotel's instrumentor times the calls (default); client: this script does")
     args = parser.parse_args()
-    global SDK
+    global SDK, _CODE
+    _CODE = _code()
     if args.timing == "sdk":
         SDK = SdkTiming()
     warmup, measured = (40, 30) if args.quick else (args.warmup, args.measured)
