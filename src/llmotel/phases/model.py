@@ -104,6 +104,10 @@ _TOTAL_DECODE_SPREAD = 0.35
 # coverage 73 / 79 -> 83 / 82 %.
 # bench/real: no workload's median or p90 moved by more than 0.3 points (its early-header floors hold ~0 path).
 _WAY_BACK_SHARE = 0.5
+# The share of a stream's floor prefill its prompt surely took after its slot freed, in the slot test: the floor is a
+# low quantile of the key's calls, so most prompts take longer; half leaves room for a scattering server and for the
+# client seeing the slot's previous call end a little after the server freed it.
+_SLOT_TEST_PREFILL_SHARE = 0.5
 _SAMPLING_SHARE_8B = 0.066  # the output layer's share of a decode step on Llama-3.1-8B (see _sampling_share)
 _SAMPLING_SPREAD = 0.3  # an estimated sampling may be off by this multiple of itself (_sampling_spread)
 
@@ -341,8 +345,11 @@ class PhaseModel:
         if inference is not None:
             w.p_src = "estimated"
             w.f_src = "estimated"
+        # Once the key's floor is learned, a stream behind own calls had its prompt run for at least a share of the
+        # floor's own prefill after its slot freed: the slot test's margin (own_queue.py, SlotCounts.observe).
+        least = _SLOT_TEST_PREFILL_SHARE * own if co.samples >= _MIN_STREAM_SAMPLES else 0.0
         own_wait, ceiling, _, waits = self._own_wait(request, capture, attempt, first,
-                                                     queue_srv is None and prefill_srv is None)
+                                                     queue_srv is None and prefill_srv is None, prefill_s=least)
         if own_wait is not None:
             _at_least(w, own_wait, ttft)
         band = _own_band(co, own_wait, ceiling, cached)
@@ -367,12 +374,13 @@ class PhaseModel:
 
     def _own_wait(
         self, request: LLMRequest, capture: CallCapture, attempt: int, first: int, use: bool,
-        body: tuple[int, int, int] | None = None,
+        body: tuple[int, int, int] | None = None, prefill_s: float = 0.0,
     ) -> tuple[float | None, float | None, int, tuple[float, ...] | None]:
         """(the wait the app's own calls in flight imply for this call (own_queue.py), the most it can be, in
         seconds, after learning the server's slot count from it (a stream: ``first`` > 0). The wait is None when
         the slot count is unknown (the most is then the one-slot wait, ``inf`` when a call ahead was not seen to
-        end) or ``use`` is False (both None); and, where own calls were in flight on a server of a few slots, which
+        end) or ``use`` is False (both None); ``prefill_s``: the least a stream's own prompt took (the slot test,
+        own_queue.py); and, where own calls were in flight on a server of a few slots, which
         runs them in the same batches as this one, its slot count (0 otherwise); and, while the count is unknown,
         the wait each count 1, 2, ... would imply (``inf`` where its call was not seen to end), for the learner to
         take out once it is known (Calibrator.settle). ``body``: a whole body's (uncached, cached, output)
@@ -384,7 +392,7 @@ class PhaseModel:
         ends = self.passes.ahead(capture)
         if self.learn and not capture.abandoned:
             if first > 0:
-                self.slots.observe(group, ends, attempt, first)
+                self.slots.observe(group, ends, attempt, first, round(prefill_s * _NS))
             elif body is not None:
                 self.slots.observe_body(group, ends, attempt, capture.end_ns, *body)
         if not use:

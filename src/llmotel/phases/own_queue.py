@@ -197,9 +197,17 @@ class SlotCounts:
             self._groups.move_to_end(group)
         return counts
 
-    def observe(self, group: Group, ends: list[int], attempt_ns: int, first_ns: int) -> None:
+    def observe(self, group: Group, ends: list[int], attempt_ns: int, first_ns: int, prefill_ns: int = 0) -> None:
         """A stream sent at ``attempt_ns`` behind own calls ending at ``ends`` got its first token at ``first_ns``:
-        every candidate k it tests is refuted when the call k says it waited for ended after that token."""
+        every candidate k it tests is refuted when the call k says it waited for ended less than ``prefill_ns``
+        before that token (the least the call's own prompt took once it had the slot; 0: at or after that token).
+
+        Without the prompt's time, a server that queues calls for a *pass* (one prefill pass at a time, decode
+        steps between) but never for a *slot* passed for one slot whenever its calls were short: a call's first
+        token came after the call ahead had ended (a few decode steps after its own first token), but sooner after
+        that end than its own prompt could run (bench/sim_trials.py's four callers on cached prefixes with 5
+        output tokens: in one run of three one slot was taken, every wait read 25-50 ms long, queue median 25-33 %
+        of TTFT)."""
         try:
             n = len(ends)
             if n == 0:
@@ -208,7 +216,8 @@ class SlotCounts:
                 counts = self._counts(group)
                 for k in range(1, min(n, MAX_SLOTS) + 1):
                     counts.tests[k] = counts.tests[k] * _DECAY + 1.0
-                    counts.refuted[k] = counts.refuted[k] * _DECAY + (1.0 if ends[n - k] >= first_ns else 0.0)
+                    counts.refuted[k] = counts.refuted[k] * _DECAY + (
+                        1.0 if ends[n - k] + prefill_ns >= first_ns else 0.0)
         except Exception:
             _log.debug("llmotel: slot counts could not learn from a call", exc_info=True)
 
