@@ -366,3 +366,19 @@ def test_what_was_learned_before_the_slot_count_was_known_loses_its_wait_once_it
         many.observe_total(key, 100 + i, 0, 10, 1.0, waits=(0.5,))
     state = many._keys[key]
     assert state.pending is not None and len(state.pending) == _PENDING
+
+
+def test_a_first_token_too_soon_after_the_slot_freed_refutes_the_slot_count() -> None:
+    # One own call ahead, ending at 1.00 s; this call's first token came at 1.03 s, its own prompt takes at least
+    # 0.1 s. Under one slot its prompt could only have started at 1.00 s: it did not wait for that slot (a replica
+    # that prefills one pass at a time, with short calls that end a few steps after their first token).
+    pass_server, slot_server_, unaware = SlotCounts(), SlotCounts(), SlotCounts()
+    for i in range(2 * int(MIN_TESTS)):
+        base = i * 10 * NS
+        pass_server.observe(GROUP, [base + NS], base, base + round(1.03 * NS), round(0.1 * NS))
+        unaware.observe(GROUP, [base + NS], base, base + round(1.03 * NS))
+        # A real one-slot server: the prompt ran 0.15 s after the slot freed.
+        slot_server_.observe(GROUP, [base + NS], base, base + round(1.15 * NS), round(0.1 * NS))
+    assert pass_server.slots(GROUP) != 1
+    assert unaware.slots(GROUP) == 1  # without the prompt's time the test could not tell
+    assert slot_server_.slots(GROUP) == 1
