@@ -273,7 +273,12 @@ class _Envelope:
         if x == self._last_x:
             key = self._last_key
         else:
-            key = self._bin(x)
+            # _log_bin inlined (this runs on every call); a feature without bins of its own (0 per octave) only
+            # tells sizes below one token from the rest, without a logarithm.
+            key = tuple([
+                0 if v < 1.0 else 1 if not p else 1 + int(p * math.log2(v))
+                for v, p in zip(x, self._per_octave, strict=True)
+            ])
             self._last_x, self._last_key = x, key
         bins = self._bins
         points = bins.get(key)
@@ -322,27 +327,17 @@ class _Envelope:
 
     def amend(self, seq: int, x: tuple[float, ...], t: float, aux: float = 0.0) -> None:
         """Lower the point ``seq`` (features ``x``) to ``t``: in place where its bin still holds it, else admitted
-        afresh as its bin admits any point (a lower time may displace the bin's worst), not counted again; nothing
-        where the bin itself has gone (its sizes are no longer sent)."""
-        key = self._bin(x)
-        points = self._bins.get(key)
-        if points is not None:
+        afresh as any point is (a lower time may displace its bin's worst), not counted again. Rare (once per
+        learned slot count): a scan of the bins, not a binning of ``x``."""
+        for key, points in self._bins.items():
             for i, p in enumerate(points):
                 if p[2] == seq:
                     points[i] = (p[0], min(t, p[1]), seq, p[3])
                     self._worst.pop(key, None)
                     self._dirty = True
                     return
-            if seq > self.count - _MAX_AGE:
-                self.add(x, t, aux, seq)
-
-    def _bin(self, x: tuple[float, ...]) -> tuple[int, ...]:
-        # _log_bin inlined (add runs on every call); a feature without bins of its own (0 per octave) only tells
-        # sizes below one token from the rest, without a logarithm.
-        return tuple([
-            0 if v < 1.0 else 1 if not p else 1 + int(p * math.log2(v))
-            for v, p in zip(x, self._per_octave, strict=True)
-        ])
+        if seq > self.count - _MAX_AGE:
+            self.add(x, t, aux, seq)
 
     def _residuals(self, ts: list[float], cols: list[list[float]]) -> list[float]:
         """``_residual`` of every point, column by column (the same subtractions in the same order)."""

@@ -32,7 +32,7 @@ from typing import Any
 
 from llmotel import config, forksafe
 from llmotel.phases.learner import Calibrator, Coefficients, Key, attention_work
-from llmotel.phases.own_queue import MAX_SLOTS, SlotCounts, ceiling_ns, implied_wait_ns
+from llmotel.phases.own_queue import MAX_SLOTS, SlotCounts, ceiling_ns, implied_waits_s
 from llmotel.phases.passes import MAX_TOLERANCE_S, OPEN, TOLERANCE_STEP_SHARE, PassBook
 from llmotel.phases.prefix_book import PrefixBook
 from llmotel.phases.residuals import Residuals
@@ -401,11 +401,7 @@ class PhaseModel:
         if wait is not None or not ends:
             return wait, None, slots if 2 <= slots <= MAX_SLOTS and ends else 0, None
         most = ceiling_ns(ends, attempt)
-        waits = []
-        for k in range(1, min(len(ends), MAX_SLOTS) + 1):
-            implied = implied_wait_ns(ends, attempt, k)
-            waits.append(math.inf if implied is None else implied / _NS)
-        return None, (math.inf if most >= OPEN else most / _NS), 0, tuple(waits)
+        return None, (math.inf if most >= OPEN else most / _NS), 0, implied_waits_s(ends, attempt)
 
     def _settle(self, key: Key, request: LLMRequest) -> None:
         """Once the server's slot count is known, take the wait it implies out of what the key learned while it

@@ -62,6 +62,16 @@ def implied_wait_ns(ends: list[int], attempt_ns: int, slots: int) -> int | None:
     return None if end >= OPEN else max(end - attempt_ns, 0)
 
 
+def implied_waits_s(ends: list[int], attempt_ns: int) -> tuple[float, ...]:
+    """The wait each slot count 1, 2, ... (up to ``MAX_SLOTS`` and the calls ahead) implies, in seconds; ``inf`` where
+    the call it waited for was not seen to end."""
+    waits = []
+    for k in range(1, min(len(ends), MAX_SLOTS) + 1):
+        wait = implied_wait_ns(ends, attempt_ns, k)
+        waits.append(math.inf if wait is None else wait / _NS)
+    return tuple(waits)
+
+
 def ceiling_ns(ends: list[int], attempt_ns: int) -> int:
     """The most any slot count implies for a call sent at ``attempt_ns`` behind own calls ending at ``ends``
     (sorted, not empty): the wait for the last of them (one slot); ``OPEN`` when one was not seen to end."""
@@ -122,7 +132,7 @@ _BODY_REFUTED = 0.1  # a count under which more than this share of bodies served
 class _Body:
     __slots__ = ("features", "total", "waits")
 
-    def __init__(self, features: tuple[float, float, float], total: float, waits: list[float]) -> None:
+    def __init__(self, features: tuple[float, float, float], total: float, waits: tuple[float, ...]) -> None:
         self.features = features  # uncached tokens, cached tokens, output tokens
         self.total = total
         self.waits = waits  # index k - 1: the wait k slots imply (inf: the call k says it waited for never ended)
@@ -230,11 +240,8 @@ class SlotCounts:
             n = len(ends)
             if n == 0 or end_ns <= attempt_ns:
                 return
-            waits = []
-            for k in range(1, min(n, MAX_SLOTS) + 1):
-                wait = implied_wait_ns(ends, attempt_ns, k)
-                waits.append(math.inf if wait is None else wait / _NS)
-            body = _Body((float(uncached), float(cached), float(output)), (end_ns - attempt_ns) / _NS, waits)
+            body = _Body((float(uncached), float(cached), float(output)), (end_ns - attempt_ns) / _NS,
+                         implied_waits_s(ends, attempt_ns))
             with self._lock:
                 counts = self._counts(group)
                 if counts.bodies is None:
