@@ -50,8 +50,9 @@ def main() -> None:
         chosen: list[int | None] = []
         choose = own_queue._body_slots
 
-        def spy(bodies: Any, choose: Any = choose, chosen: list[int | None] = chosen) -> int | None:
-            k: int | None = choose(bodies)
+        def spy(bodies: Any, kept: int | None = None, choose: Any = choose,
+                chosen: list[int | None] = chosen) -> int | None:
+            k: int | None = choose(bodies, kept)
             chosen.append(k)
             return k
 

@@ -127,6 +127,7 @@ _BODY_CLEAR = 0.7  # the same for two or more slots, whose calls' service stretc
 _BODY_NONE = 0.9  # every count's at least this share, and no-wait's scatter clean: no own wait
 _BODY_CLEAN = 0.15  # no-wait's residual scatter at most this share of the median total: clean
 _BODY_REFUTED = 0.1  # a count under which more than this share of bodies served for less than nothing is refuted
+_BODY_KEEP = 0.85  # a count already chosen is kept while it stays the best and at most this share of no-wait's
 
 
 class _Body:
@@ -173,14 +174,22 @@ def _residual_scatter(bodies: deque[_Body], k: int) -> float:
     return residuals[len(residuals) // 2]
 
 
-def _body_slots(bodies: deque[_Body]) -> int | None:
-    """The slot count the bodies imply (``NONE``: no own wait); None when they do not tell."""
+def _body_slots(bodies: deque[_Body], chosen: int | None = None) -> int | None:
+    """The slot count the bodies imply (``NONE``: no own wait); None when they do not tell. ``chosen``: the count an
+    earlier window chose, kept while it stays the best and within ``_BODY_KEEP`` of no-wait's scatter.
+
+    Without that, a true count whose ratio hovers about ``_BODY_CLEAR`` came and went between refits, and every
+    body in between lost its wait (bench/real/trials.py 5, two slots, four callers of whole bodies on a prefix
+    cache: two slots at 0.69 of no-wait's scatter after 24 bodies, 0.73-0.81 for the next 32, 0.55-0.63 after;
+    queue p90 42 % of TTFT, all of it in the bodies between)."""
     baseline = _residual_scatter(bodies, NONE)
     top = max(len(b.waits) for b in bodies)
     scatters = [_residual_scatter(bodies, k) for k in range(1, min(top, MAX_SLOTS) + 1)]
     best = min(scatters)
     best_k = scatters.index(best) + 1 if best < math.inf else NONE
     if best <= (_BODY_CLEAR_ONE if best_k == 1 else _BODY_CLEAR) * baseline:
+        return best_k
+    if chosen is not None and chosen == best_k and best <= _BODY_KEEP * baseline:
         return best_k
     if best == math.inf:
         return NONE  # every count refuted: calls overtook the ones they would have waited for
@@ -252,7 +261,8 @@ class SlotCounts:
                     return
                 counts.unfitted = 0
                 bodies = deque(counts.bodies)
-            slots = _body_slots(bodies)  # outside the lock: a few thousand operations every 8 bodies
+                chosen = counts.body_slots
+            slots = _body_slots(bodies, chosen)  # outside the lock: a few thousand operations every 8 bodies
             with self._lock:
                 counts.body_slots = slots
         except Exception:
