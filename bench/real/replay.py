@@ -8,7 +8,7 @@ judged against real llama.cpp behaviour without building it.
 
     .venv/bin/python bench/real/replay.py                  # every recording: the table, replayed
     .venv/bin/python bench/real/replay.py tests/data/real_server/idle.json
-    .venv/bin/python bench/real/replay.py --compare-live tests/data/real_server/run-*-seed15/*.json
+    .venv/bin/python bench/real/replay.py --compare-live tests/data/real_server/run-*-seed21/*.json
 """
 
 from __future__ import annotations

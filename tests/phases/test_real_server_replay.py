@@ -34,7 +34,17 @@ PATHS = replay.recordings()
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 # Workloads whose replayed scores miss the target, as {"<run folder>/<workload>": the numbers and why}. A fix
 # makes its test XPASS: then remove it (docs/phases.md has every run's figures).
-KNOWN_MISSES: dict[str, str] = {}  # none today: every recorded workload run meets the target
+KNOWN_MISSES: dict[str, str] = {
+    "run-2026-12-07-seed21/conversation": "queue / prefill p90 25.9 / 25.6 % (median 3.9 / 4.4 %): one chat grew to "
+    "4,000-5,900 tokens of context, beyond what the key had sent before, and the envelope's fit had just moved to "
+    "a vertex with a lower per-token slope (0.41 -> 0.29 ms) and a higher intercept (8 -> 26 ms): those ten calls' "
+    "prefill read 20-30 % low (seeds 11, 12, 14: p90 20.9, 15.3, 8.3 %).",
+    "run-2026-12-07-seed21/one_prompt_size": "queue / prefill median 10.8 / 10.7 % (p90 12.5 / 12.4 %): every call "
+    "waits behind the other caller's; one fast call (563 ms against a typical 700 for 800 tokens) set the floor, and "
+    "the fit's queue then exceeded the measured own wait by ~0.3 of the prefill, more than the 0.1 that _at_least "
+    "takes for the prompt running above its floor, so it stayed queue (+167 ms). A rerun of this workload alone "
+    "read 8.5 / 11.4 %; seeds 11, 12, 14: median 8.6, 0.4, 0.5 %.",
+}
 # Interval coverage below the test's floor (mean of queue's and prefill's 75 %, each 70 %; the target is 75-90 %).
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "run-2026-12-07-seed11/one_slot_4_callers_mixed": "coverage queue / prefill 83 / 63 %: the key's whole bodies "
@@ -42,6 +52,13 @@ KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "21 % slower per token than the bodies (estimated / true decode 1.21; seeds 10 and 12: 0.97 and 1.00, coverage "
     "88 / 90 and 85 / 90 %), more "
     "than the 15 % of the estimated decode the prefill's interval allows for it.",
+    "run-2026-12-07-seed21/prefix_cache": "coverage queue / prefill 70 / 72 %: the envelope's per-token slope and "
+    "attention term trade places between refits (0.44 / 0.43 -> 0.74 / 0.10 -> 0.56 / 0.26 ms per token / per "
+    "1,000 token pairs) on two clusters of calls (hits of ~1,500 cached tokens, misses of ~1,600 fresh), and the "
+    "hits' interval is the fit's at full confidence (seeds 11, 12, 14: 95 / 93, 87 / 83, 82 / 82 %).",
+    "run-2026-12-07-seed21/prefix_cache_2_callers": "coverage queue / prefill 70 / 78 % (mean 74 %): its 15 cache "
+    "misses (~1,600 fresh tokens, prompts the key rarely sends) read 47 / 47 %, as seed 15's did (73 / 73 %); hits "
+    "78 / 89 %.",
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 
@@ -64,8 +81,8 @@ def recording(request: pytest.FixtureRequest) -> dict[str, Any]:
 def test_recordings_are_small() -> None:
     # About 2.6 MB per harness run of nineteen workloads of 100 calls (format 2), 3.0 MB of twenty-two: keep four runs
     # at most. Seeds 11 and 12 each hold a real behaviour a test names (a scattering idle server; one caller's whole
-    # bodies decoding slow in spells), 14 a quiet server (session 12's held-out live run), 15 the live run of
-    # today's estimator with session 13's workloads (seed 13, session 11's held-out run, is in git history); seed 17
+    # bodies decoding slow in spells), 14 a quiet server (session 12's held-out live run), 21 the live run of
+    # session 15's estimator (seeds 13 and 15, earlier live runs, are in git history); seed 17
     # only its two_slots_4_callers_non_streaming (136 kB), whose floor was learned from calls that waited behind own
     # calls before the slot count was known (Calibrator.settle).
     total = sum(p.stat().st_size for p in PATHS)
