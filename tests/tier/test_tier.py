@@ -143,8 +143,11 @@ def check_nothing_lost(r: dict[str, Any]) -> Reached:
 
 def check_slis_match(r: dict[str, Any], reached: Reached) -> None:
     gw, one = r["gateways"], r["reference"]
-    # A duplicated span is counted again by the gateway that receives it (nothing deduplicates spans).
-    assert one["calls"] <= gw["calls"] <= one["calls"] + reached.gateway_duplicates, (gw, one)
+    # A duplicated span is counted again by the collector that receives it (nothing deduplicates spans). The reference
+    # gets duplicates too where the agent tier that feeds it replays its queue after a kill (CI at 91e63cd: 40
+    # duplicate spans, reference 668 calls against the gateways' 662 from the app's 652).
+    assert one["calls"] - reached.reference_duplicates <= gw["calls"] <= one["calls"] + reached.gateway_duplicates, (
+        gw, one)
     assert _close(gw["ttft_p50_s"], one["ttft_p50_s"], 0.05) and _close(gw["ttft_p95_s"], one["ttft_p95_s"], 0.05)
     # Split or late runs are not scored; the scored ones give the reference's adherence (a re-sent tool span counts
     # once in llm_sli).
