@@ -39,11 +39,6 @@ KNOWN_MISSES: dict[str, str] = {
     "4,000-5,900 tokens of context, beyond what the key had sent before, and the envelope's fit had just moved to "
     "a vertex with a lower per-token slope (0.41 -> 0.29 ms) and a higher intercept (8 -> 26 ms): those ten calls' "
     "prefill read 20-30 % low (seeds 11, 12, 14: p90 20.9, 15.3, 8.3 %).",
-    "run-2026-12-07-seed21/one_prompt_size": "queue / prefill median 10.8 / 10.7 % (p90 12.5 / 12.4 %): every call "
-    "waits behind the other caller's; one fast call (563 ms against a typical 700 for 800 tokens) set the floor, and "
-    "the fit's queue then exceeded the measured own wait by ~0.3 of the prefill, more than the 0.1 that _at_least "
-    "takes for the prompt running above its floor, so it stayed queue (+167 ms). A rerun of this workload alone "
-    "read 8.5 / 11.4 %; seeds 11, 12, 14: median 8.6, 0.4, 0.5 %.",
 }
 # Interval coverage below the test's floor (mean of queue's and prefill's 75 %, each 70 %; the target is 75-90 %).
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
@@ -56,9 +51,6 @@ KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "attention term trade places between refits (0.44 / 0.43 -> 0.74 / 0.10 -> 0.56 / 0.26 ms per token / per "
     "1,000 token pairs) on two clusters of calls (hits of ~1,500 cached tokens, misses of ~1,600 fresh), and the "
     "hits' interval is the fit's at full confidence (seeds 11, 12, 14: 95 / 93, 87 / 83, 82 / 82 %).",
-    "run-2026-12-07-seed21/prefix_cache_2_callers": "coverage queue / prefill 70 / 78 % (mean 74 %): its 15 cache "
-    "misses (~1,600 fresh tokens, prompts the key rarely sends) read 47 / 47 %, as seed 15's did (73 / 73 %); hits "
-    "78 / 89 %.",
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 

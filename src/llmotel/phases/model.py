@@ -87,6 +87,15 @@ _OWN_PATHS = 1.5  # the low side, in measured request paths (the simulator's ful
 # blocker ended: the excess is the prompt running above the fit's floor (bench/real: 0.1 took the own-wait
 # workloads' queue error from p90 1.4-6.7 % to 0.5-6.7 % of TTFT, median <= 1.6 %; 0.05 left the floor's excess).
 _OWN_PREFILL_SLACK = 0.1
+# Up to this share the excess is still taken for the prompt running above its floor, but the interval keeps the
+# fit's split too (another client's short call ahead looks the same to the client). The floor is a key's
+# second-fastest call in its size's bin, so a typical call runs above it by what the server's prefill scatter puts
+# between the two: about exp(2.3 sigma) - 1 over ~100 calls, 0.35 at sigma 0.13 (bench/real/scatter.py: sigma
+# 0.04-0.18 in the recorded single-caller runs). Where every call of a key waits behind an own one, no call ever
+# teaches the key's typical run (residuals.py learns it from solo calls): bench/real seed 21's one_prompt_size, two
+# callers on one slot, ~800-token prompts, the excess 0.05-0.38 of the prefill and all of it booked as queue at
+# 0.1 (queue median 10.8 % of TTFT, +167 ms).
+_OWN_PREFILL_RUN = 0.35
 # A whole body's estimated decode (the streams' time per token x its tokens) may be off by this share of itself: on
 # its prefill interval where the queue is the own wait (bench/real one_slot_4_callers_mixed, seeds 6-7 replayed:
 # prefill coverage 62 / 55 % without it, 72 / 62 % at 5 %, 82 / 73 % at 10 %, 83 / 83 % at 15 %, 87 / 88 % at 20 %).
@@ -123,13 +132,14 @@ def _finite(value: float | None) -> float | None:
 class _Window:
     """queue / prefill / first_token durations (s) of the span before decode, with sources."""
 
-    __slots__ = ("decoded", "f", "f_src", "moved", "own", "p", "p_src", "q", "q_src", "slots")
+    __slots__ = ("decoded", "doubt", "f", "f_src", "moved", "own", "p", "p_src", "q", "q_src", "slots")
 
     def __init__(self) -> None:
         self.q = self.p = self.f = 0.0
         self.moved = 0.0  # queue booked as prefill by _book_typical_run: the interval reaches back over it
         self.decoded = 0.0  # queue booked as a whole body's decode by _book_typical_decode: the same
         self.own = False  # the queue is the wait the app's own calls imply (own_queue.py), not the fit's remainder
+        self.doubt = 0.0  # the fit's queue above that wait, booked as prefill (_at_least): the interval reaches it
         self.slots = 0  # a whole body that shared its batches with own calls on a server of this many slots (>= 2)
         self.q_src: PhaseSource = "estimated"
         self.p_src: PhaseSource = "estimated"
@@ -625,11 +635,15 @@ def _at_least(w: _Window, own_wait: float, window_s: float) -> None:
 
     Where the fit finds a little more queue than that wait, no more than a prefill's own variation (the fit is a
     floor: a typical prompt runs above it), the call was served when its own blocker ended and the excess is its
-    prefill running above the floor; more than that is other clients' calls ahead of it, and stays queue."""
+    prefill running above the floor; up to ``_OWN_PREFILL_RUN`` of it as well, but then the interval reaches back
+    to the fit's queue (``w.doubt``); more than that is other clients' calls ahead of it, and stays queue."""
     if w.q_src != "estimated" or w.p_src != "estimated" or own_wait <= 0.0:
         return
-    if own_wait <= w.q and w.q - own_wait > _OWN_PREFILL_SLACK * w.p:
+    excess = w.q - own_wait
+    if excess > _OWN_PREFILL_RUN * w.p:
         return
+    if excess > _OWN_PREFILL_SLACK * w.p:
+        w.doubt = excess
     w.q = min(own_wait, max(window_s, 0.0))
     w.own = True
     rest = max(window_s, 0.0) - w.q
@@ -709,7 +723,7 @@ def _intervals(
         # have found more queue).
         own_wait, below, above, _ = own_band
         q_lo = min(max(0.0, own_wait - below), w.q)
-        q_hi = min(both, w.q + above) if w.own else (queue.high_s if queue.high_s is not None else both)
+        q_hi = min(both, w.q + max(above, w.doubt)) if w.own else (queue.high_s if queue.high_s is not None else both)
         q_lo = max(q_lo, queue.low_s or 0.0) if not w.own else q_lo
         queue.low_s, queue.high_s = q_lo, q_hi
         # A whole body's window ends where its estimated decode begins: the prefill also carries that estimate's
