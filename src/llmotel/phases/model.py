@@ -132,14 +132,15 @@ def _finite(value: float | None) -> float | None:
 class _Window:
     """queue / prefill / first_token durations (s) of the span before decode, with sources."""
 
-    __slots__ = ("decoded", "doubt", "f", "f_src", "moved", "own", "p", "p_src", "q", "q_src", "slots")
+    __slots__ = ("decoded", "f", "f_src", "moved", "own", "p", "p_src", "q", "q_src", "slots")
 
     def __init__(self) -> None:
         self.q = self.p = self.f = 0.0
-        self.moved = 0.0  # queue booked as prefill by _book_typical_run: the interval reaches back over it
+        # Queue booked as prefill (by _book_typical_run, or by _at_least beyond the slack): the interval reaches back
+        # over it.
+        self.moved = 0.0
         self.decoded = 0.0  # queue booked as a whole body's decode by _book_typical_decode: the same
         self.own = False  # the queue is the wait the app's own calls imply (own_queue.py), not the fit's remainder
-        self.doubt = 0.0  # the fit's queue above that wait, booked as prefill (_at_least): the interval reaches it
         self.slots = 0  # a whole body that shared its batches with own calls on a server of this many slots (>= 2)
         self.q_src: PhaseSource = "estimated"
         self.p_src: PhaseSource = "estimated"
@@ -636,14 +637,14 @@ def _at_least(w: _Window, own_wait: float, window_s: float) -> None:
     Where the fit finds a little more queue than that wait, no more than a prefill's own variation (the fit is a
     floor: a typical prompt runs above it), the call was served when its own blocker ended and the excess is its
     prefill running above the floor; up to ``_OWN_PREFILL_RUN`` of it as well, but then the interval reaches back
-    to the fit's queue (``w.doubt``); more than that is other clients' calls ahead of it, and stays queue."""
+    to the fit's queue (``w.moved``); more than that is other clients' calls ahead of it, and stays queue."""
     if w.q_src != "estimated" or w.p_src != "estimated" or own_wait <= 0.0:
         return
     excess = w.q - own_wait
     if excess > _OWN_PREFILL_RUN * w.p:
         return
     if excess > _OWN_PREFILL_SLACK * w.p:
-        w.doubt = excess
+        w.moved = excess
     w.q = min(own_wait, max(window_s, 0.0))
     w.own = True
     rest = max(window_s, 0.0) - w.q
@@ -723,7 +724,7 @@ def _intervals(
         # have found more queue).
         own_wait, below, above, _ = own_band
         q_lo = min(max(0.0, own_wait - below), w.q)
-        q_hi = min(both, w.q + max(above, w.doubt)) if w.own else (queue.high_s if queue.high_s is not None else both)
+        q_hi = min(both, w.q + max(above, w.moved)) if w.own else (queue.high_s if queue.high_s is not None else both)
         q_lo = max(q_lo, queue.low_s or 0.0) if not w.own else q_lo
         queue.low_s, queue.high_s = q_lo, q_hi
         # A whole body's window ends where its estimated decode begins: the prefill also carries that estimate's
