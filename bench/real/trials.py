@@ -13,6 +13,7 @@ is, so it draws the same prompts again; trial 1 (seed 31) ran beside 19, so a re
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 3 --seed 51      # trial 3 (async callers), ~8 min
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 4 --seed 61      # trial 4 (another model), ~10 min
     LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 5 --seed 81      # trial 5 (session 15), ~12 min
+    LLAMA_SERVER=... .venv/bin/python bench/real/trials.py 6 --seed 91      # trial 6 (session 17), ~15 min
 """
 
 from __future__ import annotations
@@ -94,6 +95,23 @@ TRIALS: dict[str, tuple[Workload, ...]] = {
                  stream=False, tokens=(500, 3000), max_tokens=(8, 60)),
         Workload("h5_two_slots_6_callers_prefix_no_usage", "2 slots, 6 callers, prefix cache, no usage", slots=2,
                  callers=6, prefix=True, tokens=(20, 400), include_usage=False),
+    ),
+    # Session 17, designed before the run and not tuned on: prompts so short that the request path and the server's
+    # fixed work are most of TTFT; a prefix cache of many sizes behind own calls; chats without usage with headers
+    # on arrival; long prompts batched on two slots; a prefix cache with a caller llmotel does not see.
+    "6": (
+        Workload("h6_idle_tiny_prompts", "idle, 5-60-token prompts, 1-4 output tokens", tokens=(5, 60),
+                 max_tokens=(1, 4)),
+        Workload("h6_one_slot_2_callers_prefix_sizes", "1 slot, 2 callers, system prompts of 200-3,000 tokens",
+                 callers=2, prefix=True, prefix_sizes=(200, 700, 1500, 3000), tokens=(20, 400)),
+        Workload("h6_conversation_no_usage_early", "chats, no usage, headers on arrival", conversation=3000,
+                 tokens=(20, 300), include_usage=False, headers="early"),
+        Workload("h6_two_slots_3_callers_long_prompts", "2 slots, 3 callers, 1,000-4,000-token prompts", slots=2,
+                 callers=3, tokens=(1000, 4000), max_tokens=(8, 24)),
+        Workload("h6_prefix_cache_1_unseen", "prefix cache, 1 caller and 1 unseen", prefix=True, tokens=(20, 400),
+                 unseen=1),
+        Workload("h6_one_slot_3_callers_mixed_no_usage", "1 slot, 3 callers, bodies and streams at random, no usage",
+                 callers=3, mixed=True, include_usage=False),
     ),
 }
 # Harness arguments a trial adds (its model).
