@@ -39,6 +39,12 @@ KNOWN_MISSES: dict[str, str] = {
     "4,000-5,900 tokens of context, beyond what the key had sent before, and the envelope's fit had just moved to "
     "a vertex with a lower per-token slope (0.41 -> 0.29 ms) and a higher intercept (8 -> 26 ms): those ten calls' "
     "prefill read 20-30 % low (seeds 11, 12, 14: p90 20.9, 15.3, 8.3 %).",
+    "trial6-2026-12-07-seed91/h6_prefix_cache_1_unseen": "queue / prefill median 14.0 / 14.4 %, p90 22.7 / 23.2 % "
+    "(bench/real trial 6, held out: a prefix cache on one slot shared with a caller llmotel does not see): every call "
+    "waited 70-320 ms for the unseen caller, so no call shows the server idle; with one cached size and misses of one "
+    "size the least wait and the hits' fixed cost are one number to the fit, which books it as cache read up to its "
+    "cap and the rest into the per-token cost: the hits' prefill reads 10-70 ms long. The interval reaches over it "
+    "(coverage 78 / 75 %, test_the_interval_of_a_hit_reaches_over_a_cache_read_cost_at_its_cap).",
 }
 # Interval coverage below the test's floor (mean of queue's and prefill's 75 %, each 70 %; the target is 75-90 %).
 KNOWN_COVERAGE_MISSES: dict[str, str] = {
@@ -47,10 +53,10 @@ KNOWN_COVERAGE_MISSES: dict[str, str] = {
     "21 % slower per token than the bodies (estimated / true decode 1.21; seeds 10 and 12: 0.97 and 1.00, coverage "
     "88 / 90 and 85 / 90 %), more "
     "than the 15 % of the estimated decode the prefill's interval allows for it.",
-    "run-2026-12-07-seed21/prefix_cache": "coverage queue / prefill 70 / 72 %: the envelope's per-token slope and "
+    "run-2026-12-07-seed21/prefix_cache": "coverage queue / prefill 70 / 73 %: the envelope's per-token slope and "
     "attention term trade places between refits (0.44 / 0.43 -> 0.74 / 0.10 -> 0.56 / 0.26 ms per token / per "
     "1,000 token pairs) on two clusters of calls (hits of ~1,500 cached tokens, misses of ~1,600 fresh), and the "
-    "hits' interval is the fit's at full confidence (seeds 11, 12, 14: 95 / 93, 87 / 83, 82 / 82 %).",
+    "hits' interval is the fit's at full confidence (seeds 11, 12, 14: 100 / 100, 93 / 95, 82 / 82 %).",
 }
 IDS = [p.relative_to(replay.RECORDINGS).with_suffix("").as_posix() for p in PATHS]
 
@@ -76,7 +82,8 @@ def test_recordings_are_small() -> None:
     # bodies decoding slow in spells), 14 a quiet server (session 12's held-out live run), 21 the live run of
     # session 15's estimator (seeds 13 and 15, earlier live runs, are in git history); seed 17
     # only its two_slots_4_callers_non_streaming (136 kB), whose floor was learned from calls that waited behind own
-    # calls before the slot count was known (Calibrator.settle).
+    # calls before the slot count was known (Calibrator.settle); trial 6 (held out, session 17) only its prefix cache
+    # shared with an unseen caller (138 kB), whose fit cannot tell the least wait from the hits' cache read.
     total = sum(p.stat().st_size for p in PATHS)
     assert total < 11_500_000, f"{total} bytes of recordings: keep four runs at most"
 
@@ -171,3 +178,20 @@ def test_replayed_intervals_cover_the_truth(path: Path, request: pytest.FixtureR
     assert mean >= 0.75 and row["queue_coverage"] >= 0.70 and row["prefill_coverage"] >= 0.70, (
         f"{name}: coverage queue {row['queue_coverage']:.0%}, prefill {row['prefill_coverage']:.0%}"
     )
+
+
+def test_the_interval_of_a_hit_reaches_over_a_cache_read_cost_at_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial 6's prefix cache shared with an unseen caller: the fit's cache-read cost sits at its cap, and what it
+    holds may be the least wait (model._tie_cache_read). Without the interval reaching over it, the truth fell
+    outside it on 4 calls in 10 (coverage 62 / 58 %, measured at 5284bcc); with it, 78 / 75 %."""
+    path = replay.RECORDINGS / "trial6-2026-12-07-seed91" / "h6_prefix_cache_1_unseen.json"
+    if not path.exists():
+        pytest.skip("recording not present")
+    import llmotel.phases.model as phase_model
+
+    rec = _load(path)
+    row = replay.score(rec)[0]
+    assert row["queue_coverage"] >= 0.75 and row["prefill_coverage"] >= 0.73
+    monkeypatch.setattr(phase_model, "_tie_cache_read", lambda w, cache_read_s: None)
+    without = replay.score(rec)[0]
+    assert without["queue_coverage"] < 0.65 and without["prefill_coverage"] < 0.65

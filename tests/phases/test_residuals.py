@@ -182,3 +182,48 @@ def test_a_noisy_idle_real_run_meets_the_target_because_of_the_typical_run(monke
         monkeypatch, "run-2026-12-07-seed11", "idle_early_headers", model, "_TYPICAL_RUN_CAP")
     assert now["queue_median"] <= 0.10 and now["queue_p90"] <= 0.25, now
     assert without["queue_median"] > 0.10 or without["queue_p90"] > 0.25, without
+
+
+def test_a_cache_read_cost_at_its_cap_widens_the_hits_prefill_interval_back_over_it() -> None:
+    from llmotel.phases.learner import cache_read_at_cap
+    from llmotel.phases.model import _intervals, _tie_cache_read
+    from llmotel.record import Phase
+
+    # At the cap: 5 % of 0.4 ms is 20 us per cached token; below it (19 us), or no cache read at all, is no tie.
+    assert cache_read_at_cap(20e-6, 0.4e-3) and cache_read_at_cap(21e-6, 0.4e-3)
+    assert not cache_read_at_cap(19e-6, 0.4e-3) and not cache_read_at_cap(0.0, 0.4e-3)
+
+    def prefill_low(w: object) -> float:
+        q, p, f = Phase("queue", 0, 0, "estimated"), Phase("prefill", 0, 0, "estimated"), Phase(
+            "first_token", 0, 0, "estimated")
+        _intervals(w, 1.0, q, p, f)  # type: ignore[arg-type]
+        assert p.low_s is not None
+        return p.low_s
+
+    # Hand-computed: queue 100 ms, prefill 120 ms, a hit of 1,500 cached tokens at 20 us each: 30 ms of cache read.
+    # At full confidence the fit's own interval is the estimate itself (relative error 0); the tie reaches back
+    # 30 ms, to 90 ms; the queue's interval mirrors it (up to 130 ms). The split itself does not move.
+    w = window(0.100, 0.120)
+    assert prefill_low(w) == pytest.approx(0.120)
+    _tie_cache_read(w, 1500 * 20e-6)
+    assert (w.q, w.p, w.moved) == (0.100, 0.120, pytest.approx(0.030))
+    assert prefill_low(w) == pytest.approx(0.090)
+    # The larger of the two reaches: a typical run of 40 ms booked before keeps 40; one of 10 ms gives way to 30.
+    w = window(0.060, 0.160)
+    w.moved = 0.040
+    _tie_cache_read(w, 0.030)
+    assert w.moved == pytest.approx(0.040)
+    w = window(0.090, 0.130)
+    w.moved = 0.010
+    _tie_cache_read(w, 0.030)
+    assert w.moved == pytest.approx(0.030)
+    # Never more than the prefill; a measured phase or the wait behind own calls is left alone.
+    w = window(0.100, 0.020)
+    _tie_cache_read(w, 0.030)
+    assert w.moved == pytest.approx(0.020)
+    for src_q, src_p, own in (("server", "estimated", False), ("estimated", "server", False),
+                              ("estimated", "estimated", True)):
+        w = window(0.100, 0.120)
+        w.q_src, w.p_src, w.own = src_q, src_p, own
+        _tie_cache_read(w, 0.030)
+        assert w.moved == 0.0

@@ -123,6 +123,14 @@ def attention_work(uncached: float, cached: float) -> float:
     return (uncached * cached + 0.5 * uncached * uncached) / _PAIRS_SCALE
 
 
+def cache_read_at_cap(cache_read_s_per_token: float, prefill_s_per_token: float) -> bool:
+    """Whether a fitted cache-read cost sits at its cap (``_CACHE_READ_MAX_SHARE`` of an uncached token): the hits'
+    floor asked for more fixed cost than a cache read may have, which is where the fit could not tell that cost from
+    the intercept (the least wait, where no call found the server idle; model.py reaches the interval over it)."""
+    cap = _CACHE_READ_MAX_SHARE * prefill_s_per_token
+    return cache_read_s_per_token > 0.0 and cache_read_s_per_token >= 0.999 * cap
+
+
 class Coefficients(NamedTuple):
     """What the learner believes about one key now, in seconds. ``samples`` counts learned calls. A named tuple,
     not a dataclass: one is built for every call, and a frozen dataclass costs twice as much to build."""
